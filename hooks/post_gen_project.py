@@ -1,0 +1,40 @@
+"""Remove what the chosen options do not use, then say what to run next."""
+
+import shutil
+from pathlib import Path
+
+TASK = "{{ cookiecutter.task }}"
+FRAMEWORK = "{{ cookiecutter.framework }}"
+PACKAGE = "{{ cookiecutter.package_name }}"
+SLUG = "{{ cookiecutter.project_slug }}"
+
+# Framework modules in src/<package>/frameworks/, by cookiecutter choice.
+FRAMEWORK_MODULES = {"sklearn": ["scikit_learn.py"], "pytorch": ["pytorch.py", "tabular.py"],
+                     "keras": ["keras3.py", "tabular.py"]}
+
+
+def remove_unused(root: Path) -> None:
+    for data_file in (root / "data").glob("credit_*.csv"):
+        if data_file.name != f"credit_{TASK}.csv":
+            data_file.unlink()
+    frameworks = root / "src" / PACKAGE / "frameworks"
+    keep = set(FRAMEWORK_MODULES[FRAMEWORK]) | {"__init__.py"}
+    for module in frameworks.glob("*.py"):
+        if module.name not in keep:
+            module.unlink()
+    for leftover in root.rglob("__pycache__"):
+        shutil.rmtree(leftover)
+
+
+if __name__ == "__main__":
+    remove_unused(Path.cwd())
+    print(f"""
+Created {SLUG}. Next:
+
+    cd {SLUG}
+    make setup        # .venv with the project and its dev tools
+    make pipeline     # validate -> train -> evaluate -> gate -> export
+    make serve        # the exported model on http://127.0.0.1:8000
+
+Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
+""")

@@ -1,0 +1,119 @@
+"""The project's one configuration object, read once from config.yaml and passed to every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UsageError
+
+Task = Literal["binary", "multiclass", "regression"]
+Framework = Literal["sklearn", "pytorch", "keras"]
+
+
+class Strict(BaseModel):
+    # A misspelt key must fail loudly instead of silently falling back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(Strict):
+    type: Literal["number", "string"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str | int] | None = None
+
+
+class Data(Strict):
+    path: Path
+    target: str
+    features: list[str] = Field(default_factory=list, description="empty: every column but the target")
+    sensitive_features: list[str] = Field(default_factory=list)
+    columns: dict[str, Column] = Field(default_factory=dict, description="empty: inferred from the file")
+    max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Split(Strict):
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    validation_size: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class Model(Strict):
+    framework: Framework
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Threshold(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("give `min`, `max` or both")
+        return self
+
+
+class Gate(Strict):
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    no_regression: list[str] = Field(default_factory=list)
+    regression_tolerance: float = Field(0.01, ge=0.0)
+
+
+class Export(Strict):
+    parity_tolerance: float = Field(1e-4, gt=0.0)
+
+
+class Tracking(Strict):
+    experiment: str
+    model_name: str
+
+
+class Config(Strict):
+    task: Task
+    data: Data
+    split: Split = Split()
+    model: Model
+    gate: Gate = Gate()
+    export: Export = Export()
+    tracking: Tracking
+    root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
+
+    @property
+    def data_path(self) -> Path:
+        return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+
+def load(path: Path, data: Path | None = None, target: str | None = None) -> Config:
+    """Read config.yaml; `data`/`target` from the command line replace the file's values.
+
+    When another data file is given on the command line, the column schema written for the bundled
+    data no longer applies, so it is inferred from the new file instead.
+    """
+    if not path.is_file():
+        raise UsageError(f"{path}: config file not found (run from the project folder or pass --config)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of sections (task, data, model, ...)")
+    if data is not None or target is not None:
+        section = dict(raw.get("data") or {})
+        if data is not None:
+            section.update(path=str(data.resolve()), columns={}, features=[])
+        if target is not None:
+            section.update(target=target, columns={}, features=[])
+        raw["data"] = section
+    try:
+        return Config(**raw, root=path.resolve().parent)
+    except ValidationError as error:
+        problems = "\n".join(f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise UsageError(f"{path}: invalid configuration\n{problems}") from error

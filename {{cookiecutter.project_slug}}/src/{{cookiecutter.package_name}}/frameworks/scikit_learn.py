@@ -1,0 +1,69 @@
+"""scikit-learn: one Pipeline (imputation + one-hot encoding + gradient-boosted trees)."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import onnx
+import pandas as pd
+from mlflow.models import infer_signature
+from skl2onnx import to_onnx as skl_to_onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from ..data import Schema
+from ..errors import UsageError
+from ..onnx_model import finish
+from ..predictions import Predictions
+
+
+def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, seed: int) -> Pipeline:
+    estimator_type = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
+    try:
+        estimator = estimator_type(**params, random_state=seed)
+    except TypeError as error:
+        raise UsageError(f"model.params: {error}") from error
+    preprocess = ColumnTransformer(
+        [("numeric", SimpleImputer(strategy="median"), schema.numeric),
+         ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical)],
+    )
+    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    return pipeline.fit(features, target)
+
+
+def classes(model: Pipeline) -> list:
+    return model.classes_.tolist() if hasattr(model, "classes_") else []
+
+
+def predict(model: Pipeline, features: pd.DataFrame) -> Predictions:
+    if not hasattr(model, "predict_proba"):
+        return Predictions(values=model.predict(features).astype(np.float32))
+    probabilities = model.predict_proba(features)
+    return Predictions(labels=model.classes_[probabilities.argmax(axis=1)], probabilities=probabilities)
+
+
+def log_model(model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
+    example = features.head(5)
+    info = mlflow.sklearn.log_model(
+        model, name="model", input_example=example,
+        signature=infer_signature(example, predicted.point[:5]),
+        # skops (the default) refuses the fitted tree predictors as untrusted types.
+        serialization_format="cloudpickle",
+    )
+    return info.model_uri
+
+
+def load_model(uri: str) -> Pipeline:
+    return mlflow.sklearn.load_model(uri)
+
+
+def to_onnx(model: Pipeline, schema: Schema) -> onnx.ModelProto:
+    inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
+              for name in schema.features]
+    options = {id(model): {"zipmap": False}} if schema.task != "regression" else None
+    converted = skl_to_onnx(model, initial_types=inputs, options=options, target_opset=17)
+    return finish(converted, {"variable": "prediction"})

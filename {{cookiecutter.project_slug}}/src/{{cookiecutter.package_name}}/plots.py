@@ -1,0 +1,48 @@
+"""Evaluation plots, written as PNG files for the run's artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI runners or servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
+
+from .config import Task  # noqa: E402
+from .predictions import Predictions  # noqa: E402
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def draw(task: Task, y_true: np.ndarray, predicted: Predictions, classes: list,
+         by_group: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if task == "binary":
+        figure, axes = plt.subplots(figsize=(5, 4))
+        RocCurveDisplay.from_predictions(y_true, predicted.probabilities[:, 1], pos_label=classes[1], ax=axes)
+        written.append(_save(figure, folder / "roc_curve.png"))
+    if task == "regression":
+        figure, axes = plt.subplots(figsize=(5, 4))
+        axes.scatter(predicted.values, y_true - predicted.values, s=4, alpha=0.5)
+        axes.axhline(0, color="grey", linewidth=1)
+        axes.set(xlabel="predicted", ylabel="residual (true - predicted)", title="Residuals")
+        written.append(_save(figure, folder / "residuals.png"))
+    else:
+        figure, axes = plt.subplots(figsize=(5, 4))
+        ConfusionMatrixDisplay.from_predictions(y_true, predicted.labels, labels=classes, ax=axes, colorbar=False)
+        written.append(_save(figure, folder / "confusion_matrix.png"))
+    for feature, table in by_group.items():
+        axes = table.plot.bar(subplots=True, layout=(1, len(table.columns)), figsize=(3 * len(table.columns), 3),
+                              legend=False, rot=0)
+        written.append(_save(axes.flat[0].figure, folder / f"by_group_{feature}.png"))
+    return written

@@ -1,0 +1,54 @@
+"""What every stage after train starts from: the attached run, its model and its test rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from .. import data, frameworks, tracking
+from ..config import Config
+from ..data import Schema
+from .train import TEST_SPLIT_ARTIFACT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    client: MlflowClient
+    run: mlflow.entities.Run
+    framework: ModuleType
+    schema: Schema
+    classes: list
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def model_uri(self) -> str:
+        return self.run.data.tags["model.uri"]
+
+    def test_rows(self) -> pd.DataFrame:
+        folder = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=TEST_SPLIT_ARTIFACT)
+        return pd.read_csv(folder)
+
+
+def attach(config: Config, run_id: str | None) -> RunContext:
+    client = tracking.connect(config)
+    ref = tracking.find_run(config, run_id)
+    run = tracking.check_run(client, ref)
+    log.info("attached to run %s (from %s)", ref.run_id, ref.source)
+    described = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/schema.json")
+    schema = Schema(task=described["task"], target=described["target"],
+                    columns={f["name"]: data.Column(type=f["type"], values=f.get("categories"))
+                             for f in described["features"]},
+                    sensitive=list(config.data.sensitive_features))
+    return RunContext(client=client, run=run, framework=frameworks.load(run.data.tags["framework"]),
+                      schema=schema, classes=json.loads(run.data.tags.get("model.classes", "[]")))

@@ -1,0 +1,87 @@
+"""export: convert the run's model to ONNX, prove onnxruntime reproduces it, then write and log it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from .. import data, onnx_model
+from ..config import Config
+from ..errors import CheckFailed
+from ..predictions import Predictions
+from .context import attach
+
+log = logging.getLogger(__name__)
+
+ONNX_ARTIFACT = "onnx/model.onnx"
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    max_abs_diff: float
+    size_bytes: int
+
+
+def parity(native: Predictions, exported: Predictions, tolerance: float) -> tuple[float, list[str]]:
+    """Largest difference and what is wrong: labels must be equal, numbers within tolerance.
+
+    Values are compared relative to their size above 1 (a 0.0001 error on a rate of 12.5 is float32
+    rounding, not an export fault); probabilities, all below 1, absolutely.
+    """
+    problems = []
+    if native.labels is not None:
+        mismatched = int(np.sum(np.asarray(native.labels).astype(str) != np.asarray(exported.labels).astype(str)))
+        if mismatched:
+            problems.append(f"{mismatched} labels differ")
+        expected, actual = native.probabilities, exported.probabilities
+    else:
+        expected, actual = native.values.reshape(-1), exported.values.reshape(-1)
+    difference = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
+    worst = float(difference.max())
+    allowed = tolerance * np.maximum(1.0, np.abs(np.asarray(expected, np.float64)))
+    if (over := int(np.sum(difference > allowed))):
+        problems.append(f"{over} values differ by more than {tolerance:g} (max {worst:.3g})")
+    return worst, problems
+
+
+def run(config: Config, run_id: str | None = None) -> Exported:
+    context = attach(config, run_id)
+    schema = context.schema
+    rows = context.test_rows()
+    features = data.features(rows, schema)
+    model = context.framework.load_model(context.model_uri)
+    native = context.framework.predict(model, features)
+
+    converted = context.framework.to_onnx(model, schema)
+    tags = context.run.data.tags
+    stamped = onnx_model.stamp(converted, schema, context.classes, {
+        "model_name": config.tracking.model_name, "model_version": tags.get("model.version", ""),
+        "run_id": context.run_id, "git_sha": tags.get("git_sha", "unknown")})
+    exported = onnx_model.predict(onnx_model.session(stamped), onnx_model.feeds(features, schema), schema.task)
+    worst, problems = parity(native, exported, config.export.parity_tolerance)
+
+    with mlflow.start_run(run_id=context.run_id):
+        mlflow.log_metric("export.parity_max_abs_diff", worst)
+        if problems:
+            mlflow.set_tag("stage.export", "failed")
+            raise CheckFailed(f"ONNX parity failed on {len(rows)} held-out rows: {'; '.join(problems)}. "
+                              "No ONNX file was written.")
+        config.outputs.mkdir(parents=True, exist_ok=True)
+        target = config.outputs / "model.onnx"
+        # Written beside the target and renamed: a reader never sees half a model.
+        with tempfile.NamedTemporaryFile(dir=config.outputs, suffix=".onnx.tmp", delete=False) as handle:
+            handle.write(stamped.SerializeToString())
+        os.replace(handle.name, target)
+        mlflow.log_artifact(str(target), Path(ONNX_ARTIFACT).parent.as_posix())
+        mlflow.set_tag("stage.export", "done")
+    size = target.stat().st_size
+    log.info("exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024,
+             len(rows), worst)
+    return Exported(path=target, max_abs_diff=worst, size_bytes=size)

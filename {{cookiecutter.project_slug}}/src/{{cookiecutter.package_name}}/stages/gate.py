@@ -1,0 +1,141 @@
+"""gate: every configured threshold and the no-regression check against `champion`; register on pass."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from .. import metrics
+from ..config import Config
+from ..errors import CheckFailed
+from .context import attach
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    threshold: str
+    passed: bool
+    champion: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    checks: list[Check]
+    run_id: str
+    model_name: str
+    model_version: str | None
+    report: str
+
+
+def threshold_checks(config: Config, observed: dict[str, float], champion: dict[str, float]) -> list[Check]:
+    checks = []
+    for name, bound in config.gate.thresholds.items():
+        value = observed.get(name)
+        passed = value is not None and (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
+        text = " and ".join(part for part in (f">= {bound.min:g}" if bound.min is not None else "",
+                                              f"<= {bound.max:g}" if bound.max is not None else "") if part)
+        checks.append(Check(name, value, text if value is not None else f"{text} (metric not logged by this run)",
+                            passed, champion.get(name)))
+    return checks
+
+
+def regression_checks(config: Config, observed: dict[str, float], champion: dict[str, float]) -> list[Check]:
+    if not champion:
+        return []
+    tolerance = config.gate.regression_tolerance
+    checks = []
+    for name in config.gate.no_regression:
+        value, best = observed.get(name), champion.get(name)
+        if best is None:
+            continue  # the champion predates this metric: nothing to compare
+        if lower_is_better := metrics.lower_is_better(name):
+            limit, passed = best + tolerance, value is not None and value <= best + tolerance
+        else:
+            limit, passed = best - tolerance, value is not None and value >= best - tolerance
+        checks.append(Check(f"{name} vs champion", value, f"{'<=' if lower_is_better else '>='} {limit:.4g} "
+                            f"(champion {best:.4g} {'+' if lower_is_better else '-'} {tolerance:g})", passed, best))
+    return checks
+
+
+def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None, dict[str, float]]:
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None, {}  # no registered model or no champion yet: first model of the project
+    return version.version, client.get_run(version.run_id).data.metrics
+
+
+def render(checks: list[Check], passed: bool, run_id: str, champion_version: str | None, model_name: str) -> str:
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    lines = [f"## Gate: {'PASSED' if passed else 'FAILED'} - {model_name}", "",
+             f"Run `{run_id}`; champion: {'version ' + champion_version if champion_version else 'none yet'}.", "",
+             "| check | value | threshold | champion | result |", "|---|---:|---|---:|---|"]
+    lines += [f"| {c.name} | {number(c.value)} | {c.threshold} | {number(c.champion)} | "
+              f"{'pass' if c.passed else '**FAIL**'} |" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def register(client: MlflowClient, model_name: str, model_uri: str, run_id: str, git_sha: str) -> str:
+    """Register once per run: a retried gate finds the version it made before."""
+    existing = [v for v in client.search_model_versions(f"name = '{model_name}'") if v.tags.get("run_id") == run_id]
+    if existing:
+        version = existing[0].version
+    else:
+        version = mlflow.register_model(model_uri, model_name, tags={"run_id": run_id, "git_sha": git_sha}).version
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return str(version)
+
+
+def publish(config: Config, verdict: Verdict) -> Path:
+    config.outputs.mkdir(parents=True, exist_ok=True)
+    report = config.outputs / "gate.md"
+    report.write_text(verdict.report)
+    (config.outputs / "gate.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(summary, "a") as handle:
+            handle.write(verdict.report + "\n")
+    return report
+
+
+def run(config: Config, run_id: str | None = None) -> Verdict:
+    context = attach(config, run_id)
+    client, model_name = context.client, config.tracking.model_name
+    observed = context.run.data.metrics
+    champion_version, champion = champion_metrics(client, model_name)
+    checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
+    passed = all(check.passed for check in checks)
+    report = render(checks, passed, context.run_id, champion_version, model_name)
+
+    version = None
+    with mlflow.start_run(run_id=context.run_id):
+        mlflow.log_text(report, "gate/report.md")
+        mlflow.set_tag("gate.verdict", "passed" if passed else "failed")
+        if passed:
+            version = register(client, model_name, context.model_uri, context.run_id,
+                               context.run.data.tags.get("git_sha", "unknown"))
+            mlflow.set_tag("model.version", version)
+        mlflow.set_tag("stage.gate", "done")
+    verdict = Verdict(passed, checks, context.run_id, model_name, version, report)
+    path = publish(config, verdict)
+    print(report)
+    if not passed:
+        failed = ", ".join(check.name for check in checks if not check.passed)
+        raise CheckFailed(f"gate failed ({failed}); nothing was registered. Report: {path}")
+    log.info("gate passed: %s version %s has alias %r", model_name, version, CHALLENGER)
+    return verdict

@@ -1,0 +1,72 @@
+"""train: start the run, fit the configured framework's model, log everything the later stages need."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from .. import data, frameworks, metrics, tracking
+from ..config import Config
+from . import validate
+
+log = logging.getLogger(__name__)
+
+TEST_SPLIT_ARTIFACT = "split/test.csv"
+
+
+@dataclass(frozen=True)
+class Trained:
+    run_id: str
+    model_uri: str
+
+
+def run(config: Config) -> Trained:
+    client = tracking.connect(config)
+    validated = validate.passed_for(config)
+    if validated is None:
+        log.info("no passing validation result for this data file: validating first")
+        validated = validate.run(config).path
+    frame = data.read_table(config.data_path)
+    schema = data.schema(config, frame)
+    split = data.split(frame, schema, config.split.test_size, config.split.seed)
+    framework = frameworks.load(config.model.framework)
+
+    with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
+        run_id = active.info.run_id
+        tracking.save_run(config, run_id, active.info.experiment_id)
+        log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
+        mlflow.set_tags({"git_sha": tracking.git_sha(config.root), "framework": config.model.framework,
+                         "task": config.task})
+        mlflow.log_params({"framework": config.model.framework, "task": config.task,
+                           "data.path": config.data.path.name, "data.sha256": data.fingerprint(config.data_path),
+                           "split.test_size": config.split.test_size, "split.seed": config.split.seed,
+                           "rows.train": len(split.train), "rows.test": len(split.test),
+                           **{f"model.{key}": value for key, value in config.model.params.items()}})
+        mlflow.log_artifact(str(validated), "validation")
+        mlflow.log_dict(schema.as_dict(), "schema.json")
+        mlflow.set_tag("stage.validate", "done")
+
+        train_features = data.features(split.train, schema)
+        model = framework.train(train_features, data.target(split.train, schema), schema,
+                                config.model.params, config.split.seed)
+        predicted = framework.predict(model, train_features)
+        scores = metrics.compute(config.task, data.target(split.train, schema).to_numpy(), predicted,
+                                 framework.classes(model))
+        mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
+        model_uri = framework.log_model(model, train_features, predicted)
+        mlflow.set_tags({"model.uri": model_uri, "model.classes": json.dumps(framework.classes(model))})
+
+        # Later stages (other processes, other CI jobs) evaluate on exactly these rows.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(TEST_SPLIT_ARTIFACT).name
+            split.test.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), Path(TEST_SPLIT_ARTIFACT).parent.as_posix())
+        mlflow.set_tag("stage.train", "done")
+    log.info("trained %s; train %s", config.model.framework,
+             ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
+    return Trained(run_id=run_id, model_uri=model_uri)

@@ -1,0 +1,119 @@
+"""validate: a Great Expectations suite built from the config, run on the input before training."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import data
+from ..config import Config
+from ..errors import CheckFailed
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "validation.json"
+NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64"]
+MIN_CLASSES = {"binary": 2, "multiclass": 3}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    success: bool
+    failures: list[str]
+    path: Path  # the full result, saved for train to log with the run
+
+
+def expectations(config: Config, frame: pd.DataFrame) -> list:
+    """One expectation per rule the config states (or, for an undeclared file, per inferred column)."""
+    import great_expectations.expectations as gxe  # 2-3 s to import: only this stage needs it
+
+    schema = data.schema(config, frame)
+    target = config.data.target
+    mostly = 1.0 - config.data.max_null_fraction
+    suite = [gxe.ExpectTableRowCountToBeBetween(min_value=50)]
+    for name, column in schema.columns.items():
+        suite.append(gxe.ExpectColumnToExist(column=name))
+        if column.type == "number":
+            suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES))
+            if column.min is not None or column.max is not None:
+                suite.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=column.min,
+                                                              max_value=column.max))
+        else:
+            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
+            if column.values and config.data.columns:
+                suite.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=column.values))
+        if mostly < 1.0:
+            suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly))
+        else:
+            suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name))
+    suite.append(gxe.ExpectColumnValuesToNotBeNull(column=target))
+    declared_target = config.data.columns.get(target)
+    if config.task == "regression":
+        suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=target, type_list=NUMERIC_TYPES))
+    elif declared_target and declared_target.values:
+        suite.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=target, value_set=declared_target.values))
+    else:
+        suite.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column=target, min_value=MIN_CLASSES[config.task], max_value=2 if config.task == "binary" else None))
+    return suite
+
+
+def run_suite(config: Config, frame: pd.DataFrame) -> dict:
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}  # tqdm bars flood CI logs
+    batch = (context.data_sources.add_pandas("input").add_dataframe_asset("table")
+             .add_batch_definition_whole_dataframe("all rows"))
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{config.tracking.model_name}-input"))
+    for expectation in expectations(config, frame):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="input", data=batch, suite=suite))
+    return definition.run(batch_parameters={"dataframe": frame}).describe_dict()
+
+
+def describe_failures(result: dict) -> list[str]:
+    failures = []
+    for item in result["expectations"]:
+        if item["success"]:
+            continue
+        column = item["kwargs"].get("column", "(table)")
+        observed = item["result"].get("observed_value")
+        examples = item["result"].get("partial_unexpected_list")
+        detail = f"observed {observed!r}" if observed is not None else ""
+        if examples:
+            detail = f"{item['result'].get('unexpected_count')} bad values, e.g. {examples[:3]}"
+        failures.append(f"{column}: {item['expectation_type']} failed ({detail})")
+    return failures
+
+
+def run(config: Config) -> Outcome:
+    path = config.data_path
+    frame = data.read_table(path)
+    log.info("validating %s (%d rows, %d columns)", path, len(frame), frame.shape[1])
+    result = run_suite(config, frame)
+    failures = describe_failures(result)
+    config.outputs.mkdir(parents=True, exist_ok=True)
+    saved = config.outputs / RESULT_FILE
+    saved.write_text(json.dumps({"success": not failures, "data": str(path), "sha256": data.fingerprint(path),
+                                 "failures": failures, "result": result}, indent=2, default=str) + "\n")
+    if failures:
+        raise CheckFailed(f"{path}: {len(failures)} expectation(s) failed:\n  " + "\n  ".join(failures)
+                          + f"\nfull result: {saved}")
+    log.info("validation passed: %d expectations", len(result["expectations"]))
+    return Outcome(success=True, failures=[], path=saved)
+
+
+def passed_for(config: Config) -> Path | None:
+    """The saved result, when it is a pass for exactly the data file in use now."""
+    saved = config.outputs / RESULT_FILE
+    if not saved.is_file():
+        return None
+    result = json.loads(saved.read_text())
+    if result["success"] and result["sha256"] == data.fingerprint(config.data_path):
+        return saved
+    return None

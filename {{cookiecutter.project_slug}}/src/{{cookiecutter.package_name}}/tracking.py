@@ -1,0 +1,87 @@
+"""Where runs are recorded, and how each stage finds the run that `train` started.
+
+One pipeline execution is one MLflow run. Stages are separate processes (separate CI jobs), so the
+run id travels explicitly: --run-id, else $MLFLOW_RUN_ID, else outputs/run.json written by `train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from .config import Config
+from .errors import UsageError
+
+STATE_FILE = "run.json"
+
+
+def tracking_uri(config: Config) -> str:
+    """$MLFLOW_TRACKING_URI, else an SQLite store inside the project (absolute, so any cwd works)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(config.root / 'mlflow.db').resolve()}"
+
+
+def connect(config: Config) -> MlflowClient:
+    uri = tracking_uri(config)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri)
+
+
+def experiment_id(config: Config, client: MlflowClient) -> str:
+    name = config.tracking.experiment
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    # A local store keeps artifacts beside the database, not in whatever folder a stage ran from.
+    location = None if "MLFLOW_TRACKING_URI" in os.environ else (config.root / "mlruns").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_sha(root: Path) -> str:
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    source: str  # where the id came from, for the log line
+
+
+def save_run(config: Config, run_id: str, experiment: str) -> Path:
+    config.outputs.mkdir(parents=True, exist_ok=True)
+    path = config.outputs / STATE_FILE
+    state = {"run_id": run_id, "experiment_id": experiment, "tracking_uri": tracking_uri(config)}
+    path.write_text(json.dumps(state, indent=2) + "\n")
+    return path
+
+
+def find_run(config: Config, run_id: str | None) -> RunRef:
+    if run_id:
+        return RunRef(run_id, "--run-id")
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return RunRef(os.environ["MLFLOW_RUN_ID"], "$MLFLOW_RUN_ID")
+    state = config.outputs / STATE_FILE
+    if state.is_file():
+        return RunRef(json.loads(state.read_text())["run_id"], str(state))
+    raise UsageError("no run to attach to: run `train` first, or pass --run-id / set MLFLOW_RUN_ID "
+                     f"(looked for {state})")
+
+
+def check_run(client: MlflowClient, ref: RunRef) -> mlflow.entities.Run:
+    try:
+        return client.get_run(ref.run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise UsageError(f"run {ref.run_id} (from {ref.source}) is not in the tracking store "
+                         f"{mlflow.get_tracking_uri()}: {error.message}") from error
