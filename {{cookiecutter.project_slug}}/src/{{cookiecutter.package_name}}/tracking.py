@@ -21,9 +21,13 @@ from .errors import UsageError
 STATE_FILE = "run.json"
 
 
+def embedded_uri(config: Config) -> str:
+    """The SQLite store inside the project (absolute, so a stage can run from any folder)."""
+    return f"sqlite:///{(config.root / 'mlflow.db').resolve()}"
+
+
 def tracking_uri(config: Config) -> str:
-    """$MLFLOW_TRACKING_URI, else an SQLite store inside the project (absolute, so any cwd works)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(config.root / 'mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or embedded_uri(config)
 
 
 def connect(config: Config) -> MlflowClient:
@@ -38,8 +42,10 @@ def experiment_id(config: Config, client: MlflowClient) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    # A local store keeps artifacts beside the database, not in whatever folder a stage ran from.
-    location = None if "MLFLOW_TRACKING_URI" in os.environ else (config.root / "mlruns").resolve().as_uri()
+    # The embedded store keeps artifacts beside its database, not in whatever folder a stage ran from;
+    # a server decides for itself.
+    embedded = tracking_uri(config) == embedded_uri(config)
+    location = (config.root / "mlruns").resolve().as_uri() if embedded else None
     return client.create_experiment(name, artifact_location=location)
 
 

@@ -35,7 +35,9 @@ def expectations(config: Config, frame: pd.DataFrame) -> list:
     target = config.data.target
     mostly = 1.0 - config.data.max_null_fraction
     suite = [gxe.ExpectTableRowCountToBeBetween(min_value=50)]
-    for name, column in schema.columns.items():
+    # Declared columns are checked even when absent from the file (then they fail ExpectColumnToExist).
+    declared = {name: column for name, column in config.data.columns.items() if name != target}
+    for name, column in (declared | schema.columns).items():
         suite.append(gxe.ExpectColumnToExist(column=name))
         if column.type == "number":
             suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES))

@@ -1,0 +1,85 @@
+"""Each test works on a copy of the project's config and data in a temporary folder, so the real
+project's outputs/ and MLflow store are never touched, and tests do not see each other's runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.cli import main
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = root
+        self.config = root / "config.yaml"
+
+    def cli(self, *args: str) -> int:
+        command, *rest = args
+        return main([command, "--config", str(self.config), *rest])
+
+    def edit_config(self, change) -> None:
+        settings = yaml.safe_load(self.config.read_text())
+        change(settings)
+        self.config.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+
+def make_workspace(folder: Path) -> Workspace:
+    shutil.copy(PROJECT / "config.yaml", folder / "config.yaml")
+    shutil.copytree(PROJECT / "data", folder / "data")
+    return Workspace(folder)
+
+
+ISOLATED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "GITHUB_STEP_SUMMARY")
+
+
+def _forget_tracking_settings() -> None:
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI: without this, the next test would
+    # record into the previous test's store.
+    for name in ISOLATED:
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _embedded_store():
+    """Tests always use their workspace's SQLite store, never a server configured in the shell."""
+    saved = {name: os.environ[name] for name in ISOLATED if name in os.environ}
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    _forget_tracking_settings()
+    yield
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracking_settings():
+    _forget_tracking_settings()
+    yield
+    _forget_tracking_settings()
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Workspace:
+    return make_workspace(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory) -> Workspace:
+    """One full pipeline on the bundled data, shared by the tests that only read its results."""
+    space = make_workspace(tmp_path_factory.mktemp("pipeline"))
+    _forget_tracking_settings()
+    assert space.cli("pipeline") == 0
+    return space

@@ -1,0 +1,58 @@
+"""What must stop the pipeline, and what it must leave behind (nothing registered, nothing half-written)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from {{ cookiecutter.package_name }} import config as configuration
+
+
+def test_corrupted_data_fails_validation_naming_columns(workspace, capsys):
+    settings = configuration.load(workspace.config)
+    frame = pd.read_csv(settings.data_path)
+    frame.loc[:10, "age"] = -5
+    frame.loc[:3, "sex"] = "unknown"
+    frame = frame.drop(columns=["purpose"])
+    frame.to_csv(settings.data_path, index=False)
+
+    assert workspace.cli("pipeline") == 1
+    message = capsys.readouterr().err
+    assert "age" in message and "sex" in message and "purpose" in message
+    assert not (workspace.outputs / "run.json").exists()  # training never started
+    assert not (workspace.outputs / "model.onnx").exists()
+
+
+def test_bad_config_names_the_key(workspace, capsys):
+    workspace.edit_config(lambda c: c["split"].update(test_fraction=0.3))
+    assert workspace.cli("validate") == 2
+    assert "split.test_fraction" in capsys.readouterr().err
+
+
+def test_stage_without_a_run_says_so(workspace, capsys):
+    assert workspace.cli("evaluate") == 2
+    assert "no run to attach to" in capsys.readouterr().err
+
+
+def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
+    settings = configuration.load(workspace.config)
+    metric = next(iter(settings.gate.thresholds))
+    lower_better = settings.gate.thresholds[metric].max is not None
+    workspace.edit_config(lambda c: c["gate"]["thresholds"].update({metric: {"max": -1.0} if lower_better else {"min": 10.0}}))
+    for stage in ("validate", "train", "evaluate"):
+        assert workspace.cli(stage) == 0
+    assert workspace.cli("gate") == 1
+    assert "nothing was registered" in capsys.readouterr().err
+    client = MlflowClient(workspace.tracking_uri)
+    assert client.search_model_versions(f"name = '{settings.tracking.model_name}'") == []
+    assert "FAIL" in (workspace.outputs / "gate.md").read_text()
+
+
+def test_own_data_from_the_command_line(workspace):
+    settings = configuration.load(workspace.config)
+    frame = pd.read_csv(settings.data_path).rename(columns={settings.data.target: "label"}).sample(1500, random_state=3)
+    own = workspace.root / "mine.csv"
+    frame.to_csv(own, index=False)
+    workspace.edit_config(lambda c: c["gate"].update(thresholds={}))  # gates are for the bundled data
+    assert workspace.cli("pipeline", "--data", str(own), "--target", "label") == 0
+    assert (workspace.outputs / "model.onnx").is_file()

@@ -1,0 +1,70 @@
+"""The whole chain on the bundled data: one MLflow run holds every stage, and the model is served-ready."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from {{ cookiecutter.package_name }} import config as configuration
+from {{ cookiecutter.package_name }} import data, onnx_model
+
+
+def run_state(space) -> str:
+    return json.loads((space.outputs / "run.json").read_text())["run_id"]
+
+
+def test_one_run_holds_every_stage(pipeline_run):
+    client = MlflowClient(pipeline_run.tracking_uri)
+    run = client.get_run(run_state(pipeline_run))
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert run.data.tags[f"stage.{stage}"] == "done"
+    assert run.data.tags["gate.verdict"] == "passed"
+    assert any(name.startswith("test.") for name in run.data.metrics)
+    assert any(name.startswith("fairness.sex.") for name in run.data.metrics)
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert {"validation", "plots", "gate", "onnx", "split", "schema.json"} <= artifacts
+    plots = [item.path for item in client.list_artifacts(run.info.run_id, "plots")]
+    assert any(path.endswith(".png") for path in plots)
+
+
+def test_passing_model_is_registered_as_challenger(pipeline_run):
+    settings = configuration.load(pipeline_run.config)
+    client = MlflowClient(pipeline_run.tracking_uri)
+    version = client.get_model_version_by_alias(settings.tracking.model_name, "challenger")
+    assert version.tags["run_id"] == run_state(pipeline_run)
+    gate = json.loads((pipeline_run.outputs / "gate.json").read_text())
+    assert gate["passed"] and gate["model_version"] == str(version.version)
+    report = (pipeline_run.outputs / "gate.md").read_text()
+    assert "PASSED" in report and all(name in report for name in settings.gate.thresholds)
+
+
+def test_onnx_file_reproduces_the_native_model(pipeline_run):
+    settings = configuration.load(pipeline_run.config)
+    model = onnx.load(pipeline_run.outputs / "model.onnx")
+    described = json.loads({entry.key: entry.value for entry in model.metadata_props}["mlops.schema"])
+    assert described["task"] == settings.task
+    assert [i.name for i in model.graph.input] == [f["name"] for f in described["features"]]
+
+    frame = data.read_table(settings.data_path)
+    schema = data.schema(settings, frame)
+    rows = data.features(frame.sample(200, random_state=1), schema)
+    exported = onnx_model.predict(onnx_model.session(model), onnx_model.feeds(rows, schema), schema.task)
+    metric = MlflowClient(pipeline_run.tracking_uri).get_run(run_state(pipeline_run)).data.metrics
+    assert metric["export.parity_max_abs_diff"] <= settings.export.parity_tolerance
+    point = exported.point
+    assert len(point) == 200 and np.all(np.isfinite(point.astype(float)))
+    if exported.probabilities is not None:
+        assert np.allclose(exported.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_sample_data_is_regenerated_byte_identical(tmp_path, pipeline_run):
+    from {{ cookiecutter.package_name }}.sample_data import write
+
+    settings = configuration.load(pipeline_run.config)
+    for path in write(tmp_path, [settings.task]):
+        assert path.read_bytes() == settings.data_path.read_bytes()
+    assert pd.read_csv(settings.data_path).shape[0] == 5000
