@@ -38,7 +38,8 @@ def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
     settings = configuration.load(workspace.config)
     metric = next(iter(settings.gate.thresholds))
     lower_better = settings.gate.thresholds[metric].max is not None
-    workspace.edit_config(lambda c: c["gate"]["thresholds"].update({metric: {"max": -1.0} if lower_better else {"min": 10.0}}))
+    out_of_reach = {"max": -1.0} if lower_better else {"min": 10.0}
+    workspace.edit_config(lambda c: c["gate"]["thresholds"].update({metric: out_of_reach}))
     for stage in ("validate", "train", "evaluate"):
         assert workspace.cli(stage) == 0
     assert workspace.cli("gate") == 1

@@ -81,7 +81,8 @@ def parser() -> argparse.ArgumentParser:
     for name in STAGES:
         stage_parser(name, helps[name], attach=name not in ("validate", "train")).set_defaults(
             handler=lambda args, name=name: run_stage(name, args))
-    stage_parser("pipeline", "validate -> train -> evaluate -> gate -> export", attach=False).set_defaults(handler=pipeline)
+    everything = stage_parser("pipeline", "validate -> train -> evaluate -> gate -> export", attach=False)
+    everything.set_defaults(handler=pipeline)
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))
     data_parser.set_defaults(handler=sample_data)

@@ -45,7 +45,8 @@ def threshold_checks(config: Config, observed: dict[str, float], champion: dict[
     checks = []
     for name, bound in config.gate.thresholds.items():
         value = observed.get(name)
-        passed = value is not None and (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
+        passed = (value is not None and (bound.min is None or value >= bound.min)
+                  and (bound.max is None or value <= bound.max))
         text = " and ".join(part for part in (f">= {bound.min:g}" if bound.min is not None else "",
                                               f"<= {bound.max:g}" if bound.max is not None else "") if part)
         checks.append(Check(name, value, text if value is not None else f"{text} (metric not logged by this run)",
