@@ -21,6 +21,10 @@ def test_corrupted_data_fails_validation_naming_columns(workspace, capsys):
     assert "age" in message and "sex" in message and "purpose" in message
     assert not (workspace.outputs / "run.json").exists()  # training never started
     assert not (workspace.outputs / "model.onnx").exists()
+    # The rejection itself is on record, with the full result, in a run without a model.
+    client = MlflowClient(workspace.tracking_uri)
+    (rejected,) = client.search_runs([client.get_experiment_by_name(settings.tracking.experiment).experiment_id])
+    assert rejected.data.tags["stage.validate"] == "failed" and "model.uri" not in rejected.data.tags
 
 
 def test_bad_config_names_the_key(workspace, capsys):

@@ -104,10 +104,24 @@ def run(config: Config) -> Outcome:
     saved.write_text(json.dumps({"success": not failures, "data": str(path), "sha256": data.fingerprint(path),
                                  "failures": failures, "result": result}, indent=2, default=str) + "\n")
     if failures:
+        record_rejection(config, saved)
         raise CheckFailed(f"{path}: {len(failures)} expectation(s) failed:\n  " + "\n  ".join(failures)
                           + f"\nfull result: {saved}")
     log.info("validation passed: %d expectations", len(result["expectations"]))
     return Outcome(success=True, failures=[], path=saved)
+
+
+def record_rejection(config: Config, result: Path) -> None:
+    """A rejected file gets a short run of its own: no model, but the evidence stays in MLflow."""
+    import mlflow
+
+    from .. import tracking
+
+    client = tracking.connect(config)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(config, client), run_name="rejected-data",
+                          tags={"stage.validate": "failed", "git_sha": tracking.git_sha(config.root)}):
+        mlflow.log_artifact(str(result), "validation")
+        mlflow.log_param("data.path", config.data_path.name)
 
 
 def passed_for(config: Config) -> Path | None:
