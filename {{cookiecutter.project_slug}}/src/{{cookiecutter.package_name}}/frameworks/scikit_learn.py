@@ -20,6 +20,8 @@ from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import Predictions
 
+TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
 
 def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, seed: int) -> Pipeline:
     estimator_type = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
@@ -51,8 +53,11 @@ def log_model(model: Pipeline, features: pd.DataFrame, predicted: Predictions) -
     info = mlflow.sklearn.log_model(
         model, name="model", input_example=example,
         signature=infer_signature(example, predicted.point[:5]),
-        # skops (the default) refuses the fitted tree predictors as untrusted types.
-        serialization_format="cloudpickle",
+        # skops (safe to load, unlike pickle) must be told these two types of a fitted
+        # HistGradientBoosting are expected; anything else in the file is still refused.
+        skops_trusted_types=TRUSTED_TYPES,
+        # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
     )
     return info.model_uri
 
