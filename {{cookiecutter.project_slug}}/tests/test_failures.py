@@ -61,3 +61,28 @@ def test_own_data_from_the_command_line(workspace):
     workspace.edit_config(lambda c: c["gate"].update(thresholds={}))  # gates are for the bundled data
     assert workspace.cli("pipeline", "--data", str(own), "--target", "label") == 0
     assert (workspace.outputs / "model.onnx").is_file()
+
+
+def test_no_regression_against_the_champion(workspace):
+    settings = configuration.load(workspace.config)
+    name = settings.tracking.model_name
+    client = MlflowClient(workspace.tracking_uri)
+    assert workspace.cli("pipeline") == 0
+    assert workspace.cli("gate") == 0  # a retried gate reuses its version instead of registering again
+    (first,) = client.search_model_versions(f"name = '{name}'")
+    client.set_registered_model_alias(name, "champion", first.version)
+
+    # A much weaker model: every absolute threshold dropped, only the comparison can stop it.
+    def weaken(c):
+        c["gate"]["thresholds"] = {}
+        c["gate"]["regression_tolerance"] = 0.0
+        sklearn = c["model"]["framework"] == "sklearn"
+        c["model"]["params"] = {"max_iter": 2} if sklearn else c["model"]["params"] | {"epochs": 1}
+
+    workspace.edit_config(weaken)
+    for stage in ("train", "evaluate"):
+        assert workspace.cli(stage) == 0
+    assert workspace.cli("gate") == 1
+    report = (workspace.outputs / "gate.md").read_text()
+    assert "vs champion" in report and "FAIL" in report
+    assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == [first.version]

@@ -77,7 +77,7 @@ def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None,
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None, {}  # no registered model or no champion yet: first model of the project
-    return version.version, client.get_run(version.run_id).data.metrics
+    return str(version.version), client.get_run(version.run_id).data.metrics
 
 
 def render(checks: list[Check], passed: bool, run_id: str, champion_version: str | None, model_name: str) -> str:
