@@ -17,7 +17,8 @@ STAGES = ["validate", "train", "evaluate", "gate", "export"]
 
 
 def read_run(project):
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
     run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
     return client, client.get_run(run_id)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }}.cli import main
 
@@ -37,6 +38,10 @@ class Workspace:
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
+    def client(self) -> MlflowClient:
+        # The registry URI must be given too: left out, it is whatever an earlier test set globally.
+        return MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
+
 
 def make_workspace(folder: Path) -> Workspace:
     shutil.copy(PROJECT / "config.yaml", folder / "config.yaml")
@@ -44,7 +49,7 @@ def make_workspace(folder: Path) -> Workspace:
     return Workspace(folder)
 
 
-ISOLATED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "GITHUB_STEP_SUMMARY")
+ISOLATED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "GITHUB_STEP_SUMMARY")
 
 
 def _forget_tracking_settings() -> None:

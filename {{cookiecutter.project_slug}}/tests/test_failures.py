@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }} import config as configuration
 
@@ -22,7 +21,7 @@ def test_corrupted_data_fails_validation_naming_columns(workspace, capsys):
     assert not (workspace.outputs / "run.json").exists()  # training never started
     assert not (workspace.outputs / "model.onnx").exists()
     # The rejection itself is on record, with the full result, in a run without a model.
-    client = MlflowClient(workspace.tracking_uri)
+    client = workspace.client()
     (rejected,) = client.search_runs([client.get_experiment_by_name(settings.tracking.experiment).experiment_id])
     assert rejected.data.tags["stage.validate"] == "failed" and "model.uri" not in rejected.data.tags
 
@@ -36,6 +35,8 @@ def test_bad_config_names_the_key(workspace, capsys):
 def test_stage_without_a_run_says_so(workspace, capsys):
     assert workspace.cli("evaluate") == 2
     assert "no run to attach to" in capsys.readouterr().err
+    assert workspace.cli("gate", "--run-id", "0" * 32) == 2
+    assert "is not in the tracking store" in capsys.readouterr().err
 
 
 def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
@@ -48,7 +49,7 @@ def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
         assert workspace.cli(stage) == 0
     assert workspace.cli("gate") == 1
     assert "nothing was registered" in capsys.readouterr().err
-    client = MlflowClient(workspace.tracking_uri)
+    client = workspace.client()
     assert client.search_model_versions(f"name = '{settings.tracking.model_name}'") == []
     assert "FAIL" in (workspace.outputs / "gate.md").read_text()
 
@@ -66,7 +67,7 @@ def test_own_data_from_the_command_line(workspace):
 def test_no_regression_against_the_champion(workspace):
     settings = configuration.load(workspace.config)
     name = settings.tracking.model_name
-    client = MlflowClient(workspace.tracking_uri)
+    client = workspace.client()
     assert workspace.cli("pipeline") == 0
     assert workspace.cli("gate") == 0  # a retried gate reuses its version instead of registering again
     (first,) = client.search_model_versions(f"name = '{name}'")

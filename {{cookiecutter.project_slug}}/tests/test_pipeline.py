@@ -7,7 +7,6 @@ import json
 import numpy as np
 import onnx
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import data, onnx_model
@@ -18,7 +17,7 @@ def run_state(space) -> str:
 
 
 def test_one_run_holds_every_stage(pipeline_run):
-    client = MlflowClient(pipeline_run.tracking_uri)
+    client = pipeline_run.client()
     run = client.get_run(run_state(pipeline_run))
     for stage in ("validate", "train", "evaluate", "gate", "export"):
         assert run.data.tags[f"stage.{stage}"] == "done"
@@ -33,7 +32,7 @@ def test_one_run_holds_every_stage(pipeline_run):
 
 def test_passing_model_is_registered_as_challenger(pipeline_run):
     settings = configuration.load(pipeline_run.config)
-    client = MlflowClient(pipeline_run.tracking_uri)
+    client = pipeline_run.client()
     version = client.get_model_version_by_alias(settings.tracking.model_name, "challenger")
     assert version.tags["run_id"] == run_state(pipeline_run)
     gate = json.loads((pipeline_run.outputs / "gate.json").read_text())
@@ -53,7 +52,7 @@ def test_onnx_file_reproduces_the_native_model(pipeline_run):
     schema = data.schema(settings, frame)
     rows = data.features(frame.sample(200, random_state=1), schema)
     exported = onnx_model.predict(onnx_model.session(model), onnx_model.feeds(rows, schema), schema.task)
-    metric = MlflowClient(pipeline_run.tracking_uri).get_run(run_state(pipeline_run)).data.metrics
+    metric = pipeline_run.client().get_run(run_state(pipeline_run)).data.metrics
     assert metric["export.parity_max_abs_diff"] <= settings.export.parity_tolerance
     point = exported.point
     assert len(point) == 200 and np.all(np.isfinite(point.astype(float)))

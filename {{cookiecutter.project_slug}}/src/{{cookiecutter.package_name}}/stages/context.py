@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from .. import data, frameworks, tracking
 from ..config import Config
 from ..data import Schema
+from ..errors import UsageError
 from .train import TEST_SPLIT_ARTIFACT
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def attach(config: Config, run_id: str | None) -> RunContext:
     client = tracking.connect(config)
     ref = tracking.find_run(config, run_id)
     run = tracking.check_run(client, ref)
+    if run.data.tags.get("stage.train") != "done":
+        raise UsageError(f"run {ref.run_id} (from {ref.source}) has no trained model: its train stage did not "
+                         "finish; run `train` again")
     log.info("attached to run %s (from %s)", ref.run_id, ref.source)
     described = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/schema.json")
     schema = Schema(task=described["task"], target=described["target"],

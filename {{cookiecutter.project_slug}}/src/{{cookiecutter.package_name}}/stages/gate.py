@@ -75,9 +75,12 @@ def regression_checks(config: Config, observed: dict[str, float], champion: dict
 def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None, dict[str, float]]:
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None, {}  # no registered model or no champion yet: first model of the project
-    return str(version.version), client.get_run(version.run_id).data.metrics
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None, {}  # no registered model or no champion yet: the project's first model
+        raise
+    run_id = version.tags.get("run_id") or version.run_id
+    return str(version.version), client.get_run(run_id).data.metrics
 
 
 def render(checks: list[Check], passed: bool, run_id: str, champion_version: str | None, model_name: str) -> str:

@@ -38,7 +38,6 @@ def run(config: Config) -> Trained:
 
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
-        tracking.save_run(config, run_id, active.info.experiment_id)
         log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
         mlflow.set_tags({"git_sha": tracking.git_sha(config.root), "framework": config.model.framework,
                          "task": config.task})
@@ -67,6 +66,8 @@ def run(config: Config) -> Trained:
             split.test.to_csv(path, index=False)
             mlflow.log_artifact(str(path), Path(TEST_SPLIT_ARTIFACT).parent.as_posix())
         mlflow.set_tag("stage.train", "done")
+        # Only a finished run becomes the one later stages attach to.
+        tracking.save_run(config, run_id, active.info.experiment_id)
     log.info("trained %s; train %s", config.model.framework,
              ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
     return Trained(run_id=run_id, model_uri=model_uri)
