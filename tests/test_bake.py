@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+import zipfile
 
 import pytest
 import yaml
@@ -50,3 +51,15 @@ def test_generated_code_passes_its_own_lint(baked, framework):
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=project,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_builds_a_wheel_with_its_console_script(baked, tmp_path):
+    project = baked()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(project)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("credit_model-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert f"{PACKAGE}/stages/gate.py" in names
+    assert f"credit-model = {PACKAGE}.cli:main" in entry_points
