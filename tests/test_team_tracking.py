@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import PACKAGE, SLUG, cli, project_env
+from processes import start, stop, wait_for_http
 from servers import MlflowServer, Postgres, postgres_bin
 
 STAGES = ["validate", "train", "evaluate", "gate", "export"]
@@ -135,3 +137,29 @@ def test_failing_model_is_registered_nowhere(server, baked, tmp_path):
             assert client.get_model_version_by_alias(SLUG, alias).tags["run_id"] != run_id
         except Exception as error:  # noqa: BLE001 - no such alias at all is fine too
             assert "not found" in str(error).lower()
+
+
+def test_compose_stack_uses_only_variables_from_env_example(baked):
+    """Static only: no container engine with registry access here to run the stack itself."""
+    folder = baked() / "infra" / "tracking"
+    stack = yaml.safe_load((folder / "compose.yaml").read_text())
+    assert {"postgres", "minio", "mlflow"} <= set(stack["services"])
+    defined = {line.split("=", 1)[0] for line in (folder / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", (folder / "compose.yaml").read_text()))
+    assert used and used <= defined, f"not in .env.example: {used - defined}"
+    for name, service in stack["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "USER")):
+                assert str(value).startswith("${"), f"{name}.{key} is written into compose.yaml"
+
+
+def test_make_tracking_server_starts_a_local_server(baked, tmp_path):
+    project = shutil.copytree(baked(), tmp_path / SLUG)
+    process = start(["make", "tracking-server", f"PYTHON={sys.executable}"], tmp_path / "server.log",
+                    env=project_env(project), cwd=project)
+    try:
+        wait_for_http("http://127.0.0.1:5000/health", timeout=90, process=process, log=tmp_path / "server.log")
+    finally:
+        stop(process)
+    assert (project / ".mlflow-server" / "mlflow.db").is_file()
