@@ -1,7 +1,7 @@
 """Model frameworks behind one interface, so every stage is the same whatever trains the model.
 
 A framework module provides:
-    train(train: Split-part features, target, schema, params, seed) -> model
+    train(features, target, schema, params, split) -> model   (split: seed, validation_size)
     classes(model) -> list            class labels in probability-column order ([] for regression)
     predict(model, features) -> Predictions
     log_model(model, features, predicted) -> model URI   (inside an active MLflow run)

@@ -15,6 +15,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
@@ -23,10 +24,10 @@ from ..predictions import Predictions
 TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 
-def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, seed: int) -> Pipeline:
+def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, split: Split) -> Pipeline:
     estimator_type = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
     try:
-        estimator = estimator_type(**params, random_state=seed)
+        estimator = estimator_type(**params, random_state=split.seed)
     except TypeError as error:
         raise UsageError(f"model.params: {error}") from error
     preprocess = ColumnTransformer(

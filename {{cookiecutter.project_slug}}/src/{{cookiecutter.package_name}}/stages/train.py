@@ -52,7 +52,7 @@ def run(config: Config) -> Trained:
 
         train_features = data.features(split.train, schema)
         model = framework.train(train_features, data.target(split.train, schema), schema,
-                                config.model.params, config.split.seed)
+                                config.model.params, config.split)
         predicted = framework.predict(model, train_features)
         scores = metrics.compute(config.task, data.target(split.train, schema).to_numpy(), predicted,
                                  framework.classes(model))

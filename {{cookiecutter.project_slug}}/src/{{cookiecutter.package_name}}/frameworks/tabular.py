@@ -1,0 +1,190 @@
+"""What the neural-network frameworks share: preprocessing, labels, early stopping, logging and ONNX.
+
+The network sees standardised numbers and one-hot categories, made by a fitted scikit-learn
+ColumnTransformer. In ONNX, that transformer (converted by skl2onnx) is chained in front of the
+network's own graph, so the exported file takes the same raw columns as every other framework's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import onnx
+import pandas as pd
+import skops.io
+from mlflow.models import infer_signature
+from onnx import TensorProto, compose, helper
+from skl2onnx import to_onnx as skl_to_onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ..data import Schema
+from ..onnx_model import finish
+from ..predictions import Predictions
+
+OPSET = 18
+EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing and the classes
+TRUSTED_TYPES = ["numpy.dtype"]
+
+
+@dataclass
+class TabularModel:
+    preprocess: ColumnTransformer
+    network: Any  # a torch.nn.Module or a keras.Model, returning probabilities or values
+    classes: list = field(default_factory=list)  # empty for regression
+
+    @property
+    def classification(self) -> bool:
+        return bool(self.classes)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    preprocess: ColumnTransformer
+    classes: list
+
+
+def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validation_size: float,
+            seed: int) -> Prepared:
+    """Fit the preprocessing on the training rows and carve out the early-stopping rows."""
+    preprocess = ColumnTransformer([
+        ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric),
+        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
+    ])
+    if schema.task == "regression":
+        classes, y = [], target.to_numpy(np.float32).reshape(-1, 1)
+    else:
+        classes = sorted(target.unique().tolist())
+        y = target.map({label: index for index, label in enumerate(classes)}).to_numpy(np.int64)
+    stratify = None if schema.task == "regression" else y
+    f_train, f_valid, y_train, y_valid = train_test_split(features, y, test_size=validation_size,
+                                                          random_state=seed, stratify=stratify)
+    preprocess.fit(f_train)
+    return Prepared(transform(preprocess, f_train), y_train, transform(preprocess, f_valid), y_valid,
+                    preprocess, classes)
+
+
+def transform(preprocess: ColumnTransformer, features: pd.DataFrame) -> np.ndarray:
+    return np.ascontiguousarray(preprocess.transform(features), dtype=np.float32)
+
+
+class EarlyStopping:
+    """Stop after `patience` epochs without a better validation loss; remember the best epoch."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.best_epoch, self.waited = patience, float("inf"), -1, 0
+
+    def improved(self, loss: float, epoch: int) -> bool:
+        if loss < self.best - 1e-6:
+            self.best, self.best_epoch, self.waited = loss, epoch, 0
+            return True
+        self.waited += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.waited >= self.patience
+
+
+def predict(model: TabularModel, features: pd.DataFrame,
+            forward: Callable[[Any, np.ndarray], np.ndarray]) -> Predictions:
+    output = forward(model.network, transform(model.preprocess, features))
+    if not model.classification:
+        return Predictions(values=output.reshape(-1).astype(np.float32))
+    classes = np.asarray(model.classes)
+    return Predictions(labels=classes[output.argmax(axis=1)], probabilities=output)
+
+
+def log_model(model: TabularModel, features: pd.DataFrame, log_network: Callable[..., Any],
+              forward: Callable[[Any, np.ndarray], np.ndarray]) -> str:
+    """The network with its MLflow flavour; the preprocessing and classes inside the same logged model."""
+    example = transform(model.preprocess, features.head(5))
+    info = log_network(model.network, name="model", input_example=example,
+                       signature=infer_signature(example, forward(model.network, example)))
+    with tempfile.TemporaryDirectory() as folder:
+        extras = Path(folder) / EXTRAS
+        extras.mkdir()
+        skops.io.dump(model.preprocess, extras / "preprocess.skops")
+        (extras / "classes.json").write_text(json.dumps(model.classes))
+        mlflow.MlflowClient().log_model_artifacts(info.model_id, folder)
+    return info.model_uri
+
+
+def load_model(uri: str, load_network: Callable[[str], Any]) -> TabularModel:
+    # `models:/<id>/<path>` reads <id> as a registered name: go through the logged model's location.
+    location = mlflow.MlflowClient().get_logged_model(uri.removeprefix("models:/")).artifact_location
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{EXTRAS}"))
+    preprocess = skops.io.load(folder / "preprocess.skops", trusted=TRUSTED_TYPES)
+    return TabularModel(preprocess, load_network(uri), json.loads((folder / "classes.json").read_text()))
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporters log every graph pass and warn about optional packages: keep the stage's log readable."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def to_onnx(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> onnx.ModelProto:
+    """skl2onnx's preprocessing graph -> the network's graph -> the contract's named outputs."""
+    inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
+              for name in schema.features]
+    # Both graphs must import the same opset to be merged: follow the network's exporter.
+    opset = next(o.version for o in network.opset_import if o.domain in ("", "ai.onnx"))
+    preprocess = skl_to_onnx(model.preprocess, initial_types=inputs, target_opset={"": opset, "ai.onnx.ml": 3})
+    (prepared,) = [o.name for o in preprocess.graph.output]
+    (net_input,) = [i.name for i in network.graph.input]
+    (net_output,) = [o.name for o in network.graph.output]
+    network = compose.add_prefix(network, "net_")
+    preprocess.ir_version = network.ir_version = max(preprocess.ir_version, network.ir_version)
+    merged = compose.merge_models(preprocess, network, io_map=[(prepared, f"net_{net_input}")])
+    if not model.classification:
+        return finish(merged, {f"net_{net_output}": "prediction"})
+    graph = merged.graph
+    # label = classes[argmax(probabilities)], with the classes stored in the graph.
+    class_values = np.asarray(model.classes)
+    if class_values.dtype.kind in "OUS":
+        constant = helper.make_tensor("class_values", TensorProto.STRING, [len(class_values)],
+                                      [str(c).encode() for c in class_values])
+    else:
+        constant = helper.make_tensor("class_values", TensorProto.INT64, [len(class_values)],
+                                      class_values.astype(np.int64))
+    graph.initializer.append(constant)
+    graph.node.extend([
+        helper.make_node("ArgMax", [f"net_{net_output}"], ["class_index"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["class_values", "class_index"], ["label"], axis=0),
+        helper.make_node("Identity", [f"net_{net_output}"], ["probabilities"]),
+    ])
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info("label", constant.data_type, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(class_values)]),
+    ])
+    return merged
