@@ -137,7 +137,7 @@ def mlflow_server(tmp_path_factory):
         wait_for_http(f"{url}/health", timeout=90, process=server, log=folder / "server.log")
         yield url
     finally:
-        stop(server)
+        stop(server, timeout=5)
 
 
 def act_push(project: Path, job: str, tracking_uri: str, home: Path) -> subprocess.CompletedProcess:
@@ -213,8 +213,8 @@ def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlf
     name = f"{SLUG}-unreachable"  # its own experiment and model: the other test's run shares the server
     config["tracking"] = {"experiment": name, "model_name": name}
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "gate out of reach"],
-                   cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qam",
+                    "gate out of reach"], cwd=project, check=True)
 
     result = act_push(project, "export", mlflow_server, tmp_path / "home")
     log = result.stdout + result.stderr
