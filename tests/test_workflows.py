@@ -5,6 +5,7 @@ reach fails the workflow and registers nothing)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -140,7 +141,8 @@ def mlflow_server(tmp_path_factory):
         stop(server, timeout=5)
 
 
-def act_push(project: Path, job: str, tracking_uri: str, home: Path) -> subprocess.CompletedProcess:
+def act_push(project: Path, job: str, tracking_uri: str, home: Path, workflow: str = "ci.yml",
+             event: Path | None = None) -> subprocess.CompletedProcess:
     """`act push -j JOB` in host mode: the job and everything it needs, each job its own process tree.
 
     act fetches every remote action of a job before it runs, even steps it will skip; the workflows
@@ -155,7 +157,8 @@ def act_push(project: Path, job: str, tracking_uri: str, home: Path) -> subproce
     replacements = [arg for ref in remote for arg in ("--local-repository", f"{ref}={stub}")]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_", "ACT"))}
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", MLFLOW_DISABLE_TELEMETRY="true")
-    return subprocess.run([tool("act"), "push", "-W", ".github/workflows/ci.yml", "-j", job,
+    options = ["-e", str(event)] if event else []
+    return subprocess.run([tool("act"), "push", "-W", f".github/workflows/{workflow}", "-j", job, *options,
                            "-P", "ubuntu-latest=-self-hosted", "--secret", f"MLFLOW_TRACKING_URI={tracking_uri}",
                            *replacements], cwd=project, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=900)
@@ -171,8 +174,10 @@ def repository_copy(project: Path, folder: Path) -> Path:
     return copy
 
 
-def job_result(log: str, job: str) -> str | None:
-    found = re.search(rf"\[{job}/{job}/{job}\]\s+🏁\s+Job (succeeded|failed)", log)
+def job_result(log: str, job: str, reusable: bool = True) -> str | None:
+    """How act reports a job: `[train/train/train]` for a reusable workflow's job, `[ci/resolve]` else."""
+    label = f"{job}/{job}/{job}" if reusable else f"[\\w-]+/{job}"
+    found = re.search(rf"\[{label}\]\s+🏁\s+Job (succeeded|failed)", log)
     return found.group(1) if found else None
 
 
@@ -200,6 +205,14 @@ def test_push_workflow_keeps_one_mlflow_run_across_jobs(variant, mlflow_server, 
     assert [artifact.path for artifact in client.list_artifacts(run.info.run_id, "onnx")] == ["onnx/model.onnx"]
     versions = client.search_model_versions(f"name = '{SLUG}'")
     assert [version.tags["run_id"] for version in versions] == [run.info.run_id]
+
+    # A release tag on the same commit finds that version by its git_sha instead of retraining.
+    tag = tmp_path / "tag-event.json"
+    tag.write_text(json.dumps({"ref": "refs/tags/v1.0.0"}))
+    result = act_push(project, "resolve", mlflow_server, tmp_path / "home", workflow="release.yml", event=tag)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0 and job_result(log, "resolve", reusable=False) == "succeeded", log[-8000:]
+    assert f"model_version={versions[0].version}" in log and "mode=registry" in log, log[-8000:]
 
 
 def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlflow_server, tmp_path):
