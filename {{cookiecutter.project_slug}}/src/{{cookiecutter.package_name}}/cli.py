@@ -15,12 +15,20 @@ from .errors import CheckFailed, UsageError
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
 STAGES = ("validate", "train", "evaluate", "gate", "export")
+# Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
+EXTRA_COMMANDS = ("github_ci", "registry")
 
 
 def _stage(name: str):
     from importlib import import_module
 
     return import_module(f".stages.{name}", __package__)
+
+
+def _module(name: str):
+    from importlib import import_module
+
+    return import_module(f".{name}", __package__)
 
 
 def run_stage(name: str, args: argparse.Namespace) -> None:
@@ -86,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))
     data_parser.set_defaults(handler=sample_data)
+    for module in EXTRA_COMMANDS:
+        for name, (help, add_arguments, command) in _module(module).COMMANDS.items():
+            sub = commands.add_parser(name, help=help)
+            add_arguments(sub)
+            sub.set_defaults(handler=command, returns_code=True)
     return top
 
 
@@ -98,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file is noise
     try:
-        args.handler(args)
+        code = args.handler(args)
+        if getattr(args, "returns_code", False):
+            return code
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
