@@ -1,0 +1,126 @@
+"""Routes: /health, /ready, /predict, /metadata, /metrics.
+
+Start with `python -m <package>.serving` (or the CLI's `serve`); uvicorn calls `create_app()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from . import model as onnx_model
+from .inputs import InputError, Plan, parse, rows_of
+from .metrics import Metrics, MetricsMiddleware
+from .openapi import schemas
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+ROUTES = {"/health", "/ready", "/predict", "/metadata", "/metrics", "/docs", "/openapi.json"}
+OK = orjson.dumps({"status": "ok"})
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json(content, status: int = 200) -> Response:
+    return Response(orjson.dumps(content, option=_NUMPY), status_code=status, media_type=JSON)
+
+
+class State:
+    def __init__(self) -> None:
+        self.ready = False
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Load the model (the OpenAPI schema is built from it), then warm up before reporting ready."""
+    settings = settings or Settings.from_env()
+    model = onnx_model.load(settings)
+    state = State()
+    metrics = Metrics(ROUTES)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        onnx_model.warm_up(model)
+        # Built after the probe: it may have marked columns whose unseen categories the model refuses.
+        app.state.plan = Plan(tuple(model.features), settings.max_batch_rows)
+        state.ready = True
+        log.info("ready: %s", model.path)
+        yield
+        state.ready = False
+
+    description = model.describe()
+    app = FastAPI(title=f"{description['model_name'] or 'model'} inference",
+                  version=description["model_version"] or "unversioned", lifespan=lifespan,
+                  description=f"{model.task} model from run {description['run_id'] or 'unknown'}; "
+                              "POST /predict with rows or columns.")
+    app.state.plan = Plan(tuple(model.features), settings.max_batch_rows)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> Response:
+        return Response(OK, media_type=JSON)
+
+    @app.get("/ready", summary="Readiness: model loaded and a warm-up prediction passed",
+             responses={503: {"description": "Not ready yet"} })
+    async def ready() -> Response:
+        if state.ready:
+            return Response(OK, media_type=JSON)
+        return _json({"detail": "not ready: the model is loading or warming up"}, 503)
+
+    @app.get("/metadata", summary="What model is served: lineage, input schema, task and classes")
+    async def metadata() -> Response:
+        return _json(model.describe())
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        payload, content_type = metrics.exposition()
+        return Response(payload, media_type=content_type)
+
+    components, operation = schemas(model, settings.max_batch_rows)
+
+    @app.post("/predict", summary="Predict rows", openapi_extra=operation)
+    async def predict(request: Request) -> Response:
+        if not state.ready:
+            return _json({"detail": "not ready: the model is loading or warming up"}, 503)
+        try:
+            feeds = parse(await request.body(), request.app.state.plan)
+        except InputError as error:
+            metrics.errors.labels("invalid_input").inc()
+            return _json({"detail": error.message}, error.status)
+        rows = rows_of(feeds)
+        try:
+            if rows >= settings.offload_rows:
+                body = await run_in_threadpool(model.run, feeds)
+            else:
+                body = model.run(feeds)
+        except (UnicodeEncodeError, ValueError) as error:
+            # Values that pass the checks but that onnxruntime cannot take (e.g. lone surrogates).
+            metrics.errors.labels("model_rejected").inc()
+            return _json({"detail": f"the model could not use this input: {error}"}, 422)
+        except Exception as error:
+            if type(error).__name__ in ("InvalidArgument", "Fail"):  # onnxruntime's input errors
+                metrics.errors.labels("model_rejected").inc()
+                return _json({"detail": f"the model could not use this input: {error}"}, 422)
+            metrics.errors.labels("model_failed").inc()
+            log.exception("prediction failed for %d rows", rows)
+            return _json({"detail": "prediction failed; see the server log"}, 500)
+        metrics.rows.inc(rows)
+        return _json(body)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description,
+                                   routes=app.routes)
+            document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+    app.state.model = model
+    return app
