@@ -235,7 +235,8 @@ def expected_predictions(model: Path, records: list[dict]) -> dict:
 
 
 def post_json(url: str, payload: dict, timeout: float = 30) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"})
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
