@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                                 ("predict 1 row c=8", "/invocations", 8, split(one)),
                                 ("predict 1000 rows c=1", "/invocations", 1, split(batch))]}
         for name, server in servers.items():
+            # Warm-up: first requests pay for lazy imports and allocations; not what is measured.
+            _, path, _, body = scenarios[name][1]
+            wrk(server.url + path, 1, 2, body, scratch)
             for scenario, path, connections, body in scenarios[name]:
                 print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
                 results.append(Result(name, scenario, *wrk(server.url + path, connections, args.duration, body,

@@ -136,6 +136,13 @@ def test_malformed_bodies_are_400(client, body):
     assert response.json()["detail"]
 
 
+def test_a_body_over_the_byte_limit_is_413_without_reading_it_all(model_path, records):
+    with TestClient(create_app(Settings(model_path=model_path, max_body_bytes=2048))) as small:
+        response = small.post("/predict", json={"records": records * 20})
+        assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["detail"]
+        assert small.post("/predict", json={"records": records[:1]}).status_code == 200
+
+
 def test_a_model_that_refuses_unseen_categories_gets_them_refused_by_the_server(tmp_path, records):
     path = build(tmp_path / "strict.onnx", TASK, unseen_categories="error")
     with TestClient(create_app(Settings(model_path=path))) as strict:

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from . import model as onnx_model
-from .inputs import InputError, Plan, parse, rows_of
 from .fastlane import FastLane
+from .inputs import InputError, Plan, parse, rows_of
 from .metrics import Metrics
 from .openapi import schemas
 from .settings import Settings
@@ -138,5 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi
     app.state.model = model
     # Outermost: metrics for every request, and the hot routes served without the router.
-    app.add_middleware(FastLane, predict=predict_body, metrics=metrics)
+    app.add_middleware(FastLane, predict=predict_body, metrics=metrics,
+                       max_body_bytes=settings.max_body_bytes)
     return app

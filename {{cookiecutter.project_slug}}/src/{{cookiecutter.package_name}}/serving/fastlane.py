@@ -17,8 +17,9 @@ HEALTH = b'{"status":"ok"}'
 
 
 class FastLane:
-    def __init__(self, app, predict, metrics: Metrics):
+    def __init__(self, app, predict, metrics: Metrics, max_body_bytes: int):
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.predict = predict  # async (body bytes) -> (status, JSON bytes)
         self.metrics = metrics
         self.timers = {route: metrics.latency.labels(route) for route in (*metrics.routes, "other")}
@@ -39,15 +40,22 @@ class FastLane:
         path, method = scope["path"], scope["method"]
         route = path if path in self.metrics.routes else "other"
         if path == "/predict" and method == "POST":
-            chunks = []
+            chunks, size = [], 0
             more = True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
                 more = message.get("more_body", False)
-            status, payload = await self.predict(b"".join(chunks))
+                if size > self.max_body_bytes:  # stop reading: a client cannot make us buffer gigabytes
+                    break
+            if size > self.max_body_bytes:
+                status, payload = 413, (b'{"detail":"body: over the limit of %d bytes (MAX_BODY_BYTES); '
+                                        b'split the batch"}' % self.max_body_bytes)
+            else:
+                status, payload = await self.predict(b"".join(chunks))
             await self._respond(send, status, payload)
         elif path == "/health" and method == "GET":
             status = 200

@@ -24,6 +24,8 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
 class Settings:
     model_path: Path = Path("outputs/model.onnx")
     max_batch_rows: int = 10_000
+    # Read no more than this per request (a 10,000-row batch of the bundled data is about 2.5 MB).
+    max_body_bytes: int = 64 * 1024 * 1024
     # One intra-op thread per worker: single rows gain nothing from a thread pool and lose latency to
     # thread wake-ups; scale with WORKERS instead. Raise it for large-batch-only traffic.
     intra_op_threads: int = 1
@@ -44,6 +46,7 @@ class Settings:
         return cls(
             model_path=Path(env.get("MODEL_PATH") or cls.model_path),
             max_batch_rows=_int(env, "MAX_BATCH_ROWS", cls.max_batch_rows, 1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024),
             intra_op_threads=_int(env, "ORT_INTRA_OP_THREADS", cls.intra_op_threads, 0),
             inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", cls.inter_op_threads, 0),
             providers=providers,
