@@ -58,7 +58,7 @@ def model_metadata(path: Path) -> dict[str, str]:
     import onnxruntime as ort
 
     if not path.is_file():
-        raise ImageError(f"{path}: no model to put in the image; run `make pipeline` (export writes it)")
+        raise ImageError(f"{path}: model file not found; run `make pipeline` (its export stage writes it)")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
 
