@@ -1,0 +1,258 @@
+"""Benchmark: this project's ONNX server against `mlflow models serve` for the same model, with wrk.
+
+    python bench/serve.py                       # model: outputs/model.onnx; MLflow model: the run in outputs/run.json
+    python bench/serve.py --run-id <id> --duration 10 --workers 1
+    python bench/serve.py --model-uri models:/credit-model@challenger --skip-mlflow
+
+Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
+figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    url: str
+    startup_s: float
+
+
+@dataclass
+class Result:
+    server: str
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (uvicorn workers), from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(child) for child in children)
+        except (FileNotFoundError, AttributeError, ProcessLookupError):
+            continue
+    return total / 1024
+
+
+def start(name: str, command: list[str], ready_url: str, log: Path, env: dict | None = None,
+          timeout: float = 120) -> Server:
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=PROJECT,
+                               env={**os.environ, **(env or {})}, start_new_session=True)
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=1) as response:
+                if response.status == 200:
+                    base = ready_url.rsplit("/", 1)[0]
+                    return Server(name, process, base, time.perf_counter() - started)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    stop(process)
+    raise RuntimeError(f"{name} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wrk(url: str, connections: int, duration: int, body: str | None, scratch: Path) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx + socket errors) for one wrk run."""
+    command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if body is not None:
+        script = scratch / "post.lua"
+        # A Lua long string: the JSON body needs no escaping.
+        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                          f"wrk.body = [==[{body}]==]\n")
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    def millis(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return rps, millis("50"), millis("99"), errors
+
+
+def sample_rows(model: Path, data: Path, rows: int) -> list[dict]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    numeric = {i.name for i in session.get_inputs() if i.type == "tensor(float)"}
+    names = [i.name for i in session.get_inputs()]
+    with data.open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    picked = [table[i % len(table)] for i in range(rows)]
+    return [{n: float(row[n]) if n in numeric else row[n] for n in names} for row in picked]
+
+
+def mlflow_model_uri(run_id: str | None, model_uri: str | None) -> str:
+    if model_uri:
+        return model_uri
+    if run_id is None:
+        run_file = PROJECT / "outputs" / "run.json"
+        if not run_file.exists():
+            raise SystemExit("no --run-id/--model-uri and no outputs/run.json: run `make pipeline` first")
+        run_id = json.loads(run_file.read_text())["run_id"]
+    from mlflow.tracking import MlflowClient
+
+    tags = MlflowClient().get_run(run_id).data.tags
+    return tags.get("model.uri") or f"runs:/{run_id}/model"
+
+
+def tracking_env() -> dict[str, str]:
+    if "MLFLOW_TRACKING_URI" in os.environ:
+        return {}
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{PROJECT / 'mlflow.db'}"}
+
+
+def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
+    lines = ["| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        rows = r.rps * (1000 if "1000 rows" in r.scenario else 1)
+        lines.append(f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} "
+                     f"| {r.errors} |")
+    lines += ["", "| server | start-up to ready (s) | RSS after load (MB) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {server.startup_s:.2f} | {rss[name]:.0f} |" for name, server in servers.items()]
+    return "\n".join(lines)
+
+
+def targets(results: list[Result]) -> str:
+    def get(server, scenario):
+        return next((r for r in results if r.server == server and r.scenario == scenario), None)
+
+    onnx1, mlflow1 = get("onnx", "predict 1 row c=1"), get("mlflow", "predict 1 row c=1")
+    health = get("onnx", "health c=8")
+    onnx8 = get("onnx", "predict 1 row c=8")
+    onnxb, mlflowb = get("onnx", "predict 1000 rows c=1"), get("mlflow", "predict 1000 rows c=1")
+    checks = []
+    if onnx1 and mlflow1:
+        checks.append((">= 30x mlflow single-row rps at c=1", f"{onnx1.rps / mlflow1.rps:.1f}x",
+                       onnx1.rps >= 30 * mlflow1.rps))
+    if onnx1:
+        checks.append(("p99 single row at c=1 < 1 ms", f"{onnx1.p99_ms:.3f} ms", onnx1.p99_ms < 1.0))
+    if onnx8 and health:
+        checks.append(("/predict rps >= 0.5x /health rps (c=8)", f"{onnx8.rps / health.rps:.2f}x",
+                       onnx8.rps >= 0.5 * health.rps))
+    if onnxb and mlflowb:
+        checks.append(("1000-row batch rps >= mlflow's", f"{onnxb.rps:,.0f} vs {mlflowb.rps:,.0f}",
+                       onnxb.rps >= mlflowb.rps))
+    lines = ["| target | measured | met |", "|---|---:|:---:|"]
+    lines += [f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in checks]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=PROJECT / "outputs" / "model.onnx", help="ONNX file")
+    parser.add_argument("--run-id", help="MLflow run whose model `mlflow models serve` serves")
+    parser.add_argument("--model-uri", help="MLflow model URI (instead of --run-id)")
+    parser.add_argument("--data", type=Path, help="CSV to take rows from (default: the bundled data)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    data = args.data or next((PROJECT / "data").glob("credit_*.csv"))
+    one = sample_rows(args.model, data, 1)
+    batch = sample_rows(args.model, data, 1000)
+    columns = list(one[0])
+
+    def split(rows):  # MLflow's pandas-split input
+        return json.dumps({"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]} })
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    servers: dict[str, Server] = {}
+    rss: dict[str, float] = {}
+    results: list[Result] = []
+    try:
+        port = free_port()
+        servers["onnx"] = start("onnx", [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(args.model),
+                                         "--port", str(port), "--workers", str(args.workers)],
+                                f"http://127.0.0.1:{port}/ready", scratch / "onnx.log",
+                                env={"PYTHONPATH": str(PROJECT / "src")})
+        if not args.skip_mlflow:
+            port = free_port()
+            uri = mlflow_model_uri(args.run_id, args.model_uri)
+            servers["mlflow"] = start("mlflow", ["mlflow", "models", "serve", "-m", uri, "-p", str(port),
+                                                 "-w", str(args.workers), "--env-manager", "local"],
+                                      f"http://127.0.0.1:{port}/ping", scratch / "mlflow.log",
+                                      env={**tracking_env(), "MLFLOW_DISABLE_TELEMETRY": "true"}, timeout=180)
+        scenarios = {"onnx": [("health c=8", "/health", 8, None),
+                              ("predict 1 row c=1", "/predict", 1, json.dumps({"records": one})),
+                              ("predict 1 row c=8", "/predict", 8, json.dumps({"records": one})),
+                              ("predict 1000 rows c=1", "/predict", 1, json.dumps({"records": batch}))],
+                     "mlflow": [("predict 1 row c=1", "/invocations", 1, split(one)),
+                                ("predict 1 row c=8", "/invocations", 8, split(one)),
+                                ("predict 1000 rows c=1", "/invocations", 1, split(batch))]}
+        for name, server in servers.items():
+            # Warm-up: first requests pay for lazy imports and allocations; not what is measured.
+            _, path, _, body = scenarios[name][1]
+            wrk(server.url + path, 1, 2, body, scratch)
+            for scenario, path, connections, body in scenarios[name]:
+                print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
+                results.append(Result(name, scenario, *wrk(server.url + path, connections, args.duration, body,
+                                                          scratch)))
+            rss[name] = rss_mb(server.process.pid)
+    finally:
+        for server in servers.values():
+            stop(server.process)
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(table(results, servers, rss))
+    print()
+    print(targets(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Strict, fast request parsing: JSON bytes -> one (n, 1) numpy array per model input.
+
+No per-row pydantic validation: the body is decoded with orjson, each column is collected with one
+list comprehension and type-checked with one set of types, and the column-to-dtype plan is
+resolved once per process. Every rejection is an `InputError` with a 4xx status and a message that
+names the field (and row) and says what to send instead.
+
+Unseen categories are accepted when the model copes with them (the template's encoders ignore
+unknown values: all their one-hot columns are 0); when the start-up probe found that the model
+refuses them, they are rejected here with a 422 naming the row and the known values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import orjson
+
+from .model import Feature
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER_TYPES = frozenset((int, float))  # bool is a subclass of int but its own type: excluded
+
+
+class InputError(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to build for each input, resolved once from the model."""
+
+    features: tuple[Feature, ...]
+    max_rows: int
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @cached_property
+    def numeric(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.kind == "number")
+
+    @cached_property
+    def text(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.kind != "number")
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _decode(body: bytes):
+    if not body.strip():
+        raise InputError(400, 'empty request body: send a JSON object with "records" (an array of rows) or "columns" '
+                              '(column name: array of values)')
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        # NaN/Infinity are not JSON, but Python's json module writes them: decode such a body leniently
+        # so the finiteness check can name the field and row instead of a character offset.
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise InputError(400, f"malformed JSON: {error}") from None
+
+
+def _column_array(feature: Feature, values: list, where) -> np.ndarray:
+    if feature.kind == "number":
+        if not set(map(type, values)) <= NUMBER_TYPES:
+            index = next(i for i, v in enumerate(values) if type(v) not in NUMBER_TYPES)
+            raise InputError(422, f"{where(index)}: expected a number, got {_describe(values[index])}")
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer too large even for float64
+            index = next(i for i, v in enumerate(values) if abs(v) > 1e308)
+            raise InputError(422, f"{where(index)}: {values[index]} is out of range") from None
+        # The model computes in float32: a finite float64 beyond its range would become infinity.
+        bad = ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX)
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise InputError(422, f"{where(index)}: expected a finite number within float32 range, "
+                                  f"got {values[index]!r}")
+        return array.astype(np.float32).reshape(-1, 1)
+    if not set(map(type, values)) <= {str}:
+        index = next(i for i, v in enumerate(values) if type(v) is not str)
+        known = f" (one of: {', '.join(feature.categories)})" if feature.categories else ""
+        raise InputError(422, f"{where(index)}: expected a string{known}, got {_describe(values[index])}")
+    if feature.strict_categories:
+        allowed = set(feature.categories)
+        if not allowed.issuperset(values):
+            index = next(i for i, v in enumerate(values) if v not in allowed)
+            raise InputError(422, f"{where(index)}: unknown category {values[index]!r}; this model accepts "
+                                  f"only: {', '.join(feature.categories)}")
+    return np.array(values, dtype=object).reshape(-1, 1)
+
+
+def _arrays(plan: Plan, columns: dict[str, list], where) -> dict[str, np.ndarray]:
+    """All numeric columns converted and checked as one block (one numpy call, not one per column);
+    only when the block is bad is each column checked alone, to name the first bad value."""
+    out = {}
+    numeric = plan.numeric
+    if numeric:
+        values = [columns[f.name] for f in numeric]
+        kinds = set()
+        for column in values:
+            kinds.update(map(type, column))
+        block = None
+        if kinds <= NUMBER_TYPES:
+            try:
+                block = np.array(values, dtype=np.float64)
+            except OverflowError:
+                block = None
+        if block is None or not (np.isfinite(block) & (np.abs(block) <= FLOAT32_MAX)).all():
+            for feature in numeric:  # raises for the first bad value, with its field and row
+                _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
+            raise InputError(422, "numbers: invalid values")  # unreachable: the loop above raised
+        block = block.astype(np.float32)
+        for index, feature in enumerate(numeric):
+            out[feature.name] = block[index].reshape(-1, 1)
+    for feature in plan.text:
+        out[feature.name] = _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
+    return out
+
+
+def _check_size(rows: int, field: str, plan: Plan) -> None:
+    if rows == 0:
+        raise InputError(422, f"{field}: empty batch; send at least one row")
+    if rows > plan.max_rows:
+        raise InputError(413, f"{field}: {rows} rows is over the limit of {plan.max_rows} (MAX_BATCH_ROWS); "
+                              "split the batch")
+
+
+def _record_problem(records: list, plan: Plan) -> InputError:
+    """The slow path, taken only once a batch is known to be bad: find the first bad row and say why."""
+    expected = set(plan.names)
+    for index, row in enumerate(records):
+        if not isinstance(row, dict):
+            return InputError(422, f"records[{index}]: expected an object of column: value, got {_describe(row)}")
+        missing = [name for name in plan.names if name not in row]
+        if missing:
+            return InputError(422, f"records[{index}]: missing column {', '.join(map(repr, missing))}")
+        unknown = [name for name in row if name not in expected]
+        if unknown:
+            return InputError(422, f"records[{index}]: unknown column {', '.join(map(repr, unknown))} "
+                                   f"(the model takes: {', '.join(plan.names)})")
+    return InputError(422, "records: malformed rows")
+
+
+def _from_records(records, plan: Plan) -> dict[str, np.ndarray]:
+    if not isinstance(records, list):
+        raise InputError(422, f"records: expected an array of objects, got {_describe(records)}")
+    _check_size(len(records), "records", plan)
+    width = len(plan.features)
+    try:
+        # Same number of keys and every expected key present means no unknown keys either.
+        if any(len(row) != width for row in records):
+            raise _record_problem(records, plan)
+        columns = {name: [row[name] for row in records] for name in plan.names}
+    except (KeyError, TypeError):
+        raise _record_problem(records, plan) from None
+    return _arrays(plan, columns, lambda i, n: f"records[{i}].{n}")
+
+
+def _from_columns(columns, plan: Plan) -> dict[str, np.ndarray]:
+    if not isinstance(columns, dict):
+        raise InputError(422, f"columns: expected an object of column: [values], got {_describe(columns)}")
+    missing = [name for name in plan.names if name not in columns]
+    if missing:
+        raise InputError(422, f"columns: missing column {', '.join(map(repr, missing))}")
+    unknown = [name for name in columns if name not in set(plan.names)]
+    if unknown:
+        raise InputError(422, f"columns: unknown column {', '.join(map(repr, unknown))} "
+                              f"(the model takes: {', '.join(plan.names)})")
+    for name in plan.names:
+        if not isinstance(columns[name], list):
+            raise InputError(422, f"columns.{name}: expected an array of values, got {_describe(columns[name])}")
+    lengths = {name: len(columns[name]) for name in plan.names}
+    rows = lengths[plan.names[0]]
+    uneven = [f"{name} has {length}" for name, length in lengths.items() if length != rows]
+    if uneven:
+        raise InputError(422, f"columns: every column needs the same number of values; "
+                              f"{plan.names[0]} has {rows}, {', '.join(uneven)}")
+    _check_size(rows, "columns", plan)
+    return _arrays(plan, columns, lambda i, n: f"columns.{n}[{i}]")
+
+
+def parse(body: bytes, plan: Plan) -> dict[str, np.ndarray]:
+    payload = _decode(body)
+    if not isinstance(payload, dict):
+        raise InputError(422, f'body: expected a JSON object with "records" or "columns", got {_describe(payload)}')
+    if "records" in payload and len(payload) == 1:
+        return _from_records(payload["records"], plan)
+    if "columns" in payload and len(payload) == 1:
+        return _from_columns(payload["columns"], plan)
+    keys = ", ".join(map(repr, payload)) or "none"
+    raise InputError(422, f'body: expected exactly one of "records" or "columns", got keys: {keys}')
+
+
+def rows_of(feeds: dict[str, np.ndarray]) -> int:
+    return len(next(iter(feeds.values())))
+
+

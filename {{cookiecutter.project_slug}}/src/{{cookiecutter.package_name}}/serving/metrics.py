@@ -1,0 +1,38 @@
+"""Prometheus metrics (recorded per request by fastlane.FastLane, a plain ASGI middleware)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+# Buckets around the single-row target (< 1 ms) up to large batches.
+LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, routes: set[str]):
+        # A registry per app (not the global one): several apps in one test process do not collide.
+        self.registry = CollectorRegistry()
+        self.routes = routes
+        self.requests = Counter("http_requests_total", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("http_request_duration_seconds", "Time to handle the request",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.errors = Counter("predict_errors_total", "Rejected or failed predictions by reason",
+                              ["reason"], registry=self.registry)
+        self.rows = Counter("predict_rows_total", "Rows predicted", registry=self.registry)
+
+    def route(self, path: str) -> str:
+        # Unknown paths share one label, so a scanner cannot grow the label set without bound.
+        return path if path in self.routes else "other"
+
+    def exposition(self) -> tuple[bytes, str]:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            # Several uvicorn workers: each writes its own files; add them up at scrape time.
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

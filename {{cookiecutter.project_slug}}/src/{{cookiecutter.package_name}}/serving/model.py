@@ -1,0 +1,171 @@
+"""The ONNX model: one onnxruntime session per process, its contract read once, a warm-up predict."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLASSIFICATION_OUTPUTS = ("label", "probabilities")
+REGRESSION_OUTPUTS = ("prediction",)
+# A value no training set contains: used to probe whether the model copes with unseen categories.
+UNSEEN_PROBE = "\x00unseen-category-probe"
+
+
+class ModelError(RuntimeError):
+    """The file is missing or does not follow the ONNX contract: the server must not start."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str  # "number" | "string"
+    categories: tuple[str, ...] = ()
+    # True when the model errors on a category it was not trained on (found by probing at start-up):
+    # then the server rejects such values itself with a 422 instead of letting onnxruntime fail.
+    strict_categories: bool = False
+
+
+@dataclass
+class Model:
+    session: ort.InferenceSession
+    path: Path
+    task: str
+    features: list[Feature]
+    classes: list
+    metadata: dict[str, str]
+    providers: list[str]
+    outputs: tuple[str, ...]
+    schema: dict = field(default_factory=dict)
+
+    @property
+    def classification(self) -> bool:
+        return self.task != "regression"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict:
+        """Predict and shape the response body (numpy arrays; orjson serialises them natively)."""
+        results = self.session.run(self.outputs, feeds)
+        if self.classification:
+            labels, probabilities = results
+            return {"predictions": labels.reshape(-1), "probabilities": probabilities, "classes": self.classes}
+        return {"predictions": results[0].reshape(-1)}
+
+    def example_feeds(self, rows: int = 1, unseen: str | None = None) -> dict[str, np.ndarray]:
+        """Plausible inputs from the schema alone: zeros and each column's first known category."""
+        feeds = {}
+        for feature in self.features:
+            if feature.kind == "number":
+                feeds[feature.name] = np.zeros((rows, 1), np.float32)
+            else:
+                value = feature.categories[0] if feature.categories else "missing"
+                if unseen == feature.name:
+                    value = UNSEEN_PROBE
+                feeds[feature.name] = np.full((rows, 1), value, dtype=object)
+        return feeds
+
+    def describe(self) -> dict:
+        return {
+            "model_name": self.metadata.get("mlops.model_name", ""),
+            "model_version": self.metadata.get("mlops.model_version", ""),
+            "run_id": self.metadata.get("mlops.run_id", ""),
+            "git_sha": self.metadata.get("mlops.git_sha", ""),
+            "task": self.task,
+            "target": self.schema.get("target"),
+            "classes": self.classes if self.classification else None,
+            "input_schema": self.schema.get("features", []),
+            "strict_categories": [f.name for f in self.features if f.strict_categories],
+            "providers": self.providers,
+            "path": str(self.path),
+        }
+
+
+def choose_providers(requested: tuple[str, ...]) -> list[str]:
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ModelError(f"ORT_PROVIDERS: {', '.join(missing)} not available in this onnxruntime "
+                             f"build (available: {', '.join(available)})")
+        return list(requested)
+    # CUDA first when this build has it (onnxruntime-gpu); onnxruntime falls back to CPU, with a
+    # logged error, when the library is there but no GPU or driver is.
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def _contract(session: ort.InferenceSession, path: Path) -> tuple[dict, dict[str, str]]:
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    if "mlops.schema" not in metadata:
+        raise ModelError(f"{path}: no 'mlops.schema' metadata; export the model with the project's "
+                         "`export` stage, which writes it")
+    try:
+        schema = json.loads(metadata["mlops.schema"])
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path}: 'mlops.schema' metadata is not JSON: {error}") from error
+    return schema, metadata
+
+
+def _check_io(session: ort.InferenceSession, path: Path, schema: dict, task: str) -> tuple[str, ...]:
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    declared = {f["name"]: ("tensor(float)" if f["type"] == "number" else "tensor(string)")
+                for f in schema.get("features", [])}
+    if inputs != declared:
+        raise ModelError(f"{path}: graph inputs {inputs} do not match the 'mlops.schema' features {declared}")
+    wanted = REGRESSION_OUTPUTS if task == "regression" else CLASSIFICATION_OUTPUTS
+    names = {o.name for o in session.get_outputs()}
+    if not set(wanted) <= names:
+        raise ModelError(f"{path}: a {task} model must have outputs {list(wanted)}; it has {sorted(names)}")
+    return wanted
+
+
+def load(settings: Settings) -> Model:
+    path = settings.model_path
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found (set MODEL_PATH, or run the pipeline's export stage)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_threads
+    options.inter_op_num_threads = settings.inter_op_threads
+    # Spinning threads burn a core between requests for a few microseconds of latency: not worth it
+    # beside uvicorn workers on the same cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = choose_providers(settings.providers)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own pybind types
+        raise ModelError(f"{path}: onnxruntime cannot load it: {error}") from error
+    schema, metadata = _contract(session, path)
+    task = schema.get("task")
+    if task not in ("binary", "multiclass", "regression"):
+        raise ModelError(f"{path}: 'mlops.schema' task {task!r} is not binary, multiclass or regression")
+    outputs = _check_io(session, path, schema, task)
+    features = [Feature(f["name"], f["type"], tuple(str(c) for c in f.get("categories", [])))
+                for f in schema["features"]]
+    model = Model(session=session, path=path, task=task, features=features, classes=schema.get("classes", []),
+                  metadata=metadata, providers=session.get_providers(), outputs=outputs, schema=schema)
+    log.info("loaded %s: %s model, %d inputs, providers %s", path, task, len(features), model.providers)
+    return model
+
+
+def warm_up(model: Model) -> None:
+    """One predict (first-run allocations happen here, not in a client's request), then probe each
+    categorical input with an unseen value to learn whether the model tolerates it."""
+    body = model.run(model.example_feeds(rows=2))
+    rows = len(body["predictions"])
+    if rows != 2:
+        raise ModelError(f"{model.path}: warm-up predicted {rows} rows for 2 inputs")
+    for index, feature in enumerate(model.features):
+        if feature.kind != "string":
+            continue
+        try:
+            model.run(model.example_feeds(unseen=feature.name))
+        except Exception:  # the model's encoder refuses unknown values
+            model.features[index] = Feature(feature.name, feature.kind, feature.categories, strict_categories=True)
+            log.info("%s: the model refuses unseen categories; the server will reject them", feature.name)

@@ -1,0 +1,91 @@
+"""The OpenAPI description of /predict, generated from the model's own input schema.
+
+The request models are built once with pydantic so /docs shows the real column names, types and
+category values; they document the API and are never used to validate requests (see inputs.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from .inputs import FLOAT32_MAX
+from .model import Feature, Model
+
+REF = "#/components/schemas/{model}"
+
+
+def _value_type(feature: Feature) -> Any:
+    if feature.kind == "number":
+        return Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False)]
+    if feature.categories:
+        note = ("Known values listed; unseen values are refused." if feature.strict_categories else
+                "Known values listed; an unseen value is accepted and treated as none of them.")
+        return Annotated[Literal[feature.categories], Field(description=note)]  # type: ignore[valid-type]
+    return str
+
+
+def _field_name(index: int) -> str:
+    # Column names need not be Python identifiers; the JSON name is the alias.
+    return f"f{index}"
+
+
+def request_models(model: Model, max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    forbid = ConfigDict(extra="forbid", populate_by_name=False)
+    record = create_model("Record", __config__=forbid, **{
+        _field_name(i): (_value_type(f), Field(alias=f.name)) for i, f in enumerate(model.features)})
+    columns = create_model("Columns", __config__=forbid, **{
+        _field_name(i): (list[_value_type(f)], Field(alias=f.name, min_length=1, max_length=max_rows))
+        for i, f in enumerate(model.features)})
+    records_body = create_model(
+        "RecordsRequest", __config__=forbid,
+        records=(list[record], Field(min_length=1, max_length=max_rows, description="One object per row")))
+    columns_body = create_model(
+        "ColumnsRequest", __config__=forbid,
+        columns=(columns, Field(description="One array per column, all of the same length")))
+    return records_body, columns_body
+
+
+class ClassificationResponse(BaseModel):
+    predictions: list[int | str] = Field(description="Predicted class per row")
+    probabilities: list[list[float]] = Field(description="Per row, one probability per class, in `classes` order")
+    classes: list[int | str]
+
+
+class RegressionResponse(BaseModel):
+    predictions: list[float]
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="What is wrong and where (field and row)")
+
+
+def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
+    """(components.schemas entries, the /predict operation's extra OpenAPI fields)."""
+    records_body, columns_body = request_models(model, max_rows)
+    response = ClassificationResponse if model.classification else RegressionResponse
+    request = TypeAdapter(Union[records_body, columns_body]).json_schema(ref_template=REF)  # noqa: UP007
+    components = dict(request.pop("$defs", {}))
+    components["PredictRequest"] = request
+    for extra in (response, Problem):
+        described = extra.model_json_schema(ref_template=REF)
+        components.update(described.pop("$defs", {}))
+        components[extra.__name__] = described
+
+    def body(name: str) -> dict:
+        media = {"schema": {"$ref": REF.format(model=name)} }  # spaced: "}" twice would be Jinja syntax
+        return dict(content={"application/json": media})
+
+    problem = body("Problem")
+    operation = {
+        "requestBody": {"required": True, **body("PredictRequest")},
+        "responses": {
+            "200": {"description": "Predictions, one per row, in request order", **body(response.__name__)},
+            "400": {"description": "Empty body or malformed JSON", **problem},
+            "413": {"description": "More rows than MAX_BATCH_ROWS", **problem},
+            "422": {"description": "Missing/unknown column, wrong type, non-finite number, empty batch", **problem},
+            "503": {"description": "Model not loaded yet", **problem},
+        },
+    }
+    return components, operation

@@ -1,0 +1,257 @@
+"""The inference server against a real ONNX model: predictions, strict input, readiness, metadata,
+metrics, the generated OpenAPI schema (fuzzed with schemathesis) and the real uvicorn process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from contract_model import build, direct, sample_records
+from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.model import ModelError
+from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+TASK = "{{ cookiecutter.task }}"
+CLASSIFICATION = TASK != "regression"
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("model") / "model.onnx", TASK)
+
+
+@pytest.fixture(scope="module")
+def client(model_path):
+    with TestClient(create_app(Settings(model_path=model_path, max_batch_rows=50))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def records():
+    return sample_records(TASK, rows=8)
+
+
+def check_matches(body: dict, expected: dict) -> None:
+    if CLASSIFICATION:
+        assert body["predictions"] == expected["label"].tolist()
+        np.testing.assert_allclose(body["probabilities"], expected["probabilities"], rtol=1e-6)
+        assert body["classes"] == sorted(set(body["classes"]))
+    else:
+        np.testing.assert_allclose(body["predictions"], expected["prediction"].reshape(-1), rtol=1e-6)
+
+
+def test_predictions_equal_onnxruntime_for_records_and_columns(client, model_path, records):
+    expected = direct(model_path, records)
+    by_rows = client.post("/predict", json={"records": records})
+    assert by_rows.status_code == 200, by_rows.text
+    check_matches(by_rows.json(), expected)
+    columns = {name: [row[name] for row in records] for name in records[0]}
+    by_columns = client.post("/predict", json={"columns": columns})
+    assert by_columns.json() == by_rows.json()
+
+
+def test_integers_are_numbers_and_unseen_categories_are_accepted(client, model_path, records):
+    row = dict(records[0], age=int(records[0]["age"]), purpose="a purpose never seen in training")
+    response = client.post("/predict", json={"records": [row]})
+    assert response.status_code == 200, response.text
+    check_matches(response.json(), direct(model_path, [row]))
+
+
+def bad(records, change):
+    rows = [dict(row) for row in records[:3]]
+    change(rows)
+    return {"records": rows}
+
+
+def columns(records, rows=1, drop=None, **changes):
+    """The column form of the first `rows` records, with columns dropped or replaced."""
+    body = {name: [row[name] for row in records[:rows]] for name in records[0] if name != drop}
+    body.update(changes)
+    return {"columns": body}
+
+
+def _set(index, name, value):
+    def change(rows):
+        rows[index][name] = value
+    return change
+
+
+BAD_BODIES = {
+    "missing column": (lambda r: bad(r, lambda rows: rows[1].pop("income")), 422, ["records[1]", "income", "missing"]),
+    "unknown column": (lambda r: bad(r, _set(2, "colour", "red")), 422, ["records[2]", "colour", "unknown"]),
+    "string for a number": (lambda r: bad(r, _set(1, "age", "42")), 422, ["records[1].age", "number", "'42'"]),
+    "number for a category": (lambda r: bad(r, _set(0, "sex", 1)), 422, ["records[0].sex", "string", "number 1"]),
+    "bool for a number": (lambda r: bad(r, _set(2, "income", True)), 422, ["records[2].income", "boolean true"]),
+    "bool for a category": (lambda r: bad(r, _set(0, "purpose", False)), 422, ["records[0].purpose", "boolean"]),
+    "null": (lambda r: bad(r, _set(1, "loan_amount", None)), 422, ["records[1].loan_amount", "null"]),
+    "above float32": (lambda r: bad(r, _set(0, "income", 1e39)), 422, ["records[0].income", "float32"]),
+    "row not an object": (lambda r: {"records": [r[0], [1, 2]]}, 422, ["records[1]", "object"]),
+    "records not a list": (lambda r: {"records": r[0]}, 422, ["records", "array"]),
+    "empty batch": (lambda r: {"records": []}, 422, ["records", "empty"]),
+    "over the limit": (lambda r: {"records": r[:1] * 51}, 413, ["51 rows", "limit of 50"]),
+    "both shapes": (lambda r: dict(records=r, columns=dict()), 422, ["exactly one", "records", "columns"]),
+    "neither shape": (lambda r: {"rows": r}, 422, ["'rows'"]),
+    "body is a list": (lambda r: r, 422, ["JSON object", "array"]),
+    "column missing": (lambda r: columns(r, drop="age"), 422, ["columns", "'age'", "missing"]),
+    "column unknown": (lambda r: columns(r, x=[1]), 422, ["columns", "'x'", "unknown"]),
+    "uneven columns": (lambda r: columns(r, age=[1.0, 2.0]), 422, ["same number", "age has 2"]),
+    "column wrong type": (lambda r: columns(r, rows=2, sex=["male", 3]), 422, ["columns.sex[1]", "number 3"]),
+    "column not a list": (lambda r: columns(r, age=30), 422, ["columns.age", "array"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
+def test_bad_input_is_a_4xx_naming_the_field(client, records, case):
+    make, status, fragments = BAD_BODIES[case]
+    response = client.post("/predict", json=make(records))
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert all(fragment in detail for fragment in fragments), detail
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_written_by_python_json_are_refused_by_name(client, records, token):
+    # Python's json.dumps writes these tokens (not JSON, but clients send them).
+    row = dict(records[0], income=float(token.replace("Infinity", "inf")))
+    body = json.dumps({"records": [records[1], row]})
+    assert token in body
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "records[1].income" in response.json()["detail"] and "finite" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b'{"records": [', b"\xff\xfe", b"[" * 5000, b"nul"])
+def test_malformed_bodies_are_400(client, body):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"]
+
+
+def test_a_body_over_the_byte_limit_is_413_without_reading_it_all(model_path, records):
+    with TestClient(create_app(Settings(model_path=model_path, max_body_bytes=2048))) as small:
+        response = small.post("/predict", json={"records": records * 20})
+        assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["detail"]
+        assert small.post("/predict", json={"records": records[:1]}).status_code == 200
+
+
+def test_a_model_that_refuses_unseen_categories_gets_them_refused_by_the_server(tmp_path, records):
+    path = build(tmp_path / "strict.onnx", TASK, unseen_categories="error")
+    with TestClient(create_app(Settings(model_path=path))) as strict:
+        assert "purpose" in strict.get("/metadata").json()["strict_categories"]
+        response = strict.post("/predict", json={"records": [dict(records[0], purpose="spaceship")]})
+        assert response.status_code == 422
+        assert "records[0].purpose" in response.json()["detail"] and "spaceship" in response.json()["detail"]
+        assert strict.post("/predict", json={"records": records}).status_code == 200
+
+
+def test_ready_only_after_warm_up(model_path):
+    app = create_app(Settings(model_path=model_path))
+    cold = TestClient(app)  # no `with`: the start-up (load check + warm-up) has not run
+    assert cold.get("/health").status_code == 200
+    assert cold.get("/ready").status_code == 503
+    assert cold.post("/predict", json={"records": []}).status_code == 503
+    with TestClient(app) as warm:
+        assert warm.get("/ready").status_code == 200
+
+
+def test_missing_or_foreign_model_stops_the_server(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        create_app(Settings(model_path=tmp_path / "absent.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load"):
+        create_app(Settings(model_path=tmp_path / "junk.onnx"))
+
+
+def test_metadata_describes_the_model(client, records):
+    meta = client.get("/metadata").json()
+    assert (meta["model_name"], meta["model_version"], meta["run_id"], meta["git_sha"]) == (
+        "credit-model", "7", "0123456789abcdef", "abc1234")
+    assert meta["task"] == TASK
+    assert [f["name"] for f in meta["input_schema"]] == list(records[0])
+    assert (meta["classes"] is not None) == CLASSIFICATION
+    assert "CPUExecutionProvider" in meta["providers"]
+
+
+def test_metrics_count_requests_by_route_and_status(client, records):
+    client.post("/predict", json={"records": records[:2]})
+    client.post("/predict", json={"records": []})
+    client.get("/no-such-page")
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/predict",status="200"}' in text
+    assert 'http_requests_total{method="POST",route="/predict",status="422"}' in text
+    assert 'route="other",status="404"' in text
+    assert 'http_request_duration_seconds_bucket{le="0.001",route="/predict"}' in text
+    assert 'predict_errors_total{reason="invalid_input"}' in text
+    assert "predict_rows_total" in text
+
+
+def test_openapi_is_generated_from_the_model_schema(client, records):
+    document = client.get("/openapi.json").json()
+    record = document["components"]["schemas"]["Record"]
+    assert set(record["properties"]) == set(records[0])
+    assert record["additionalProperties"] is False
+    assert record["properties"]["age"]["type"] == "number"
+    assert record["properties"]["sex"]["enum"] == ["female", "male"]
+    operation = document["paths"]["/predict"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
+
+
+def test_schemathesis_finds_no_server_error(client):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)  # the warmed-up app
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+    # Every documented operation; a strategy (not @schema.parametrize) so it runs inside this test.
+    @given(case=schema.as_strategy())
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        case.call_and_validate(checks=checks)
+
+    fuzz()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_python_dash_m_serving_starts_uvicorn(model_path, records, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - owned by the child
+    server = subprocess.Popen([sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model",
+                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()
+                assert time.monotonic() < deadline, "server not ready in 30 s"
+                time.sleep(0.1)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict",
+                                         data=json.dumps({"records": records}).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            check_matches(json.loads(response.read()), direct(model_path, records))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
