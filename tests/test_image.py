@@ -49,7 +49,7 @@ def project_with_model(tmp_path_factory, baked):
 
 
 def container_cli(project: Path, docker_host: str, *args: str, check: bool = True):
-    return run(project, "-m", f"{PACKAGE}.container", *args, check=check, timeout=900, DOCKER_HOST=docker_host)
+    return run(project, "-m", PACKAGE, *args, check=check, timeout=900, DOCKER_HOST=docker_host)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ log = logging.getLogger("{{ cookiecutter.package_name }}")
 
 STAGES = ("validate", "train", "evaluate", "gate", "export")
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
-EXTRA_COMMANDS = ("github_ci", "registry")
+# Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
+EXTRA_COMMANDS = ("serve", "container", "github_ci", "registry")
 
 
 def _stage(name: str):

@@ -3,7 +3,7 @@
 Uses the Docker SDK for Python, so it drives Docker or podman alike (podman: run
 `podman system service --time=0 unix:///path/podman.sock` and set DOCKER_HOST=unix:///path/podman.sock).
 
-Commands (see `register`): image, image-run, image-smoke, image-stop. Options fall back to
+Commands (COMMANDS, wired into the project's CLI): image, image-run, image-smoke, image-stop. Options fall back to
 environment variables (IMAGE_TAG, IMAGE_BASE, IMAGE_ORT_PACKAGE, IMAGE_NAME, IMAGE_PORT), so CI and
 `make` can set them once.
 """
@@ -284,27 +284,3 @@ COMMANDS = {
                     run_smoke),
     "image-stop": ("stop and remove the container by name", add_stop_arguments, run_stop),
 }
-
-
-def register(commands) -> None:
-    """Add every container command to an argparse sub-parsers object; each sets `handler(args) -> int`
-    (0, or 1 after printing the error: failures are also `CheckFailed` for callers that map those)."""
-    for name, (help_text, add_arguments, handler) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text)
-        add_arguments(sub)
-        sub.set_defaults(handler=handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description=__doc__.splitlines()[0])
-    register(parser.add_subparsers(dest="command", required=True, metavar="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except CheckFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
