@@ -23,8 +23,9 @@ def read_run(project):
     return client, client.get_run(run_id)
 
 
-def test_baked_project_tests_pass(baked):
-    result = run(baked(), "-m", "pytest", "-q", "-p", "no:cacheprovider")
+@pytest.mark.parametrize("framework", ["sklearn", "pytorch", "keras"])
+def test_baked_project_tests_pass(baked, framework):
+    result = run(baked(framework=framework), "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in result.stdout and " failed" not in result.stdout
 
 
