@@ -20,15 +20,10 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from ..config import Split  # noqa: E402
 from ..data import Schema  # noqa: E402
-from ..errors import UsageError  # noqa: E402
 from ..predictions import Predictions  # noqa: E402
 from . import tabular  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 40, "batch_size": 128,
-            "learning_rate": 0.003, "patience": 5}
-
 
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch losses to MLflow and to TensorBoard event files (Keras's own callback needs TensorFlow)."""
@@ -43,17 +38,9 @@ class EpochLog(keras.callbacks.Callback):
         self.board.add_scalars("loss", losses, epoch)
 
 
-def _settings(params: dict) -> dict:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise UsageError(f"model.params: unknown for keras: {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(DEFAULTS)})")
-    return DEFAULTS | params
-
-
 def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict,
           split: Split) -> tabular.TabularModel:
-    settings = _settings(params)
+    settings = tabular.settings(params, "keras")
     keras.utils.set_random_seed(split.seed)
     torch.use_deterministic_algorithms(True)
     data = tabular.prepare(features, target, schema, split.validation_size, split.seed)

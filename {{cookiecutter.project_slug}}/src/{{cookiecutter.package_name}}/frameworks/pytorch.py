@@ -21,15 +21,10 @@ from tqdm.auto import tqdm
 
 from ..config import Split
 from ..data import Schema
-from ..errors import UsageError
 from ..predictions import Predictions
 from . import tabular
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 40, "batch_size": 128,
-            "learning_rate": 0.003, "patience": 5}
-
 
 class Network(nn.Module):
     """Logits from `body` in training; probabilities (classification) or values from `forward`."""
@@ -48,17 +43,9 @@ class Network(nn.Module):
         return torch.softmax(out, dim=1) if self.classification else out
 
 
-def _settings(params: dict) -> dict:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise UsageError(f"model.params: unknown for pytorch: {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(DEFAULTS)})")
-    return DEFAULTS | params
-
-
 def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict,
           split: Split) -> tabular.TabularModel:
-    settings = _settings(params)
+    settings = tabular.settings(params, "pytorch")
     torch.manual_seed(split.seed)
     torch.use_deterministic_algorithms(True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

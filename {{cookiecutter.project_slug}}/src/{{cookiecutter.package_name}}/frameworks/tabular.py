@@ -33,12 +33,26 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ..data import Schema
+from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import Predictions
 
 OPSET = 18
 EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing and the classes
 TRUSTED_TYPES = ["numpy.dtype"]
+
+
+DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 25, "batch_size": 256,
+            "learning_rate": 0.003, "patience": 5}
+
+
+def settings(params: dict, framework: str) -> dict:
+    """config.yaml's model.params over the defaults; a misspelt key is an error, not ignored."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise UsageError(f"model.params: unknown for {framework}: {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(DEFAULTS)})")
+    return DEFAULTS | params
 
 
 @dataclass
