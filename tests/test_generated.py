@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import SLUG, cli, project_env, run
 
-STAGES = ["validate", "train", "evaluate", "gate", "export"]
+STAGES = ["validate", "train", "evaluate", "gate", "export", "register"]
 
 
 def read_run(project):
@@ -42,8 +42,8 @@ def test_pipeline_runs_for_each_task(tmp_path, baked, task):
     outputs = {o.name for o in session.get_outputs()}
     assert outputs == ({"prediction"} if task == "regression" else {"label", "probabilities"})
 
-    gate = json.loads((project / "outputs" / "gate.json").read_text())
-    assert gate["passed"] and gate["model_version"] == "1"
+    assert json.loads((project / "outputs" / "gate.json").read_text())["passed"]
+    assert json.loads((project / "outputs" / "registered.json").read_text())["model_version"] == "1"
     client, mlflow_run = read_run(project)
     assert all(mlflow_run.data.tags[f"stage.{stage}"] == "done" for stage in STAGES)
     assert mlflow_run.data.metrics["export.parity_max_abs_diff"] <= settings["export"]["parity_tolerance"]

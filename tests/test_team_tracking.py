@@ -24,7 +24,7 @@ from conftest import PACKAGE, SLUG, cli, project_env
 from processes import start, stop, wait_for_http
 from servers import MlflowServer, Postgres, postgres_bin
 
-STAGES = ["validate", "train", "evaluate", "gate", "export"]
+STAGES = ["validate", "train", "evaluate", "gate", "export", "register"]
 
 
 @pytest.fixture(scope="module")

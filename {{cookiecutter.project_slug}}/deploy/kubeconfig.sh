@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Write a kubeconfig for the deploy job to PATH (first argument), from either
-#   KUBECONFIG_CONTENT  a whole kubeconfig (secret KUBECONFIG: any cluster, any cloud), or
+#   KUBECONFIG_CONTENT  a whole kubeconfig (the environment secret KUBECONFIG: any cluster, any cloud), or
 #   CLUSTER_SERVER (+ CLUSTER_CA base64, OIDC_AUDIENCE)  GitHub's OIDC token presented to an API server
 #   configured to trust https://token.actions.githubusercontent.com (needs `id-token: write`).
 set -euo pipefail
@@ -26,8 +26,8 @@ elif [ -n "${CLUSTER_SERVER:-}" ]; then
   kubectl config --kubeconfig "$path" use-context target
   rm -f "$ca_file"
 else
-  echo "::error::no cluster credentials: add the environment secret KUBECONFIG, or the variables" \
-    "<ENV>_CLUSTER_SERVER and <ENV>_CLUSTER_CA for OIDC (see README, Deploying)" >&2
+  echo "::error::no cluster credentials: add the environment secret KUBECONFIG, or the environment" \
+    "variables CLUSTER_SERVER and CLUSTER_CA for OIDC (see deploy/README.md)" >&2
   exit 2
 fi
 echo "KUBECONFIG=$path" >> "${GITHUB_ENV:-/dev/null}"

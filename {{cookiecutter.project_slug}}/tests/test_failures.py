@@ -69,7 +69,7 @@ def test_no_regression_against_the_champion(workspace):
     name = settings.tracking.model_name
     client = workspace.client()
     assert workspace.cli("pipeline") == 0
-    assert workspace.cli("gate") == 0  # a retried gate reuses its version instead of registering again
+    assert workspace.cli("register") == 0  # a retried job reuses its version instead of registering again
     (first,) = client.search_model_versions(f"name = '{name}'")
     client.set_registered_model_alias(name, "champion", first.version)
 
@@ -87,3 +87,48 @@ def test_no_regression_against_the_champion(workspace):
     report = (workspace.outputs / "gate.md").read_text()
     assert "vs champion" in report and "FAIL" in report
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == [first.version]
+
+
+def test_failed_parity_is_never_registered(workspace, capsys):
+    """The export is checked before anything is registered: a model whose ONNX file does not reproduce
+    it gets no version and no alias."""
+    settings = configuration.load(workspace.config)
+    workspace.edit_config(lambda c: c["export"].update(parity_tolerance=1e-15))
+    assert workspace.cli("pipeline") == 1
+    assert "ONNX parity failed" in capsys.readouterr().err
+    assert workspace.cli("register") == 1
+    assert "parity check is failed" in capsys.readouterr().err
+    client = workspace.client()
+    assert client.search_model_versions(f"name = '{settings.tracking.model_name}'") == []
+    assert not (workspace.outputs / "registered.json").exists()
+
+
+def test_failed_gate_is_never_registered(workspace, capsys):
+    workspace.edit_config(lambda c: c["gate"].update(thresholds={name: {"min": 10.0, "max": -10.0}
+                                                                 for name in c["gate"]["thresholds"]}))
+    for stage in ("validate", "train", "evaluate"):
+        assert workspace.cli(stage) == 0
+    assert workspace.cli("gate") == 1
+    assert workspace.cli("export") == 0  # export alone proves nothing about the gate
+    assert workspace.cli("register") == 1
+    assert "gate verdict is failed" in capsys.readouterr().err
+    assert workspace.client().search_model_versions(f"name = '{configuration.load(workspace.config).tracking.model_name}'") == []
+
+
+def test_onnx_changed_after_export_is_refused(workspace, capsys):
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert workspace.cli(stage) == 0
+    (stored,) = (workspace.root / "mlruns").rglob("onnx/model.onnx")
+    stored.write_bytes(stored.read_bytes() + b"tampered")
+    assert workspace.cli("register") == 1
+    assert "the file changed since" in capsys.readouterr().err
+    assert workspace.client().search_model_versions(f"name = '{configuration.load(workspace.config).tracking.model_name}'") == []
+
+
+def test_a_run_is_registered_only_from_the_ref_it_was_trained_on(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/feature")
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert workspace.cli(stage) == 0
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/main")
+    assert workspace.cli("register") == 1
+    assert "trained from refs/heads/feature but is being registered from refs/heads/main" in capsys.readouterr().err

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
+import subprocess
+
+import pytest
+
 from {{ cookiecutter.package_name }} import github_ci
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.errors import UsageError
+
+RUN = "0123456789abcdef0123456789abcdef"
 
 
 def write(folder, name, content):
@@ -14,26 +21,76 @@ def write(folder, name, content):
 
 
 def test_outputs_after_train_only(tmp_path):
-    write(tmp_path, "run.json", {"run_id": "abc"})
-    assert github_ci.outputs(tmp_path) == {"run_id": "abc", "verdict": "", "model_version": ""}
+    write(tmp_path, "run.json", {"run_id": RUN})
+    assert github_ci.outputs(tmp_path) == {"run_id": RUN, "verdict": "", "model_version": "", "onnx_sha256": ""}
 
 
-def test_outputs_after_a_passing_and_a_failing_gate(tmp_path):
-    write(tmp_path, "run.json", {"run_id": "abc"})
-    write(tmp_path, "gate.json", {"passed": True, "run_id": "abc", "model_version": "3"})
-    assert github_ci.outputs(tmp_path) == {"run_id": "abc", "verdict": "passed", "model_version": "3"}
-    write(tmp_path, "gate.json", {"passed": False, "run_id": "abc", "model_version": None})
+def test_outputs_after_gate_and_register(tmp_path):
+    write(tmp_path, "run.json", {"run_id": RUN})
+    write(tmp_path, "gate.json", {"passed": False, "run_id": RUN})
     assert github_ci.outputs(tmp_path)["verdict"] == "failed"
+    write(tmp_path, "gate.json", {"passed": True, "run_id": RUN})
+    write(tmp_path, "registered.json", {"run_id": RUN, "model_version": "3", "onnx_sha256": "d" * 64})
+    assert github_ci.outputs(tmp_path) == {"run_id": RUN, "verdict": "passed", "model_version": "3",
+                                           "onnx_sha256": "d" * 64}
+    # A version registered from an earlier run says nothing about this one.
+    write(tmp_path, "registered.json", {"run_id": "f" * 32, "model_version": "2"})
     assert github_ci.outputs(tmp_path)["model_version"] == ""
 
 
 def test_ci_outputs_appends_to_github_output(tmp_path, monkeypatch):
-    write(tmp_path / "outputs", "run.json", {"run_id": "abc"})
+    write(tmp_path / "outputs", "run.json", {"run_id": RUN})
     target = tmp_path / "out"
     target.write_text("earlier=1\n")
     monkeypatch.setenv("GITHUB_OUTPUT", str(target))
     assert main(["ci-outputs", "--outputs", str(tmp_path / "outputs")]) == 0
-    assert target.read_text() == "earlier=1\nrun_id=abc\nverdict=\nmodel_version=\n"
+    assert target.read_text() == f"earlier=1\nrun_id={RUN}\nverdict=\nmodel_version=\nonnx_sha256=\n"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("run_id", RUN + "\nmode=registry"),
+    ("run_id", "abc<<EOF"),
+    ("model_version", "1\nverdict=passed"),
+    ("model_version", "01"),
+    ("onnx_sha256", "e" * 63),
+    ("verdict", "passed\n"),
+    ("path", "outputs/model.onnx\nx=y"),
+    ("unknown", "1"),
+])
+def test_values_of_the_wrong_shape_never_reach_github_output(tmp_path, monkeypatch, key, value):
+    target = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(target))
+    with pytest.raises(UsageError, match="refusing to publish"):
+        github_ci.publish({"model_version": "1", key: value})
+    assert not target.exists()  # checked before anything is written: no half-published outputs
+
+
+def test_ci_outputs_refuses_a_tampered_run_file(tmp_path, monkeypatch, capsys):
+    write(tmp_path / "outputs", "run.json", {"run_id": "abc\nmodel_version<<EOF"})
+    target = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(target))
+    assert main(["ci-outputs", "--outputs", str(tmp_path / "outputs")]) == 2
+    assert "refusing to publish run_id=" in capsys.readouterr().err and not target.exists()
+
+
+def git(folder, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=folder, check=True,
+                   capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
+def test_only_commits_on_the_protected_branch_may_be_released(tmp_path, capsys):
+    git(tmp_path, "init", "-q", "-b", "main")
+    merged = git(tmp_path, "commit", "-q", "--allow-empty", "-m", "on main")
+    git(tmp_path, "checkout", "-q", "-b", "feature")
+    unmerged = git(tmp_path, "commit", "-q", "--allow-empty", "-m", "not merged")
+    assert github_ci.commit_on_branch(merged, "main", tmp_path)
+    assert not github_ci.commit_on_branch(unmerged, "main", tmp_path)
+    assert main(["commit-on-branch", "--sha", unmerged, "--repository", str(tmp_path)]) == 1
+    assert "is not on main" in capsys.readouterr().err
+    assert main(["commit-on-branch", "--sha", merged, "--repository", str(tmp_path)]) == 0
+    assert main(["commit-on-branch", "--sha", merged, "--branch", "release", "--repository", str(tmp_path)]) == 2
+    assert "fetch-depth: 0" in capsys.readouterr().err
 
 
 def test_ci_outputs_without_a_run_is_a_usage_error(tmp_path, capsys):

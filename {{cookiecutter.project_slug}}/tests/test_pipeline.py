@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ def run_state(space) -> str:
 def test_one_run_holds_every_stage(pipeline_run):
     client = pipeline_run.client()
     run = client.get_run(run_state(pipeline_run))
-    for stage in ("validate", "train", "evaluate", "gate", "export"):
+    for stage in ("validate", "train", "evaluate", "gate", "export", "register"):
         assert run.data.tags[f"stage.{stage}"] == "done"
     assert run.data.tags["gate.verdict"] == "passed"
     assert any(name.startswith("test.") for name in run.data.metrics)
@@ -30,13 +31,21 @@ def test_one_run_holds_every_stage(pipeline_run):
     assert any(path.endswith(".png") for path in plots)
 
 
-def test_passing_model_is_registered_as_challenger(pipeline_run):
+def test_passing_model_is_registered_as_challenger_with_its_lineage(pipeline_run):
     settings = configuration.load(pipeline_run.config)
     client = pipeline_run.client()
     version = client.get_model_version_by_alias(settings.tracking.model_name, "challenger")
-    assert version.tags["run_id"] == run_state(pipeline_run)
-    gate = json.loads((pipeline_run.outputs / "gate.json").read_text())
-    assert gate["passed"] and gate["model_version"] == str(version.version)
+    run = client.get_run(run_state(pipeline_run))
+    assert version.tags["run_id"] == run.info.run_id
+    # What a release checks: the ref, the commit, both verdicts and the digest of the exported file.
+    digest = hashlib.sha256((pipeline_run.outputs / "model.onnx").read_bytes()).hexdigest()
+    assert version.tags["onnx.sha256"] == run.data.tags["onnx.sha256"] == digest
+    assert (version.tags["gate.verdict"], version.tags["export.parity"]) == ("passed", "passed")
+    assert version.tags["source_ref"] == run.data.tags["source_ref"]
+    assert version.tags["git_sha"] == run.data.tags["git_sha"]
+    registered = json.loads((pipeline_run.outputs / "registered.json").read_text())
+    assert registered["model_version"] == str(version.version)
+    assert json.loads((pipeline_run.outputs / "gate.json").read_text())["passed"]
     report = (pipeline_run.outputs / "gate.md").read_text()
     assert "PASSED" in report and all(name in report for name in settings.gate.thresholds)
 

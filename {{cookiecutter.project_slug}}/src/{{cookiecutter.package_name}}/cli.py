@@ -14,8 +14,7 @@ from .errors import CheckFailed, UsageError
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
-STAGES = ("validate", "train", "evaluate", "gate", "export")
-# Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
+STAGES = ("validate", "train", "evaluate", "gate", "export", "register")
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
 EXTRA_COMMANDS = ("serve", "container", "github_ci", "registry")
 
@@ -85,12 +84,13 @@ def parser() -> argparse.ArgumentParser:
     helps = {"validate": "check the input data with Great Expectations",
              "train": "start the MLflow run and train the model",
              "evaluate": "metrics, fairness audit and plots on the held-out rows",
-             "gate": "check thresholds; register passing models as 'challenger'",
-             "export": "convert to ONNX and check onnxruntime parity"}
+             "gate": "check thresholds and no-regression against the champion",
+             "export": "convert to ONNX and check onnxruntime parity",
+             "register": "register a run that passed gate and parity, as 'challenger'"}
     for name in STAGES:
         stage_parser(name, helps[name], attach=name not in ("validate", "train")).set_defaults(
             handler=lambda args, name=name: run_stage(name, args))
-    everything = stage_parser("pipeline", "validate -> train -> evaluate -> gate -> export", attach=False)
+    everything = stage_parser("pipeline", " -> ".join(STAGES), attach=False)
     everything.set_defaults(handler=pipeline)
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))

@@ -80,6 +80,15 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not stream the build log")
 
 
+def registered_version(outputs: Path, run_id: str) -> str:
+    """The version `register` gave this model's run (outputs/registered.json), else "" (unregistered)."""
+    try:
+        registered = json.loads((outputs / "registered.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(registered.get("model_version", "")) if registered.get("run_id") == run_id else ""
+
+
 def build_image(project: Path, tag: str, base_image: str, ort_package: str, model: Path,
                 quiet: bool = False) -> str:
     """Build docker/Dockerfile with the project as context; returns the image id."""
@@ -92,7 +101,7 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
     metadata = model_metadata(model_path)
     build_args = {"BASE_IMAGE": base_image, "ORT_PACKAGE": ort_package, "MODEL_PATH": relative_model,
                   "REVISION": _git_revision(project), "MLFLOW_RUN_ID": metadata.get("mlops.run_id", "unknown"),
-                  "MODEL_VERSION": metadata.get("mlops.model_version", "")}
+                  "MODEL_VERSION": registered_version(model_path.parent, metadata.get("mlops.run_id", ""))}
     client = _client()
     started = time.perf_counter()
     image_id = None

@@ -1,29 +1,36 @@
-"""The model registry as the release workflow uses it: find, fetch and promote registered versions.
+"""The model registry as the release workflow uses it: find, verify, fetch and promote versions.
 
-A release deploys the version CI registered for the tagged commit (found by its `git_sha` tag), never
-a retrained one; the `champion` alias follows what production runs. Each function raises UsageError
-with what was looked for and where, so a failing release job says what to fix.
+A release ships a version only when its tags prove the whole chain: registered from the protected
+branch, gate passed, ONNX parity passed, and an ONNX digest that matches the file actually fetched
+(`register` writes those tags; README, "Trust model"). Each function raises UsageError naming what
+was looked for, which check failed and where, so a failing release job says what to fix.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
+import hashlib
+import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UsageError
+from .github_ci import publish
 
 if TYPE_CHECKING:  # mlflow is imported when a command runs, not when the CLI builds its parser
     from mlflow.tracking import MlflowClient
 
 ONNX_ARTIFACT = "onnx/model.onnx"
+PROTECTED_REF = "refs/heads/main"
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def client_for(tracking_uri: str | None) -> MlflowClient:
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    import os
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_REGISTRY_URI")
     if not uri:
         raise UsageError("no tracking server: set MLFLOW_TRACKING_URI (the registry CI registered into) "
                          "or pass --tracking-uri")
@@ -32,16 +39,47 @@ def client_for(tracking_uri: str | None) -> MlflowClient:
     return MlflowClient(uri, registry_uri=uri)
 
 
-def find_version(client: MlflowClient, model_name: str, git_sha: str) -> str:
-    """The newest version registered from `git_sha` (a full or abbreviated commit id)."""
-    if len(git_sha) < 7:
-        raise UsageError(f"--git-sha {git_sha!r}: give at least 7 characters of the commit id")
-    versions = [v for v in client.search_model_versions(f"name = '{model_name}'")
-                if v.tags.get("git_sha", "").startswith(git_sha)]
+def trust_problems(tags: dict[str, str], protected_ref: str | None) -> list[str]:
+    """Why a run (or a version, whose tags repeat its run's) may not be registered or shipped.
+
+    `protected_ref` None skips the branch check: `register` compares refs itself.
+    """
+    problems = []
+    if protected_ref is not None and tags.get("source_ref") != protected_ref:
+        problems.append(f"it was registered from {tags.get('source_ref') or 'an unknown ref'}, not {protected_ref}")
+    if tags.get("gate.verdict") != "passed":
+        problems.append(f"its gate verdict is {tags.get('gate.verdict') or 'missing'}, not passed")
+    if tags.get("export.parity") != "passed":
+        problems.append(f"its ONNX parity check is {tags.get('export.parity') or 'missing'}, not passed")
+    if not SHA256.fullmatch(tags.get("onnx.sha256", "")):
+        problems.append("it carries no ONNX digest (tag onnx.sha256)")
+    return problems
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_version(client: MlflowClient, model_name: str, git_sha: str, protected_ref: str = PROTECTED_REF) -> str:
+    """The newest version registered from `git_sha` (full or abbreviated) that passes every check."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", git_sha):
+        raise UsageError(f"--git-sha {git_sha!r}: give 7 to 40 lowercase hex characters of the commit id")
+    versions = sorted((v for v in client.search_model_versions(f"name = '{model_name}'")
+                       if v.tags.get("git_sha", "").startswith(git_sha)), key=lambda v: int(v.version), reverse=True)
     if not versions:
         raise UsageError(f"no version of model {model_name!r} has tag git_sha={git_sha} in {client.tracking_uri}: "
-                         "did CI's gate pass (and register) for this commit?")
-    return str(max(int(v.version) for v in versions))
+                         f"did CI on {protected_ref} pass the gate and register for this commit?")
+    refused = []
+    for version in versions:
+        problems = trust_problems(version.tags, protected_ref)
+        if not problems:
+            return str(version.version)
+        refused.append(f"version {version.version}: {'; '.join(problems)}")
+    raise UsageError(f"no version of model {model_name!r} for commit {git_sha} may ship: " + " | ".join(refused))
 
 
 def get_version(client: MlflowClient, model_name: str, version: str):
@@ -54,23 +92,33 @@ def get_version(client: MlflowClient, model_name: str, version: str):
                          f"{error.message}") from error
 
 
-def download_onnx(client: MlflowClient, model_name: str, version: str, output: Path) -> Path:
-    """The ONNX file CI's export logged to the version's run (the exact bytes that passed parity)."""
+def shippable_version(client: MlflowClient, model_name: str, version: str, protected_ref: str = PROTECTED_REF):
+    """The version, if its tags pass every check (a rollback target is held to the same rules)."""
+    found = get_version(client, model_name, version)
+    if problems := trust_problems(found.tags, protected_ref):
+        raise UsageError(f"model {model_name!r} version {version} may not ship: {'; '.join(problems)}")
+    return found
+
+
+def run_of(version) -> str:
+    return version.tags.get("run_id") or version.run_id
+
+
+def download_verified(client: MlflowClient, run_id: str, expected_sha256: str, output: Path) -> Path:
+    """The run's ONNX file at `output`, only if its bytes hash to `expected_sha256`; else nothing."""
     from mlflow.exceptions import MlflowException
 
-    found = get_version(client, model_name, version)
-    run_id = found.tags.get("run_id") or found.run_id
-    try:
-        local = client.download_artifacts(run_id, ONNX_ARTIFACT, str(output.parent))
-    except (MlflowException, OSError) as error:
-        raise UsageError(f"run {run_id} of {model_name} v{version} has no {ONNX_ARTIFACT}: did CI's export "
-                         f"job finish for it? ({error})") from error
-    local = Path(local)
-    if local.resolve() != output.resolve():
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            local = Path(client.download_artifacts(run_id, ONNX_ARTIFACT, folder))
+        except (MlflowException, OSError) as error:
+            raise UsageError(f"run {run_id} has no {ONNX_ARTIFACT}: did its export job finish? ({error})") from error
+        actual = sha256_of(local)
+        if actual != expected_sha256:
+            raise UsageError(f"{ONNX_ARTIFACT} of run {run_id} has sha256 {actual}, but {expected_sha256} was "
+                             "recorded when it passed the parity check: the file changed since; refusing it")
         output.parent.mkdir(parents=True, exist_ok=True)
-        local.replace(output)
-        if local.parent != output.parent and not any(local.parent.iterdir()):
-            local.parent.rmdir()
+        shutil.move(local, output)
     return output
 
 
@@ -78,7 +126,6 @@ def promote(client: MlflowClient, model_name: str, version: str, alias: str) -> 
     """Point `alias` at `version`; returns the version it pointed at before (None if unset)."""
     from mlflow.exceptions import MlflowException
 
-    get_version(client, model_name, version)
     try:
         previous = str(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException:
@@ -87,11 +134,19 @@ def promote(client: MlflowClient, model_name: str, version: str, alias: str) -> 
     return previous
 
 
-# --- CLI commands: each gets --config (for the model name) and --tracking-uri -----------------------
+# --- CLI commands: each gets --config (for the model name), --tracking-uri and --protected-ref -----
+
+def version_number(text: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]{0,9}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model version number (1, 2, ...)")
+    return text
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI")
+    parser.add_argument("--protected-ref", default=PROTECTED_REF,
+                        help=f"the only ref whose versions may ship (default: {PROTECTED_REF})")
 
 
 def _model_name(args: argparse.Namespace) -> str:
@@ -100,80 +155,60 @@ def _model_name(args: argparse.Namespace) -> str:
     return configuration.load(args.config).tracking.model_name
 
 
-def _publish(values: dict[str, str]) -> None:
-    """key=value lines on stdout, and to $GITHUB_OUTPUT when running in Actions."""
-    lines = "".join(f"{key}={value}\n" for key, value in values.items())
-    sys.stdout.write(lines)
-    if target := os.environ.get("GITHUB_OUTPUT"):
-        with open(target, "a") as handle:
-            handle.write(lines)
-
-
-def _guarded(body) -> int:
-    try:
-        return body()
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
 def add_find_arguments(parser: argparse.ArgumentParser) -> None:
-    """`find-version --git-sha SHA`: the registered version built from a commit."""
+    """`find-version --git-sha SHA`: the verified version CI registered from a commit."""
     _common(parser)
-    parser.add_argument("--git-sha", required=True, help="commit id (default in CI: the tagged commit)")
+    parser.add_argument("--git-sha", required=True, help="commit id (in CI: the tagged commit)")
 
 
 def run_find(args: argparse.Namespace) -> int:
-    def body() -> int:
-        client, name = client_for(args.tracking_uri), _model_name(args)
-        version = find_version(client, name, args.git_sha)
-        found = get_version(client, name, version)
-        _publish({"model_version": version, "run_id": found.tags.get("run_id") or found.run_id or ""})
-        return 0
-    return _guarded(body)
+    client, name = client_for(args.tracking_uri), _model_name(args)
+    version = find_version(client, name, args.git_sha, args.protected_ref)
+    found = get_version(client, name, version)
+    publish({"model_version": version, "run_id": run_of(found), "onnx_sha256": found.tags["onnx.sha256"]})
+    return 0
 
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """`download-onnx --version N`: the ONNX file of a registered version, to outputs/model.onnx."""
+    """`download-onnx --version N`: a verified version's ONNX file, checked against its digest."""
     _common(parser)
-    parser.add_argument("--version", required=True)
+    parser.add_argument("--version", required=True, type=version_number)
     parser.add_argument("--output", type=Path, default=Path("outputs/model.onnx"))
 
 
 def run_download(args: argparse.Namespace) -> int:
-    def body() -> int:
-        client, name = client_for(args.tracking_uri), _model_name(args)
-        path = download_onnx(client, name, args.version, args.output)
-        found = get_version(client, name, args.version)
-        run_id = found.tags.get("run_id") or found.run_id or ""
-        # outputs/run.json lets later commands (and the image's labels) name the run it came from.
-        (args.output.parent / "run.json").write_text(json.dumps({"run_id": run_id}) + "\n")
-        _publish({"model_version": args.version, "run_id": run_id, "path": str(path)})
-        return 0
-    return _guarded(body)
+    import json
+
+    client, name = client_for(args.tracking_uri), _model_name(args)
+    found = shippable_version(client, name, args.version, args.protected_ref)
+    run_id, digest = run_of(found), found.tags["onnx.sha256"]
+    path = download_verified(client, run_id, digest, args.output)
+    # outputs/run.json lets later commands (and the image's labels) name the run it came from.
+    (args.output.parent / "run.json").write_text(json.dumps({"run_id": run_id}) + "\n")
+    publish({"model_version": args.version, "run_id": run_id, "onnx_sha256": digest, "path": str(path)})
+    return 0
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
-    """`promote --version N --alias champion`: move an alias to a registered version."""
+    """`promote --version N --alias champion`: move an alias to a verified version."""
     _common(parser)
-    parser.add_argument("--version", required=True)
+    parser.add_argument("--version", required=True, type=version_number)
     parser.add_argument("--alias", default="champion")
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    def body() -> int:
-        client, name = client_for(args.tracking_uri), _model_name(args)
-        previous = promote(client, name, args.version, args.alias)
-        print(f"{name}@{args.alias}: {previous or 'unset'} -> {args.version}")
-        _publish({"previous_version": previous or "", "model_version": args.version})
-        return 0
-    return _guarded(body)
+    client, name = client_for(args.tracking_uri), _model_name(args)
+    shippable_version(client, name, args.version, args.protected_ref)
+    previous = promote(client, name, args.version, args.alias)
+    print(f"{name}@{args.alias}: {previous or 'unset'} -> {args.version}")
+    publish({"previous_version": previous or "", "model_version": args.version})
+    return 0
 
 
 # name -> (help, add_arguments, run): what cli.py registers as subcommands.
 COMMANDS = {
-    "find-version": ("the registered version CI built from a commit (by its git_sha tag)",
+    "find-version": ("the verified version CI registered from a commit (by its git_sha tag)",
                      add_find_arguments, run_find),
-    "download-onnx": ("the ONNX file of a registered version", add_download_arguments, run_download),
-    "promote": ("move an alias (default: champion) to a registered version", add_promote_arguments, run_promote),
+    "download-onnx": ("the digest-checked ONNX file of a verified version", add_download_arguments, run_download),
+    "promote": ("move an alias (default: champion) to a verified version", add_promote_arguments, run_promote),
 }

@@ -37,6 +37,16 @@ def connect(config: Config) -> MlflowClient:
     return MlflowClient(uri)
 
 
+def reference_client(config: Config) -> MlflowClient:
+    """Where the champion is read from: $MLFLOW_REGISTRY_URI when set, else the tracking store.
+
+    Branch and pull-request CI runs track in the embedded store but read the team registry with
+    read-only credentials (README, "Trust model"): they compare with the champion and write nothing.
+    """
+    uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri(config)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def experiment_id(config: Config, client: MlflowClient) -> str:
     name = config.tracking.experiment
     found = client.get_experiment_by_name(name)
@@ -57,6 +67,14 @@ def git_sha(root: Path) -> str:
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def source_ref() -> str:
+    """The git ref CI built from (refs/heads/main, refs/pull/7/merge, ...); `local` off CI.
+
+    A release ships only versions whose ref is the protected branch, so a laptop run never qualifies.
+    """
+    return os.environ.get("GITHUB_REF") or "local"
 
 
 @dataclass(frozen=True)

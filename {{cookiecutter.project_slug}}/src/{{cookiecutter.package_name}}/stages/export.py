@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -61,26 +62,30 @@ def run(config: Config, run_id: str | None = None) -> Exported:
 
     converted = context.framework.to_onnx(model, schema)
     tags = context.run.data.tags
+    # No model version inside the file: a version exists only once `register` has checked this file.
     stamped = onnx_model.stamp(converted, schema, context.classes, {
-        "model_name": config.tracking.model_name, "model_version": tags.get("model.version", ""),
-        "run_id": context.run_id, "git_sha": tags.get("git_sha", "unknown")})
+        "model_name": config.tracking.model_name, "run_id": context.run_id,
+        "git_sha": tags.get("git_sha", "unknown")})
     exported = onnx_model.predict(onnx_model.session(stamped), onnx_model.feeds(features, schema), schema.task)
     worst, problems = parity(native, exported, config.export.parity_tolerance)
 
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_metric("export.parity_max_abs_diff", worst)
         if problems:
-            mlflow.set_tag("stage.export", "failed")
+            mlflow.set_tags({"stage.export": "failed", "export.parity": "failed"})
             raise CheckFailed(f"ONNX parity failed on {len(rows)} held-out rows: {'; '.join(problems)}. "
                               "No ONNX file was written.")
         config.outputs.mkdir(parents=True, exist_ok=True)
         target = config.outputs / "model.onnx"
         # Written beside the target and renamed: a reader never sees half a model.
+        payload = stamped.SerializeToString()
         with tempfile.NamedTemporaryFile(dir=config.outputs, suffix=".onnx.tmp", delete=False) as handle:
-            handle.write(stamped.SerializeToString())
+            handle.write(payload)
         os.replace(handle.name, target)
         mlflow.log_artifact(str(target), Path(ONNX_ARTIFACT).parent.as_posix())
-        mlflow.set_tag("stage.export", "done")
+        # The digest is what `register` and the release compare every later copy of the file with.
+        mlflow.set_tags({"export.parity": "passed", "onnx.sha256": hashlib.sha256(payload).hexdigest(),
+                         "stage.export": "done"})
     size = target.stat().st_size
     log.info("exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024,
              len(rows), worst)

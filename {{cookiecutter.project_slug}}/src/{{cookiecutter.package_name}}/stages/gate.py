@@ -1,4 +1,8 @@
-"""gate: every configured threshold and the no-regression check against `champion`; register on pass."""
+"""gate: every configured threshold and the no-regression check against `champion`.
+
+The gate only judges: a passing model is registered later, by `register`, once its ONNX export has
+also passed the parity check (stages/register.py).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .. import metrics
+from .. import metrics, tracking
 from ..config import Config
 from ..errors import CheckFailed
 from .context import attach
 
 log = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,6 @@ class Verdict:
     checks: list[Check]
     run_id: str
     model_name: str
-    model_version: str | None
     report: str
 
 
@@ -95,17 +98,6 @@ def render(checks: list[Check], passed: bool, run_id: str, champion_version: str
     return "\n".join(lines) + "\n"
 
 
-def register(client: MlflowClient, model_name: str, model_uri: str, run_id: str, git_sha: str) -> str:
-    """Register once per run: a retried gate finds the version it made before."""
-    existing = [v for v in client.search_model_versions(f"name = '{model_name}'") if v.tags.get("run_id") == run_id]
-    if existing:
-        version = existing[0].version
-    else:
-        version = mlflow.register_model(model_uri, model_name, tags={"run_id": run_id, "git_sha": git_sha}).version
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    return str(version)
-
-
 def publish(config: Config, verdict: Verdict) -> Path:
     config.outputs.mkdir(parents=True, exist_ok=True)
     report = config.outputs / "gate.md"
@@ -119,27 +111,22 @@ def publish(config: Config, verdict: Verdict) -> Path:
 
 def run(config: Config, run_id: str | None = None) -> Verdict:
     context = attach(config, run_id)
-    client, model_name = context.client, config.tracking.model_name
+    model_name = config.tracking.model_name
     observed = context.run.data.metrics
-    champion_version, champion = champion_metrics(client, model_name)
+    champion_version, champion = champion_metrics(tracking.reference_client(config), model_name)
     checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
     passed = all(check.passed for check in checks)
     report = render(checks, passed, context.run_id, champion_version, model_name)
 
-    version = None
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_text(report, "gate/report.md")
         mlflow.set_tag("gate.verdict", "passed" if passed else "failed")
-        if passed:
-            version = register(client, model_name, context.model_uri, context.run_id,
-                               context.run.data.tags.get("git_sha", "unknown"))
-            mlflow.set_tag("model.version", version)
         mlflow.set_tag("stage.gate", "done")
-    verdict = Verdict(passed, checks, context.run_id, model_name, version, report)
+    verdict = Verdict(passed, checks, context.run_id, model_name, report)
     path = publish(config, verdict)
     print(report)
     if not passed:
         failed = ", ".join(check.name for check in checks if not check.passed)
         raise CheckFailed(f"gate failed ({failed}); nothing was registered. Report: {path}")
-    log.info("gate passed: %s version %s has alias %r", model_name, version, CHALLENGER)
+    log.info("gate passed for run %s: `export` and `register` come next", context.run_id)
     return verdict

@@ -39,8 +39,8 @@ def run(config: Config) -> Trained:
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
         log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
-        mlflow.set_tags({"git_sha": tracking.git_sha(config.root), "framework": config.model.framework,
-                         "task": config.task})
+        mlflow.set_tags({"git_sha": tracking.git_sha(config.root), "source_ref": tracking.source_ref(),
+                         "framework": config.model.framework, "task": config.task})
         mlflow.log_params({"framework": config.model.framework, "task": config.task,
                            "data.path": config.data.path.name, "data.sha256": data.fingerprint(config.data_path),
                            "split.test_size": config.split.test_size, "split.seed": config.split.seed,
