@@ -216,11 +216,9 @@ def head(folder: Path) -> str:
                           check=True).stdout.strip()
 
 
-def git(folder: Path, *args: str) -> str:
-    """Run a git command in `folder`; returns the commit HEAD is at afterwards."""
+def git(folder: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=folder,
                    check=True, capture_output=True)
-    return head(folder)
 
 
 def repository_copy(project: Path, folder: Path) -> Path:
@@ -317,6 +315,19 @@ def test_a_tag_on_a_commit_outside_main_is_refused(main_push, mlflow_server, tmp
     assert "mode=" not in log  # stopped before looking at the registry
 
 
+def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_server, tmp_path):
+    """workflow_dispatch builds the Dockerfile and server code of the branch it runs from: main only."""
+    project = shutil.copytree(main_push[0], tmp_path / "copy")
+    git(project, "checkout", "-q", "-b", "feature")
+    event = tmp_path / "dispatch.json"
+    event.write_text(json.dumps({"ref": "refs/heads/feature", "inputs": {"model-version": "1"}}))
+    result = act_push(project, "resolve", mlflow_server, tmp_path / "home", workflow="release.yml", event=event,
+                      name="workflow_dispatch")
+    log = result.stdout + result.stderr
+    assert job_result(log, "Check the commit and pick the verified model", reusable=False) == "failed", log[-8000:]
+    assert "run the release from main, not refs/heads/feature" in log, log[-8000:]
+
+
 @pytest.mark.parametrize(("tags", "reason"), [
     ({"source_ref": "refs/heads/feature"}, "registered from refs/heads/feature, not refs/heads/main"),
     ({"gate.verdict": "failed"}, "gate verdict is failed"),
@@ -329,10 +340,12 @@ def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server
     from mlflow.tracking import MlflowClient
 
     project = shutil.copytree(main_push[0], tmp_path / "copy")
-    sha = git(project, "commit", "-q", "--allow-empty", "-m", "a commit CI never registered properly")
+    git(project, "commit", "-q", "--allow-empty", "-m", "a commit CI never registered properly")
+    sha = head(project)
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     [good] = [v for v in client.search_model_versions(f"name = '{SLUG}'") if v.tags["git_sha"] == head(main_push[0])]
-    client.create_model_version(SLUG, good.source, good.run_id, tags={**good.tags, "git_sha": sha, **tags})
+    client.create_model_version(SLUG, good.source, good.run_id, tags={**good.tags, "git_sha": sha, **tags},
+                                model_id=good.source.removeprefix("models:/"))
     result, log = resolve(project, mlflow_server, tmp_path / "home")
     assert result == "failed" and reason in log, log[-8000:]
     assert "Shipping model version" not in log
@@ -344,15 +357,21 @@ def test_branch_runs_write_nothing_to_the_tracking_server(variant, mlflow_server
     from mlflow.tracking import MlflowClient
 
     project = repository_copy(variant("sklearn", "binary"), tmp_path)
+    name = f"{SLUG}-feature"  # its own experiment: the other tests' runs share the server
+    config_path = project / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["tracking"] = {"experiment": name, "model_name": name}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     git(project, "checkout", "-q", "-b", "feature")
-    result = act_push(project, "train", mlflow_server, tmp_path / "home")
+    git(project, "commit", "-qam", "a branch of its own")
+    event = tmp_path / "push-feature.json"
+    event.write_text(json.dumps({"ref": "refs/heads/feature"}))
+    result = act_push(project, "train", mlflow_server, tmp_path / "home", event=event)
     log = result.stdout + result.stderr
     assert result.returncode == 0 and job_result(log, "train") == "succeeded", log[-8000:]
     assert re.search(r"run \w+ started in sqlite:///", log), log[-8000:]
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
-    feature_runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                      "tags.source_ref = 'refs/heads/feature'")
-    assert feature_runs == []
+    assert client.get_experiment_by_name(name) is None
 
 
 def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlflow_server, tmp_path):
