@@ -6,6 +6,7 @@ the server with MlflowClient.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -140,18 +141,48 @@ def test_failing_model_is_registered_nowhere(server, baked, tmp_path):
 
 
 def test_compose_stack_uses_only_variables_from_env_example(baked):
-    """Static only: no container engine with registry access here to run the stack itself."""
+    """Static only: no container engine with registry access here to run the stack itself.
+    test_tracking_auth.py runs the mlflow service's own `mlflow server` arguments and bootstrap.py."""
     folder = baked() / "infra" / "tracking"
     stack = yaml.safe_load((folder / "compose.yaml").read_text())
-    assert {"postgres", "minio", "mlflow"} <= set(stack["services"])
-    defined = {line.split("=", 1)[0] for line in (folder / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#")}
+    services = stack["services"]
+    assert {"postgres", "minio", "mlflow", "bootstrap"} <= set(services)
+    env_example = dict(line.split("=", 1) for line in (folder / ".env.example").read_text().splitlines()
+                       if line and not line.startswith("#"))
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", (folder / "compose.yaml").read_text()))
-    assert used and used <= defined, f"not in .env.example: {used - defined}"
-    for name, service in stack["services"].items():
+    assert used and used <= set(env_example), f"not in .env.example: {used - set(env_example)}"
+    for name, service in services.items():
         for key, value in (service.get("environment") or {}).items():
             if any(word in key for word in ("PASSWORD", "SECRET", "USER")):
                 assert str(value).startswith("${"), f"{name}.{key} is written into compose.yaml"
+
+    # Exposure: only MLflow is published, on the address .env names, loopback by default.
+    assert [name for name, service in services.items() if service.get("ports")] == ["mlflow"]
+    assert services["mlflow"]["ports"] == ["${MLFLOW_BIND:-127.0.0.1}:${MLFLOW_PORT:-5000}:5000"]
+    assert env_example["MLFLOW_BIND"] == "127.0.0.1"
+    # Authentication and host names, in the one shell line the container runs.
+    script = services["mlflow"]["command"][-1]
+    assert "\n" not in script.strip(), "a more-indented line of a folded scalar keeps its newline: the shell ends the command there"
+    assert "--app-name basic-auth" in script and "bootstrap.py auth-config" in script
+    assert re.search(r'--allowed-hosts "\$\$MLFLOW_ALLOWED_HOSTS,', script), script
+    environment = services["mlflow"]["environment"]
+    assert {"MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_DATABASE_URI", "MLFLOW_AUTH_ADMIN_USERNAME",
+            "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_ALLOWED_HOSTS"} <= set(environment)
+    # The bootstrap service: after the server is healthy, with every variable bootstrap.py reads.
+    bootstrap = services["bootstrap"]
+    assert bootstrap["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert "python /opt/tracking/bootstrap.py" in bootstrap["command"][-1]
+    script_source = (folder / "bootstrap.py").read_text()
+    for function, service in (("bootstrap", "bootstrap"), ("write_auth_config", "mlflow")):
+        missing = variables_read(script_source, function) - set(services[service]["environment"])
+        assert not missing, f"bootstrap.py {function}() reads {missing}: not passed to the {service} service"
+
+
+def variables_read(source: str, function: str) -> set[str]:
+    """The environment variables `function` of bootstrap.py reads through its env()/password()."""
+    body = next(node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == function)
+    return {call.args[0].value for call in ast.walk(body)
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) in ("env", "password")}
 
 
 def test_make_tracking_server_starts_a_local_server(baked, tmp_path):

@@ -97,6 +97,42 @@ def test_overlays_render_to_valid_kubernetes(variant, framework, task, tmp_path)
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        pod = documents["Deployment"]["spec"]["template"]
+        volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+        assert volumes["tmp"]["emptyDir"]["sizeLimit"] == "256Mi"
+        assert_image_pinned_by_digest(pod["spec"]["containers"])
+        assert_network_policy(documents["NetworkPolicy"], pod["metadata"]["labels"])
+        assert_disruption_budget(documents["PodDisruptionBudget"], pod["metadata"]["labels"])
+
+
+def assert_image_pinned_by_digest(containers: list[dict]) -> None:
+    """No tag at all (an untagged image is `latest` too): the overlays carry a digest the release
+    replaces, and the checked-in one is the all-zero placeholder that can never be pulled."""
+    for container in containers:
+        image = container["image"]
+        assert not image.endswith(":latest") and "@sha256:" in image, image
+        assert image.endswith("@sha256:" + "0" * 64), f"{image}: the overlay must keep the placeholder digest"
+
+
+def assert_network_policy(policy: dict, pod_labels: dict) -> None:
+    """Ingress to the http port only, from this namespace and the ingress controller's; no egress."""
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"] and spec["egress"] == []
+    assert spec["ingress"], "an empty ingress list would refuse the ingress controller too"
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"protocol": "TCP", "port": "http"}], rule
+        assert {"podSelector": {}} in rule["from"], rule  # the namespace's own pods, no added labels
+        namespaces = [peer["namespaceSelector"] for peer in rule["from"] if "namespaceSelector" in peer]
+        assert namespaces == [{"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}], rule
+
+
+def assert_disruption_budget(budget: dict, pod_labels: dict) -> None:
+    """A drain can always evict a pod, whatever the replica count (staging: 1, production: 2)."""
+    spec = budget["spec"]
+    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert "minAvailable" not in spec and spec["maxUnavailable"] == 1  # minAvailable 1 with 1 replica: no drain
+    assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Deploy one kustomize overlay and prove it serves, or put the previous version back.
 #   deploy/deploy.sh OVERLAY NAMESPACE        e.g. deploy/deploy.sh deploy/k8s/overlays/staging {{ cookiecutter.project_slug }}-staging
-# Steps: kubectl apply -k, wait for the rollout, smoke-test GET /ready and POST /predict through a
-# port-forward to the Service. Any failure: `kubectl rollout undo`, then exit 1.
+# Steps: refuse an overlay whose image is still the placeholder, kubectl apply -k, wait for the
+# rollout, smoke-test GET /ready and POST /predict through a port-forward to the Service. Any
+# failure: `kubectl rollout undo` when a version was serving before, else (the first deployment:
+# nothing to go back to) scale the Deployment to 0 so no broken pods stay up; then exit 1.
 # Environment: KUBECONFIG (cluster credentials), ROLLOUT_TIMEOUT (default 300s),
 # SMOKE_REQUEST (default deploy/smoke-request.json), LOCAL_PORT (default 18080).
 set -euo pipefail
@@ -21,10 +23,19 @@ cleanup() {
 trap cleanup EXIT
 
 roll_back() {
-  echo "::error::$1: rolling deployment/$name in $namespace back to its previous revision"
-  kubectl -n "$namespace" rollout undo "deployment/$name" \
-    || echo "::warning::nothing to roll back to (first deployment?)"
-  kubectl -n "$namespace" rollout status "deployment/$name" --timeout="$timeout" || true
+  if [ "${available_before:-0}" -gt 0 ]; then
+    echo "::error::$1: rolling deployment/$name in $namespace back to its previous revision"
+    kubectl -n "$namespace" rollout undo "deployment/$name" \
+      || echo "::warning::rollout undo failed: check \`kubectl -n $namespace rollout history deployment/$name\`"
+    kubectl -n "$namespace" rollout status "deployment/$name" --timeout="$timeout" || true
+  else
+    echo "::error::$1. Nothing to roll back to (no version of deployment/$name was serving in $namespace" \
+      "before): scaling it to 0 replicas so no broken pods stay up. See why with" \
+      "\`kubectl -n $namespace describe deployment/$name\` and \`kubectl -n $namespace logs deployment/$name\`;" \
+      "the next deploy applies the overlay's replica count again."
+    kubectl -n "$namespace" scale "deployment/$name" --replicas=0 \
+      || echo "::warning::could not scale deployment/$name to 0: delete it by hand"
+  fi
   exit 1
 }
 
@@ -41,6 +52,18 @@ smoke_test() {
   curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$request" "$base/predict" || return 1
   echo
 }
+
+placeholder="@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+rendered=$(kubectl kustomize "$overlay")
+if grep -qF "$placeholder" <<<"$rendered"; then
+  echo "::error::$overlay still has the placeholder image digest. Set the image first:" \
+    "(cd $overlay && kustomize edit set image model-server=IMAGE@sha256:DIGEST)"
+  exit 1
+fi
+# What a failure goes back to: the version serving now, if any. A missing Deployment (or namespace)
+# reads as none; any other error (credentials, network) stops here, before anything is changed.
+available_before=$(kubectl -n "$namespace" get "deployment/$name" --ignore-not-found \
+  -o jsonpath='{.status.availableReplicas}')
 
 kubectl apply -k "$overlay"
 kubectl -n "$namespace" rollout status "deployment/$name" --timeout="$timeout" \
