@@ -115,8 +115,8 @@ class Stack:
                 **({"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]} if user else {})}
 
     def cli(self, *args: str, user: tuple[str, str] | None, check: bool = True) -> subprocess.CompletedProcess:
-        """The project's own command, as a CI job holding `user`'s credentials runs it."""
-        return cli(self.project, *args, check=check, **self.credentials(user))
+        """The project's own command, as a CI job on main holding `user`'s credentials runs it."""
+        return cli(self.project, *args, check=check, GITHUB_REF="refs/heads/main", **self.credentials(user))
 
 
 @pytest.fixture(scope="module")
