@@ -14,6 +14,7 @@ import os
 import pickle
 import shlex
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,6 @@ def holds_pickle(name: str, content: bytes) -> bool:
 
 def pickles(root: Path) -> dict[str, list[str]]:
     """Files under `root` holding pickles: "" for the file itself, else the zip members that do."""
-    import zipfile
-
     found = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         members = [""] if holds_pickle(path.name, path.read_bytes()) else []
@@ -129,7 +128,17 @@ def keras_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
         lambda x: (__import__("os").system(command), x)[1])])
     network.save(_new(cases / "Lambda layer" / "data" / "model.keras"))
     marker.unlink(missing_ok=True)  # building the model ran the lambda here: only loading it elsewhere counts
-    return {"Lambda layer": "refused: data/model.keras"}
+    # The trained file, with one layer to be taken from another module (how past safe-mode bypasses worked).
+    with zipfile.ZipFile(model / "data" / "model.keras") as trained, zipfile.ZipFile(
+            _new(cases / "object from outside Keras" / "data" / "model.keras"), "w") as forged:
+        for item in trained.infolist():
+            content = trained.read(item)
+            if item.filename == "config.json":
+                config = json.loads(content)
+                config["config"]["layers"][-1]["module"] = "subprocess"
+                content = json.dumps(config).encode()
+            forged.writestr(item, content)
+    return {"Lambda layer": "refused: data/model.keras", "object from outside Keras": "refused: data/model.keras"}
 
 
 def sklearn_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:

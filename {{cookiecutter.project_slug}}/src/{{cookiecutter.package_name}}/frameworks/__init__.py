@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,6 +54,16 @@ def untrusted(uri: str, file: str, problem: str) -> UntrustedModel:
         "in it was run. Train again for a clean model, and check who can write to the tracking server's artifacts.")
 
 
+# Loaders' advice on turning their safety off: the one thing not to do with a file from the server.
+_DISARMING = re.compile(r"weights_only|safe_mode=False|unsafe_deserialization|trusted source|Check the documentation")
+
+
+def reason(error: Exception) -> str:
+    """What a loader found wrong with a file, on one line, without its advice to load it unsafely."""
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(str(error).split()))
+    return f"{type(error).__name__}: {' '.join(s for s in sentences if not _DISARMING.search(s))}"
+
+
 def read_json(uri: str, folder: Path, file: str, expected_type: type) -> Any:
     try:
         value = json.loads((folder / file).read_text())
@@ -75,9 +86,9 @@ def read_skops(uri: str, folder: Path, file: str, trusted: list[str], expected_t
     try:
         value = skops.io.load(folder / file, trusted=trusted)
     except UntrustedTypesFoundException as error:
-        raise untrusted(uri, file, f"holds types this project does not trust ({error})") from error
+        raise untrusted(uri, file, f"holds types this project does not trust ({reason(error)})") from error
     except Exception as error:  # missing, not a zip, no schema, a malformed node: not what skops.io.dump wrote
-        raise untrusted(uri, file, f"is not a readable skops file ({type(error).__name__}: {error})") from error
+        raise untrusted(uri, file, f"is not a readable skops file ({reason(error)})") from error
     if not isinstance(value, expected_type):
         raise untrusted(uri, file, f"holds a {type(value).__name__}, not a {expected_type.__name__}")
     return value

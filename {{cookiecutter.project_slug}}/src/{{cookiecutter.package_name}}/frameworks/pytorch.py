@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..config import Split
 from ..data import Schema
 from ..predictions import Predictions
-from . import read_json, tabular, untrusted
+from . import read_json, reason, tabular, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def _load_network(uri: str, folder: Path) -> Network:
         network.load_state_dict(weights)  # strict: every tensor's name and shape must match the architecture
     except Exception as error:  # missing, a refused global, not a torch file, or not this network's weights
         raise untrusted(uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} "
-                                         f"({_reason(error)})") from error
+                                         f"({reason(error)})") from error
     return network.eval()
 
 
@@ -168,13 +168,6 @@ def _architecture(uri: str, folder: Path) -> dict:
         raise untrusted(uri, ARCHITECTURE, 'is not {"inputs": int, "outputs": int, "hidden": [int, ...], '
                                            f'"dropout": number in [0, 1), "classification": bool}}: {described}')
     return described
-
-
-def _reason(error: Exception) -> str:
-    # torch's refusal starts by suggesting weights_only=False, precisely what must not be done here: keep the finding.
-    parts = [part.strip() for part in str(error).split("\n\n")
-             if part.strip() and not part.startswith(("Weights only load failed", "Check the documentation"))]
-    return f"{type(error).__name__}: {' '.join(parts)}"
 
 
 def to_onnx(model: tabular.TabularModel, schema: Schema) -> onnx.ModelProto:
