@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
+import shlex
+from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import onnx
@@ -11,6 +16,8 @@ import pandas as pd
 
 from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import data, onnx_model
+from {{ cookiecutter.package_name }}.errors import UntrustedModel
+from {{ cookiecutter.package_name }}.stages.context import attach
 
 
 def run_state(space) -> str:
@@ -76,3 +83,33 @@ def test_sample_data_is_regenerated_byte_identical(tmp_path, pipeline_run):
     for path in write(tmp_path, [settings.task]):
         assert path.read_bytes() == settings.data_path.read_bytes()
     assert pd.read_csv(settings.data_path).shape[0] == 5000
+
+
+class RunsCode:
+    """Unpickling this runs a shell command: what someone with write access to the tracking server could plant."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def test_no_file_of_the_logged_model_can_run_code(tmp_path, pipeline_run):
+    # Each file in turn is replaced by a pickle; load_model, as evaluate and export call it, must
+    # refuse it (UntrustedModel) or not read it, and never unpickle it.
+    context = attach(configuration.load(pipeline_run.config), run_state(pipeline_run))
+    location = context.client.get_logged_model(context.model_uri.removeprefix("models:/")).artifact_location
+    folder, marker = Path(urlparse(location).path), tmp_path / "code-ran"
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    assert files
+    for path in files:
+        original = path.read_bytes()
+        path.write_bytes(pickle.dumps(RunsCode(marker)))
+        try:
+            context.framework.load_model(context.model_uri)
+        except UntrustedModel as error:
+            assert path.relative_to(folder).as_posix() in str(error)
+        finally:
+            path.write_bytes(original)
+        assert not marker.exists(), f"{path.relative_to(folder)}, replaced by a pickle, was unpickled"

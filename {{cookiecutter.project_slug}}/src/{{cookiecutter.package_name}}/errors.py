@@ -7,3 +7,7 @@ class UsageError(Exception):
 
 class CheckFailed(Exception):
     """A stage ran and its check said no: validation, gate or ONNX parity (exit code 1)."""
+
+
+class UntrustedModel(CheckFailed):
+    """A model file from the tracking server is not what train writes: refused, and nothing in it was run."""

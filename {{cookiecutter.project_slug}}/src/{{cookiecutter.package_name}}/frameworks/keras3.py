@@ -1,11 +1,16 @@
-"""Keras 3 on the PyTorch backend (no TensorFlow): the same network, trained with Keras callbacks."""
+"""Keras 3 on the PyTorch backend (no TensorFlow): the same network, trained with Keras callbacks.
+
+The logged model is Keras's native `.keras` zip (JSON config and HDF5 weights), loaded in safe mode.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
@@ -21,9 +26,11 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from ..config import Split  # noqa: E402
 from ..data import Schema  # noqa: E402
 from ..predictions import Predictions  # noqa: E402
-from . import tabular  # noqa: E402
+from . import reason, tabular, untrusted  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+KERAS_FILE = "data/model.keras"  # where mlflow.keras.log_model writes the native Keras 3 file
 
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch losses to MLflow and to TensorBoard event files (Keras's own callback needs TensorFlow)."""
@@ -82,14 +89,46 @@ def predict(model: tabular.TabularModel, features: pd.DataFrame) -> Predictions:
 def log_model(model: tabular.TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
     def without_example(network, input_example, **options):
         # mlflow.keras 3.17 fails to save an input example for a Keras 3 model on the torch backend;
-        # the signature still records the input's shape and type.
-        return mlflow.keras.log_model(network, **options)
+        # the signature still records the input's shape and type. Not the exported (SavedModel) format:
+        # the native .keras file, which _load_network reads in safe mode.
+        return mlflow.keras.log_model(network, save_exported_model=False, **options)
 
     return tabular.log_model(model, features, without_example, _forward)
 
 
 def load_model(uri: str) -> tabular.TabularModel:
-    return tabular.load_model(uri, mlflow.keras.load_model)
+    return tabular.load_model(uri, _load_network)
+
+
+def _load_network(uri: str, folder: Path) -> keras.Model:
+    # Not mlflow.keras.load_model: it takes the file's path and format from MLmodel (its exported
+    # format is a TensorFlow SavedModel), and MLmodel is as writable as the model.
+    path = folder / KERAS_FILE
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise untrusted(uri, KERAS_FILE, f"is not a Keras 3 model file ({reason(error)})") from error
+    # Keras's own layers only: safe mode has been bypassed before through objects from other modules.
+    if foreign := _foreign_modules(config):
+        raise untrusted(uri, KERAS_FILE, f"builds objects from outside Keras: {', '.join(sorted(foreign))}")
+    try:
+        # safe_mode refuses a Lambda layer's Python bytecode instead of running it; compile=False:
+        # evaluate and export need no optimizer.
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        raise untrusted(uri, KERAS_FILE, f"was refused by Keras in safe mode ({reason(error)})") from error
+
+
+def _foreign_modules(config) -> set[str]:
+    """The `module` of every object in a Keras config that is not Keras's own."""
+    if isinstance(config, list):
+        return set().union(*map(_foreign_modules, config))
+    if not isinstance(config, dict):
+        return set()
+    module = config.get("module")
+    own = set() if not isinstance(module, str) or module.split(".")[0] == "keras" else {module}
+    return own.union(*map(_foreign_modules, config.values()))
 
 
 def to_onnx(model: tabular.TabularModel, schema: Schema) -> onnx.ModelProto:

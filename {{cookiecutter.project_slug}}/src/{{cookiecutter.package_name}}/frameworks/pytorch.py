@@ -1,14 +1,18 @@
 """PyTorch: a multilayer perceptron on the preprocessed table, trained with early stopping.
 
 Seeded and deterministic on the CPU (same seed, same metrics); a GPU is used when one is present.
+The logged model is data only: the weights (a state dict, loaded with `weights_only=True`) and the
+network's arguments as JSON; loading rebuilds the network from this module's code.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import sys
 import tempfile
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,15 +26,21 @@ from tqdm.auto import tqdm
 from ..config import Split
 from ..data import Schema
 from ..predictions import Predictions
-from . import tabular
+from . import read_json, reason, tabular, untrusted
 
 log = logging.getLogger(__name__)
+
+STATE_DICT = "state_dict.pt"  # the weights: tensors only, read back by torch's weights_only unpickler
+ARCHITECTURE = "network.json"  # Network's arguments, plain JSON
 
 class Network(nn.Module):
     """Logits from `body` in training; probabilities (classification) or values from `forward`."""
 
     def __init__(self, inputs: int, outputs: int, hidden: list[int], dropout: float, classification: bool):
         super().__init__()
+        # All it takes to rebuild this network around its weights, logged as ARCHITECTURE.
+        self.architecture = {"inputs": inputs, "outputs": outputs, "hidden": list(hidden), "dropout": dropout,
+                             "classification": classification}
         layers, width = [], inputs
         for units in hidden:
             layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
@@ -106,16 +116,58 @@ def predict(model: tabular.TabularModel, features: pd.DataFrame) -> Predictions:
 
 
 def log_model(model: tabular.TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
-    def as_module(network, **options):
-        # The whole nn.Module (class from this package), not MLflow's default traced `pt2` program:
-        # that one is fixed to the example's batch size and loads as a graph, not a module.
-        return mlflow.pytorch.log_model(network, serialization_format="pickle", **options)
+    return tabular.log_model(model, features, _log_state_dict, _forward)
 
-    return tabular.log_model(model, features, as_module, _forward)
+
+def _log_state_dict(network: Network, name: str, input_example: np.ndarray, signature) -> mlflow.entities.LoggedModel:
+    """A logged model (registrable like any other) holding the weights and ARCHITECTURE, and no code.
+
+    Not mlflow.pytorch.log_model: its `pickle` format is the whole module, pickled (loading it runs
+    whatever the file says), and its `pt2` loader unpickles weights with weights_only=False.
+    """
+    logged = mlflow.initialize_logged_model(name=name, model_type="pytorch-state-dict")
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(network.state_dict(), Path(folder) / STATE_DICT)
+        (Path(folder) / ARCHITECTURE).write_text(json.dumps(network.architecture))
+        # The signature for the UI; no flavour, so no MLflow loader will try to run this model.
+        described = mlflow.models.Model(signature=signature, run_id=logged.source_run_id,
+                                        model_id=logged.model_id, model_uuid=logged.model_id)
+        described.save(Path(folder) / "MLmodel")
+        mlflow.MlflowClient().log_model_artifacts(logged.model_id, folder)
+    return mlflow.finalize_logged_model(logged.model_id, "READY")
 
 
 def load_model(uri: str) -> tabular.TabularModel:
-    return tabular.load_model(uri, lambda u: mlflow.pytorch.load_model(u, map_location="cpu").eval())
+    return tabular.load_model(uri, _load_network)
+
+
+def _load_network(uri: str, folder: Path) -> Network:
+    network = Network(**_architecture(uri, folder))
+    try:
+        # weights_only: torch's own unpickler, which builds tensors and plain containers and refuses
+        # any other global (a class, os.system) instead of calling it.
+        weights = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
+        network.load_state_dict(weights)  # strict: every tensor's name and shape must match the architecture
+    except Exception as error:  # missing, a refused global, not a torch file, or not this network's weights
+        raise untrusted(uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} "
+                                         f"({reason(error)})") from error
+    return network.eval()
+
+
+def _architecture(uri: str, folder: Path) -> dict:
+    described = read_json(uri, folder, ARCHITECTURE, dict)
+
+    def count(value) -> bool:
+        return type(value) is int and value > 0
+
+    if not (set(described) == {"inputs", "outputs", "hidden", "dropout", "classification"}
+            and count(described["inputs"]) and count(described["outputs"])
+            and type(described["hidden"]) is list and all(count(units) for units in described["hidden"])
+            and type(described["dropout"]) in (int, float) and 0 <= described["dropout"] < 1
+            and type(described["classification"]) is bool):
+        raise untrusted(uri, ARCHITECTURE, 'is not {"inputs": int, "outputs": int, "hidden": [int, ...], '
+                                           f'"dropout": number in [0, 1), "classification": bool}}: {described}')
+    return described
 
 
 def to_onnx(model: tabular.TabularModel, schema: Schema) -> onnx.ModelProto:

@@ -20,8 +20,12 @@ from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import Predictions
+from . import model_files, read_skops
 
+# Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds;
+# anything else in the file is refused. A new estimator that needs more fails to log, naming the type.
 TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops model
 
 
 def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, split: Split) -> Pipeline:
@@ -54,8 +58,7 @@ def log_model(model: Pipeline, features: pd.DataFrame, predicted: Predictions) -
     info = mlflow.sklearn.log_model(
         model, name="model", input_example=example,
         signature=infer_signature(example, predicted.point[:5]),
-        # skops (safe to load, unlike pickle) must be told these two types of a fitted
-        # HistGradientBoosting are expected; anything else in the file is still refused.
+        serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
         skops_trusted_types=TRUSTED_TYPES,
         # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
         pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
@@ -64,7 +67,9 @@ def log_model(model: Pipeline, features: pd.DataFrame, predicted: Predictions) -
 
 
 def load_model(uri: str) -> Pipeline:
-    return mlflow.sklearn.load_model(uri)
+    # Not mlflow.sklearn.load_model: it takes the format (pickle, cloudpickle or skops) and the trusted
+    # types from the model's MLmodel file, which anyone who can write to the tracking server can edit.
+    return read_skops(uri, model_files(uri), MODEL_FILE, TRUSTED_TYPES, Pipeline)
 
 
 def to_onnx(model: Pipeline, schema: Schema) -> onnx.ModelProto:

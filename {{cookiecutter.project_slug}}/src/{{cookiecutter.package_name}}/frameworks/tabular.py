@@ -36,10 +36,11 @@ from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import Predictions
+from . import model_files, read_json, read_skops
 
 OPSET = 18
 EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing and the classes
-TRUSTED_TYPES = ["numpy.dtype"]
+TRUSTED_TYPES = ["numpy.dtype"]  # beyond skops' defaults, all a fitted ColumnTransformer of ours holds
 
 
 DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 25, "batch_size": 256,
@@ -129,25 +130,30 @@ def predict(model: TabularModel, features: pd.DataFrame,
 
 def log_model(model: TabularModel, features: pd.DataFrame, log_network: Callable[..., Any],
               forward: Callable[[Any, np.ndarray], np.ndarray]) -> str:
-    """The network with its MLflow flavour; the preprocessing and classes inside the same logged model."""
+    """The network as a logged model; the preprocessing and classes inside the same logged model.
+
+    `log_network(network, name=, input_example=, signature=)` returns what MLflow's log_model returns
+    (or a LoggedModel): anything with `model_id` and `model_uri`.
+    """
     example = transform(model.preprocess, features.head(5))
     info = log_network(model.network, name="model", input_example=example,
                        signature=infer_signature(example, forward(model.network, example)))
     with tempfile.TemporaryDirectory() as folder:
         extras = Path(folder) / EXTRAS
         extras.mkdir()
+        # skops, not pickle: a zip of JSON and plain arrays, read back with the trusted types below.
         skops.io.dump(model.preprocess, extras / "preprocess.skops")
         (extras / "classes.json").write_text(json.dumps(model.classes))
         mlflow.MlflowClient().log_model_artifacts(info.model_id, folder)
     return info.model_uri
 
 
-def load_model(uri: str, load_network: Callable[[str], Any]) -> TabularModel:
-    # `models:/<id>/<path>` reads <id> as a registered name: go through the logged model's location.
-    location = mlflow.MlflowClient().get_logged_model(uri.removeprefix("models:/")).artifact_location
-    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{EXTRAS}"))
-    preprocess = skops.io.load(folder / "preprocess.skops", trusted=TRUSTED_TYPES)
-    return TabularModel(preprocess, load_network(uri), json.loads((folder / "classes.json").read_text()))
+def load_model(uri: str, load_network: Callable[[str, Path], Any]) -> TabularModel:
+    """`load_network(uri, folder)` reads the network from the logged model's files in `folder`."""
+    folder = model_files(uri)
+    preprocess = read_skops(uri, folder, f"{EXTRAS}/preprocess.skops", TRUSTED_TYPES, ColumnTransformer)
+    classes = read_json(uri, folder, f"{EXTRAS}/classes.json", list)
+    return TabularModel(preprocess, load_network(uri, folder), classes)
 
 
 @contextlib.contextmanager
