@@ -89,6 +89,11 @@ def test_no_regression_against_the_champion(workspace):
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == [first.version]
 
 
+def registered_versions(workspace) -> list:
+    name = configuration.load(workspace.config).tracking.model_name
+    return workspace.client().search_model_versions(f"name = '{name}'")
+
+
 def test_failed_parity_is_never_registered(workspace, capsys):
     """The export is checked before anything is registered: a model whose ONNX file does not reproduce
     it gets no version and no alias."""
@@ -112,7 +117,7 @@ def test_failed_gate_is_never_registered(workspace, capsys):
     assert workspace.cli("export") == 0  # export alone proves nothing about the gate
     assert workspace.cli("register") == 1
     assert "gate verdict is failed" in capsys.readouterr().err
-    assert workspace.client().search_model_versions(f"name = '{configuration.load(workspace.config).tracking.model_name}'") == []
+    assert registered_versions(workspace) == []
 
 
 def test_onnx_changed_after_export_is_refused(workspace, capsys):
@@ -122,7 +127,7 @@ def test_onnx_changed_after_export_is_refused(workspace, capsys):
     stored.write_bytes(stored.read_bytes() + b"tampered")
     assert workspace.cli("register") == 1
     assert "the file changed since" in capsys.readouterr().err
-    assert workspace.client().search_model_versions(f"name = '{configuration.load(workspace.config).tracking.model_name}'") == []
+    assert registered_versions(workspace) == []
 
 
 def test_a_run_is_registered_only_from_the_ref_it_was_trained_on(workspace, capsys, monkeypatch):

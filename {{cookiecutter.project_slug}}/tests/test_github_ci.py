@@ -1,9 +1,8 @@
-"""github_ci: job outputs and the pull-request comment, from the files the stages write."""
+"""github_ci: job outputs (shape-checked), the release's commit check, and the pull-request comment."""
 
 from __future__ import annotations
 
 import json
-
 import subprocess
 
 import pytest
