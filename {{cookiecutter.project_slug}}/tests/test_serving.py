@@ -3,6 +3,7 @@ metrics, the generated OpenAPI schema (fuzzed with schemathesis) and the real uv
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -223,18 +225,31 @@ def test_schemathesis_finds_no_server_error(client):
     fuzz()
 
 
+# --- The real uvicorn process, with small limits so that the timeout tests take about a second ---
+
+LIMITS = {"HEADER_TIMEOUT": "1", "BODY_TIMEOUT": "1", "KEEP_ALIVE_TIMEOUT": "1", "MAX_CONNECTIONS": "8"}
+JSON_TYPE = "application/json"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def test_python_dash_m_serving_starts_uvicorn(model_path, records, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - owned by the child
+class Served(NamedTuple):
+    port: int
+    settings: Settings  # what the server runs with
+
+
+@pytest.fixture(scope="module")
+def served(model_path, tmp_path_factory):
+    """`python -m <package>.serving` on a free loopback port, with LIMITS in its environment."""
+    port, log_path = free_port(), tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
+    env = {**os.environ, **LIMITS, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model",
-                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -243,15 +258,70 @@ def test_python_dash_m_serving_starts_uvicorn(model_path, records, tmp_path):
                     assert response.status == 200
                     break
             except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()
+                assert server.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "server not ready in 30 s"
                 time.sleep(0.1)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict",
-                                         data=json.dumps({"records": records}).encode(),
-                                         headers={"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as response:
-            check_matches(json.loads(response.read()), direct(model_path, records))
+        yield Served(port, Settings.from_env(env))
     finally:
         server.terminate()
-        server.wait(timeout=15)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a connection a test left open can hold a graceful shutdown
+            server.kill()
+            server.wait()
         log.close()
+
+
+def request_head(method: str, path: str, content_type: str | None = None, length: int | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(sock: socket.socket, method: str = "POST") -> tuple[int, dict, bytes]:
+    response = http.client.HTTPResponse(sock, method=method)
+    response.begin()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes the connection within `within` seconds (anything it sends first is skipped)."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def call(served: Served, method: str, path: str, body: bytes | None = None, content_type: str | None = JSON_TYPE,
+         timeout: float = 10) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_python_dash_m_serving_starts_uvicorn(served, model_path, records):
+    status, body = call(served, "POST", "/predict", json.dumps({"records": records}).encode())
+    assert status == 200, body
+    check_matches(json.loads(body), direct(model_path, records))
+
+
+def test_body_limit_follows_the_batch_limit_and_settings_are_checked():
+    assert Settings().max_body_bytes == Settings().max_batch_rows * 512
+    assert Settings.from_env({"MAX_BATCH_ROWS": "100"}).max_body_bytes == 51_200
+    assert Settings.from_env({"MAX_BATCH_ROWS": "100", "MAX_BODY_BYTES": "4096"}).max_body_bytes == 4096
+    with pytest.raises(ValueError, match="HEADER_TIMEOUT"):
+        Settings.from_env({"HEADER_TIMEOUT": "0"})
+    with pytest.raises(ValueError, match="BODY_TIMEOUT='soon'"):
+        Settings.from_env({"BODY_TIMEOUT": "soon"})
