@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from typing import NamedTuple
@@ -142,6 +143,9 @@ def test_a_body_over_the_byte_limit_is_413_without_reading_it_all(model_path, re
     with TestClient(create_app(Settings(model_path=model_path, max_body_bytes=2048))) as small:
         response = small.post("/predict", json={"records": records * 20})
         assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["detail"]
+        # No Content-Length (a chunked body): counted while read, refused once past the limit.
+        chunked = small.post("/predict", content=iter([b" " * 1024] * 4), headers={"content-type": JSON_TYPE})
+        assert chunked.status_code == 413 and "MAX_BODY_BYTES" in chunked.json()["detail"]
         assert small.post("/predict", json={"records": records[:1]}).status_code == 200
 
 
@@ -315,6 +319,58 @@ def test_python_dash_m_serving_starts_uvicorn(served, model_path, records):
     status, body = call(served, "POST", "/predict", json.dumps({"records": records}).encode())
     assert status == 200, body
     check_matches(json.loads(body), direct(model_path, records))
+
+
+def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(served):
+    limit = served.settings.max_body_bytes
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(request_head("POST", "/predict", JSON_TYPE, limit + 1))  # and no body at all
+        status, headers, body = read_response(sock)
+        assert status == 413, body
+        assert "MAX_BODY_BYTES" in json.loads(body)["detail"]
+        assert headers["connection"] == "close" and closed_by_server(sock, within=2)
+
+
+def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
+        started = time.monotonic()
+        trickle = threading.Thread(target=trickle_bytes, args=(sock,), daemon=True)
+        trickle.start()
+        status, headers, body = read_response(sock)
+        elapsed = time.monotonic() - started
+        assert status == 408, body
+        assert "BODY_TIMEOUT" in json.loads(body)["detail"]
+        assert 0.8 <= elapsed < 3.0, f"cut off after {elapsed:.2f} s; BODY_TIMEOUT is {LIMITS['BODY_TIMEOUT']} s"
+        assert headers["connection"] == "close" and closed_by_server(sock, within=2)
+
+
+def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, seconds: float = 5) -> None:
+    """One byte every `every` seconds: slow enough to hold a socket, fast enough never to look idle."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.send(byte)
+            time.sleep(every)
+    except OSError:  # the server closed the connection: what the test waits for
+        pass
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "application/json; charset=latin-1", "application/jsonl"])
+def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type):
+    body = json.dumps({"records": records[:1]}).encode()  # valid JSON, but not declared as such
+    status, payload = call(served, "POST", "/predict", body, content_type=content_type)
+    assert status == 415, payload
+    assert "Content-Type: application/json" in json.loads(payload)["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=UTF-8",
+                                          'application/json;charset="utf-8"'])
+def test_json_content_types_are_accepted(served, records, content_type):
+    status, payload = call(served, "POST", "/predict", json.dumps({"records": records[:1]}).encode(),
+                           content_type=content_type)
+    assert status == 200, payload
 
 
 def test_body_limit_follows_the_batch_limit_and_settings_are_checked():

@@ -139,5 +139,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = model
     # Outermost: metrics for every request, and the hot routes served without the router.
     app.add_middleware(FastLane, predict=predict_body, metrics=metrics,
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout)
     return app
