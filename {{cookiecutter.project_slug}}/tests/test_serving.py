@@ -373,6 +373,17 @@ def test_json_content_types_are_accepted(served, records, content_type):
     assert status == 200, payload
 
 
+def test_unknown_methods_share_one_metrics_label(served, client):
+    for method in ("PROPFIND", "SEARCH"):  # methods the HTTP parser passes through to the app
+        assert call(served, method, "/health", content_type=None)[0] == 405
+    assert client.request("BREW", "/predict").status_code == 405  # the test client (like h11) passes any token
+    served_text = call(served, "GET", "/metrics", content_type=None)[1].decode()
+    assert 'http_requests_total{method="other",route="/health",status="405"} 2.0' in served_text
+    assert 'http_requests_total{method="other",route="/predict",status="405"} 1.0' in client.get("/metrics").text
+    for text in (served_text, client.get("/metrics").text):
+        assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
+
+
 def test_body_limit_follows_the_batch_limit_and_settings_are_checked():
     assert Settings().max_body_bytes == Settings().max_batch_rows * 512
     assert Settings.from_env({"MAX_BATCH_ROWS": "100"}).max_body_bytes == 51_200

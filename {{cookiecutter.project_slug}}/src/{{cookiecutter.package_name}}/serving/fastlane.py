@@ -80,7 +80,7 @@ class FastLane:
 
     def _record(self, route: str, method: str, status: int, started: float) -> None:
         self.timers[route].observe(time.perf_counter() - started)
-        self._count(route, method, status)
+        self._count(route, self.metrics.method(method), status)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
