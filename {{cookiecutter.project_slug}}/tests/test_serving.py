@@ -331,6 +331,47 @@ def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(serve
         assert headers["connection"] == "close" and closed_by_server(sock, within=2)
 
 
+def send_body(served: Served, body: bytes, outcome: dict, name: str) -> None:
+    """POST `body` on a raw socket; outcome[name] = (status, response body), or "reset" when the server
+    refused and closed before the body was all sent (the point of refusing from Content-Length)."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        try:
+            sock.sendall(request_head("POST", "/predict", JSON_TYPE, len(body)) + body)
+            status, _, payload = read_response(sock)
+            outcome[name] = status, payload
+        except ConnectionError:
+            outcome[name] = "reset"
+
+
+def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, model_path):
+    limit, max_rows = served.settings.max_body_bytes, served.settings.max_batch_rows
+    # 20 MB of empty arrays: cheap to send, and before the body limit took it from Content-Length,
+    # decoding it on the event loop held /health for over 2 s (the liveness probe waits 1 s).
+    unit = b"[],"
+    hostile = b'{"records":[' + unit * (20_000_000 // len(unit)) + b"[]]}"
+    # The largest body that is accepted: a full batch of real rows, padded with JSON whitespace.
+    sample = sample_records(TASK, rows=max_rows)
+    rows = (sample * (max_rows // len(sample) + 1))[:max_rows]
+    largest = json.dumps({"records": rows}).encode()
+    assert len(largest) <= limit, "a full batch of the bundled rows must fit in the default body limit"
+    largest += b" " * (limit - len(largest))
+    outcome: dict = {}
+    senders = [threading.Thread(target=send_body, args=(served, body, outcome, name))
+               for name, body in (("hostile", hostile), ("largest", largest))]
+    slowest = 0.0
+    for sender in senders:
+        sender.start()
+    while any(sender.is_alive() for sender in senders):
+        started = time.perf_counter()
+        assert call(served, "GET", "/health", content_type=None, timeout=10)[0] == 200
+        slowest = max(slowest, time.perf_counter() - started)
+    assert outcome["hostile"] == "reset" or outcome["hostile"][0] == 413, outcome["hostile"]
+    status, payload = outcome["largest"]
+    assert status == 200, payload[:500]
+    assert len(json.loads(payload)["predictions"]) == len(rows)
+    assert slowest < 1.0, f"/health took {slowest:.2f} s while large bodies were being handled"
+
+
 def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
         sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
