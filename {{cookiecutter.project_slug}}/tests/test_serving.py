@@ -397,6 +397,35 @@ def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, s
         pass
 
 
+def test_silent_slow_and_idle_connections_are_closed(served):
+    started = time.monotonic()
+    address = ("127.0.0.1", served.port)
+    with socket.create_connection(address, timeout=5) as silent, \
+            socket.create_connection(address, timeout=5) as slow, \
+            socket.create_connection(address, timeout=5) as idle:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # then a header byte at a time
+        threading.Thread(target=trickle_bytes, args=(slow, b"a"), daemon=True).start()
+        idle.sendall(request_head("GET", "/health"))  # one request, then nothing on a kept-alive connection
+        assert read_response(idle, "GET")[0] == 200
+        assert closed_by_server(silent, within=3), "a connection that sent nothing was kept open"
+        status, _, body = read_response(slow, "GET")
+        assert status == 408 and "HEADER_TIMEOUT" in json.loads(body)["detail"]
+        assert closed_by_server(slow, within=2)
+        assert closed_by_server(idle, within=2), "an idle keep-alive connection outlived KEEP_ALIVE_TIMEOUT"
+    assert time.monotonic() - started < 4.0
+
+
+def test_a_request_head_over_max_header_bytes_gets_431(served):
+    limit = served.settings.max_header_bytes
+    padding = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(limit // 1000 + 4))
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        # Never finished (no blank line): the server must stop reading on size, not wait for the end.
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{padding}".encode())
+        status, _, body = read_response(sock, "GET")
+        assert status == 431 and "MAX_HEADER_BYTES" in json.loads(body)["detail"]
+        assert closed_by_server(sock, within=2)
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
                                           "application/json; charset=latin-1", "application/jsonl"])
 def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type):
@@ -423,6 +452,21 @@ def test_unknown_methods_share_one_metrics_label(served, client):
     assert 'http_requests_total{method="other",route="/predict",status="405"} 1.0' in client.get("/metrics").text
     for text in (served_text, client.get("/metrics").text):
         assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
+
+
+def test_connections_past_the_limit_get_503(served):
+    limit = int(LIMITS["MAX_CONNECTIONS"])
+    held = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(limit - 1)]
+    try:
+        time.sleep(0.2)  # let the server accept them (it closes them itself after HEADER_TIMEOUT)
+        assert call(served, "GET", "/health", content_type=None)[0] == 503
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 3
+    while call(served, "GET", "/health", content_type=None)[0] != 200:
+        assert time.monotonic() < deadline, "still 503 after the other connections closed"
+        time.sleep(0.05)
 
 
 def test_body_limit_follows_the_batch_limit_and_settings_are_checked():
