@@ -3,13 +3,16 @@ metrics, the generated OpenAPI schema (fuzzed with schemathesis) and the real uv
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -140,6 +143,9 @@ def test_a_body_over_the_byte_limit_is_413_without_reading_it_all(model_path, re
     with TestClient(create_app(Settings(model_path=model_path, max_body_bytes=2048))) as small:
         response = small.post("/predict", json={"records": records * 20})
         assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["detail"]
+        # No Content-Length (a chunked body): counted while read, refused once past the limit.
+        chunked = small.post("/predict", content=iter([b" " * 1024] * 4), headers={"content-type": JSON_TYPE})
+        assert chunked.status_code == 413 and "MAX_BODY_BYTES" in chunked.json()["detail"]
         assert small.post("/predict", json={"records": records[:1]}).status_code == 200
 
 
@@ -223,18 +229,31 @@ def test_schemathesis_finds_no_server_error(client):
     fuzz()
 
 
+# --- The real uvicorn process, with small limits so that the timeout tests take about a second ---
+
+LIMITS = {"HEADER_TIMEOUT": "1", "BODY_TIMEOUT": "1", "KEEP_ALIVE_TIMEOUT": "1", "MAX_CONNECTIONS": "8"}
+JSON_TYPE = "application/json"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def test_python_dash_m_serving_starts_uvicorn(model_path, records, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - owned by the child
+class Served(NamedTuple):
+    port: int
+    settings: Settings  # what the server runs with
+
+
+@pytest.fixture(scope="module")
+def served(model_path, tmp_path_factory):
+    """`python -m <package>.serving` on a free loopback port, with LIMITS in its environment."""
+    port, log_path = free_port(), tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
+    env = {**os.environ, **LIMITS, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model",
-                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -243,15 +262,218 @@ def test_python_dash_m_serving_starts_uvicorn(model_path, records, tmp_path):
                     assert response.status == 200
                     break
             except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()
+                assert server.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "server not ready in 30 s"
                 time.sleep(0.1)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict",
-                                         data=json.dumps({"records": records}).encode(),
-                                         headers={"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as response:
-            check_matches(json.loads(response.read()), direct(model_path, records))
+        yield Served(port, Settings.from_env(env))
     finally:
         server.terminate()
-        server.wait(timeout=15)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a connection a test left open can hold a graceful shutdown
+            server.kill()
+            server.wait()
         log.close()
+
+
+def request_head(method: str, path: str, content_type: str | None = None, length: int | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(sock: socket.socket, method: str = "POST") -> tuple[int, dict, bytes]:
+    response = http.client.HTTPResponse(sock, method=method)
+    response.begin()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes the connection within `within` seconds (anything it sends first is skipped)."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def call(served: Served, method: str, path: str, body: bytes | None = None, content_type: str | None = JSON_TYPE,
+         timeout: float = 10) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_python_dash_m_serving_starts_uvicorn(served, model_path, records):
+    status, body = call(served, "POST", "/predict", json.dumps({"records": records}).encode())
+    assert status == 200, body
+    check_matches(json.loads(body), direct(model_path, records))
+
+
+def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(served):
+    limit = served.settings.max_body_bytes
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(request_head("POST", "/predict", JSON_TYPE, limit + 1))  # and no body at all
+        status, headers, body = read_response(sock)
+        assert status == 413, body
+        assert "MAX_BODY_BYTES" in json.loads(body)["detail"]
+        assert headers["connection"] == "close" and closed_by_server(sock, within=2)
+
+
+def send_body(served: Served, body: bytes, outcome: dict, name: str) -> None:
+    """POST `body` on a raw socket; outcome[name] = (status, response body), or "reset" when the server
+    refused and closed before the body was all sent (the point of refusing from Content-Length)."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        try:
+            sock.sendall(request_head("POST", "/predict", JSON_TYPE, len(body)) + body)
+            status, _, payload = read_response(sock)
+            outcome[name] = status, payload
+        except ConnectionError:
+            outcome[name] = "reset"
+
+
+def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, model_path):
+    limit, max_rows = served.settings.max_body_bytes, served.settings.max_batch_rows
+    # 20 MB of empty arrays: cheap to send, and before the body limit took it from Content-Length,
+    # decoding it on the event loop held /health for over 2 s (the liveness probe waits 1 s).
+    unit = b"[],"
+    hostile = b'{"records":[' + unit * (20_000_000 // len(unit)) + b"[]]}"
+    # The largest body that is accepted: a full batch of real rows, padded with JSON whitespace.
+    sample = sample_records(TASK, rows=max_rows)
+    rows = (sample * (max_rows // len(sample) + 1))[:max_rows]
+    largest = json.dumps({"records": rows}).encode()
+    assert len(largest) <= limit, "a full batch of the bundled rows must fit in the default body limit"
+    largest += b" " * (limit - len(largest))
+    outcome: dict = {}
+    senders = [threading.Thread(target=send_body, args=(served, body, outcome, name))
+               for name, body in (("hostile", hostile), ("largest", largest))]
+    slowest = 0.0
+    for sender in senders:
+        sender.start()
+    while any(sender.is_alive() for sender in senders):
+        started = time.perf_counter()
+        assert call(served, "GET", "/health", content_type=None, timeout=10)[0] == 200
+        slowest = max(slowest, time.perf_counter() - started)
+    assert outcome["hostile"] == "reset" or outcome["hostile"][0] == 413, outcome["hostile"]
+    status, payload = outcome["largest"]
+    assert status == 200, payload[:500]
+    assert len(json.loads(payload)["predictions"]) == len(rows)
+    assert slowest < 1.0, f"/health took {slowest:.2f} s while large bodies were being handled"
+
+
+def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
+        started = time.monotonic()
+        trickle = threading.Thread(target=trickle_bytes, args=(sock,), daemon=True)
+        trickle.start()
+        status, headers, body = read_response(sock)
+        elapsed = time.monotonic() - started
+        assert status == 408, body
+        assert "BODY_TIMEOUT" in json.loads(body)["detail"]
+        assert 0.8 <= elapsed < 3.0, f"cut off after {elapsed:.2f} s; BODY_TIMEOUT is {LIMITS['BODY_TIMEOUT']} s"
+        assert headers["connection"] == "close" and closed_by_server(sock, within=2)
+
+
+def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, seconds: float = 5) -> None:
+    """One byte every `every` seconds: slow enough to hold a socket, fast enough never to look idle."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.send(byte)
+            time.sleep(every)
+    except OSError:  # the server closed the connection: what the test waits for
+        pass
+
+
+def test_silent_slow_and_idle_connections_are_closed(served):
+    started = time.monotonic()
+    address = ("127.0.0.1", served.port)
+    with socket.create_connection(address, timeout=5) as silent, \
+            socket.create_connection(address, timeout=5) as slow, \
+            socket.create_connection(address, timeout=5) as idle:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # then a header byte at a time
+        threading.Thread(target=trickle_bytes, args=(slow, b"a"), daemon=True).start()
+        idle.sendall(request_head("GET", "/health"))  # one request, then nothing on a kept-alive connection
+        assert read_response(idle, "GET")[0] == 200
+        assert closed_by_server(silent, within=3), "a connection that sent nothing was kept open"
+        status, _, body = read_response(slow, "GET")
+        assert status == 408 and "HEADER_TIMEOUT" in json.loads(body)["detail"]
+        assert closed_by_server(slow, within=2)
+        assert closed_by_server(idle, within=2), "an idle keep-alive connection outlived KEEP_ALIVE_TIMEOUT"
+    assert time.monotonic() - started < 4.0
+
+
+def test_a_request_head_over_max_header_bytes_gets_431(served):
+    limit = served.settings.max_header_bytes
+    padding = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(limit // 1000 + 4))
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        # Never finished (no blank line): the server must stop reading on size, not wait for the end.
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{padding}".encode())
+        status, _, body = read_response(sock, "GET")
+        assert status == 431 and "MAX_HEADER_BYTES" in json.loads(body)["detail"]
+        assert closed_by_server(sock, within=2)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "application/json; charset=latin-1", "application/jsonl"])
+def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type):
+    body = json.dumps({"records": records[:1]}).encode()  # valid JSON, but not declared as such
+    status, payload = call(served, "POST", "/predict", body, content_type=content_type)
+    assert status == 415, payload
+    assert "Content-Type: application/json" in json.loads(payload)["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=UTF-8",
+                                          'application/json;charset="utf-8"'])
+def test_json_content_types_are_accepted(served, records, content_type):
+    status, payload = call(served, "POST", "/predict", json.dumps({"records": records[:1]}).encode(),
+                           content_type=content_type)
+    assert status == 200, payload
+
+
+def test_unknown_methods_share_one_metrics_label(served, client):
+    for method in ("PROPFIND", "SEARCH"):  # methods the HTTP parser passes through to the app
+        assert call(served, method, "/health", content_type=None)[0] == 405
+    assert client.request("BREW", "/predict").status_code == 405  # the test client (like h11) passes any token
+    served_text = call(served, "GET", "/metrics", content_type=None)[1].decode()
+    assert 'http_requests_total{method="other",route="/health",status="405"} 2.0' in served_text
+    assert 'http_requests_total{method="other",route="/predict",status="405"} 1.0' in client.get("/metrics").text
+    for text in (served_text, client.get("/metrics").text):
+        assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
+
+
+def test_connections_past_the_limit_get_503(served):
+    limit = int(LIMITS["MAX_CONNECTIONS"])
+    held = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(limit - 1)]
+    try:
+        time.sleep(0.2)  # let the server accept them (it closes them itself after HEADER_TIMEOUT)
+        assert call(served, "GET", "/health", content_type=None)[0] == 503
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 3
+    while call(served, "GET", "/health", content_type=None)[0] != 200:
+        assert time.monotonic() < deadline, "still 503 after the other connections closed"
+        time.sleep(0.05)
+
+
+def test_body_limit_follows_the_batch_limit_and_settings_are_checked():
+    assert Settings().max_body_bytes == Settings().max_batch_rows * 512
+    assert Settings.from_env({"MAX_BATCH_ROWS": "100"}).max_body_bytes == 51_200
+    assert Settings.from_env({"MAX_BATCH_ROWS": "100", "MAX_BODY_BYTES": "4096"}).max_body_bytes == 4096
+    with pytest.raises(ValueError, match="HEADER_TIMEOUT"):
+        Settings.from_env({"HEADER_TIMEOUT": "0"})
+    with pytest.raises(ValueError, match="BODY_TIMEOUT='soon'"):
+        Settings.from_env({"BODY_TIMEOUT": "soon"})

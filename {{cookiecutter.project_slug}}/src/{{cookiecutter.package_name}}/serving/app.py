@@ -90,21 +90,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     components, operation = schemas(model, settings.max_batch_rows)
 
-    async def predict_body(body: bytes) -> tuple[int, bytes]:
-        """(status, JSON) for a /predict body; shared by the documented route and the fast lane."""
-        if not state.ready:
-            return 503, orjson.dumps({"detail": "not ready: the model is loading or warming up"})
+    def checked(body: bytes) -> dict | tuple[int, bytes]:
+        """The model's inputs from a /predict body, or (status, JSON) saying what is wrong with it."""
         try:
-            feeds = parse(body, state.plan)
+            return parse(body, state.plan)
         except InputError as error:
             errors_invalid.inc()
             return error.status, orjson.dumps({"detail": error.message})
+
+    def run(feeds: dict) -> tuple[int, bytes]:
         rows = rows_of(feeds)
         try:
-            if rows >= settings.offload_rows:
-                result = await run_in_threadpool(model.run, feeds)
-            else:
-                result = model.run(feeds)
+            result = model.run(feeds)
         except (UnicodeEncodeError, ValueError) as error:
             # Values that pass the checks but that onnxruntime cannot take (e.g. lone surrogates).
             metrics.errors.labels("model_rejected").inc()
@@ -118,6 +115,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return 500, orjson.dumps({"detail": "prediction failed; see the server log"})
         metrics.rows.inc(rows)
         return 200, orjson.dumps(result, option=_NUMPY)
+
+    def predict_now(body: bytes) -> tuple[int, bytes]:
+        feeds = checked(body)
+        return feeds if isinstance(feeds, tuple) else run(feeds)
+
+    async def predict_body(body: bytes) -> tuple[int, bytes]:
+        """(status, JSON) for a /predict body; shared by the documented route and the fast lane."""
+        if not state.ready:
+            return 503, orjson.dumps({"detail": "not ready: the model is loading or warming up"})
+        if len(body) >= settings.offload_body_bytes:
+            # Decoding megabytes takes milliseconds to tens of them: in a worker thread (with the
+            # prediction, one hand-off rather than two) the event loop keeps answering meanwhile.
+            return await run_in_threadpool(predict_now, body)
+        feeds = checked(body)
+        if isinstance(feeds, tuple):
+            return feeds
+        if rows_of(feeds) >= settings.offload_rows:  # onnxruntime releases the GIL: run it in a thread
+            return await run_in_threadpool(run, feeds)
+        return run(feeds)
 
     errors_invalid = metrics.errors.labels("invalid_input")
 
@@ -139,5 +155,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = model
     # Outermost: metrics for every request, and the hot routes served without the router.
     app.add_middleware(FastLane, predict=predict_body, metrics=metrics,
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout)
     return app

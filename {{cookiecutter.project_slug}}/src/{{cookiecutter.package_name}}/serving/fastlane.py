@@ -4,22 +4,68 @@ POST /predict and GET /health are answered here without Starlette's router, Requ
 response classes: at a few hundred microseconds per request that machinery costs more than parsing
 and onnxruntime together. Everything else (docs, /metadata, /ready, errors) falls through to
 FastAPI, which also documents /predict. Every request is counted and timed for Prometheus here.
+
+A /predict body is refused before it is read when its Content-Type is not JSON (415) or its
+Content-Length is over MAX_BODY_BYTES (413); a body without a length (chunked) is cut off at the
+limit while read; a body still incomplete BODY_TIMEOUT after the headers gets 408. Each refusal
+closes the connection, so the server never reads the rest of a body it will not use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import lru_cache
 
+import orjson
+
+from .deadlines import Deadlines, tick_for
 from .metrics import Metrics
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+CLOSE = (b"connection", b"close")
 HEALTH = b'{"status":"ok"}'
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+def _detail(message: str) -> bytes:
+    return orjson.dumps({"detail": message})
+
+
+@lru_cache(maxsize=256)  # clients send a handful of distinct values: parse each once
+def content_type_problem(value: bytes | None) -> str | None:
+    """None when `value` says JSON (application/json, optionally with charset=utf-8), else what is wrong."""
+    if value is None:
+        return "no Content-Type header"
+    media, *parameters = value.decode("latin-1").split(";")
+    if media.strip().lower() != "application/json":
+        return f"Content-Type {media.strip()!r} is not JSON"
+    for parameter in parameters:
+        name, _, charset = parameter.partition("=")
+        charset = charset.strip().strip('"')
+        if name.strip().lower() == "charset" and charset.lower() not in ("utf-8", "utf8"):
+            return f"charset {charset!r} is not UTF-8 (JSON is UTF-8)"
+    return None
+
+
+def _has_body(headers) -> bool:
+    return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding"
+               for name, value in headers)
+
+
 class FastLane:
-    def __init__(self, app, predict, metrics: Metrics, max_body_bytes: int):
+    def __init__(self, app, predict, metrics: Metrics, max_body_bytes: int, body_timeout: float):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.deadlines = Deadlines(tick_for(body_timeout))
         self.predict = predict  # async (body bytes) -> (status, JSON bytes)
         self.metrics = metrics
         self.timers = {route: metrics.latency.labels(route) for route in (*metrics.routes, "other")}
@@ -32,6 +78,10 @@ class FastLane:
             counter = self.counters[key] = self.metrics.requests.labels(route, method, str(status))
         counter.inc()
 
+    def _record(self, route: str, method: str, status: int, started: float) -> None:
+        self.timers[route].observe(time.perf_counter() - started)
+        self._count(route, self.metrics.method(method), status)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -40,46 +90,117 @@ class FastLane:
         path, method = scope["path"], scope["method"]
         route = path if path in self.metrics.routes else "other"
         if path == "/predict" and method == "POST":
-            chunks, size = [], 0
-            more = True
+            status = await self._predict(scope, receive, send)
+            if status is not None:  # None: the client left before sending its body
+                self._record(route, method, status, started)
+        elif path == "/health" and method == "GET":
+            await self._respond(send, 200, HEALTH)
+            self._record(route, method, 200, started)
+        else:
+            status = 500  # what the client gets if the app raises before responding
+            try:
+                status = await self._forward(scope, receive, send)
+            finally:
+                self._record(route, method, status, started)
+
+    async def _predict(self, scope, receive, send) -> int | None:
+        refusal = self._refusal(scope["headers"])
+        if refusal is None:
+            try:
+                body = await self._read_body(receive)
+            except BodyTooLarge:
+                refusal = 413, _detail(f"body: over the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES); "
+                                       "split the batch")
+            except BodyTimeout:
+                refusal = 408, _detail(f"body: not received within {self.body_timeout:g} s of the headers "
+                                       "(BODY_TIMEOUT); send the whole body at once")
+            else:
+                if body is None:
+                    return None
+                status, payload = await self.predict(body)
+                await self._respond(send, status, payload)
+                return status
+        status, payload = refusal
+        await self._respond(send, status, payload, close=True)
+        return status
+
+    def _refusal(self, headers) -> tuple[int, bytes] | None:
+        """(status, JSON) when the headers alone show the body cannot be used, else None."""
+        content_type = length = None
+        for name, value in headers:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+        problem = content_type_problem(content_type)
+        if problem is not None:
+            return 415, _detail(f"{problem}: send the body as JSON with the header "
+                                "Content-Type: application/json")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return 413, _detail(f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
+                                "bytes (MAX_BODY_BYTES); split the batch")
+        return None
+
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body, or None if the client disconnected. Raises BodyTooLarge as soon as it passes
+        max_body_bytes, BodyTimeout when it is still incomplete body_timeout after the headers."""
+        task = asyncio.current_task()
+        expired = []  # tells the deadline's cancellation from any other (shutdown, disconnect)
+
+        def expire() -> None:
+            expired.append(True)
+            task.cancel()
+
+        self.deadlines.watch(task, self.body_timeout, expire)
+        chunks, size, more = [], 0, True
+        try:
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                more = message.get("more_body", False)
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
                 if size > self.max_body_bytes:  # stop reading: a client cannot make us buffer gigabytes
-                    break
-            if size > self.max_body_bytes:
-                status, payload = 413, (b'{"detail":"body: over the limit of %d bytes (MAX_BODY_BYTES); '
-                                        b'split the batch"}' % self.max_body_bytes)
-            else:
-                status, payload = await self.predict(b"".join(chunks))
-            await self._respond(send, status, payload)
-        elif path == "/health" and method == "GET":
-            status = 200
-            await self._respond(send, status, HEALTH)
-        else:
-            status = 500  # what the client gets if the app raises before responding
+                    raise BodyTooLarge
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            raise BodyTimeout from None
+        finally:
+            self.deadlines.forget(task)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-            async def observe(message):
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
+    async def _forward(self, scope, receive, send) -> int:
+        """Hand the request to FastAPI; returns the status it answered with."""
+        status = 500
+        unread = _has_body(scope["headers"])
 
-            try:
-                await self.app(scope, receive, observe)
-            finally:
-                self.timers[route].observe(time.perf_counter() - started)
-                self._count(route, method, status)
-            return
-        self.timers[route].observe(time.perf_counter() - started)
-        self._count(route, method, status)
+        async def receive_tracked():
+            nonlocal unread
+            message = await receive()
+            unread = unread and message.get("more_body", False)
+            return message
+
+        async def observe(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if unread:
+                    # A route answered (404, 405...) without reading the body: close the connection
+                    # after the response rather than receive the rest only to throw it away.
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
+            await send(message)
+
+        await self.app(scope, receive_tracked if unread else receive, observe)
+        return status
 
     @staticmethod
-    async def _respond(send, status: int, payload: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]})
+    async def _respond(send, status: int, payload: bytes, close: bool = False) -> None:
+        headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        if close:
+            headers.append(CLOSE)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -8,6 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 # Buckets around the single-row target (< 1 ms) up to large batches.
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# The methods of RFC 9110 and PATCH. The HTTP parser passes others through (WebDAV's PROPFIND, or
+# any token with h11): they share the label "other", so clients cannot grow the label set.
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"))
 
 
 class Metrics:
@@ -26,6 +29,10 @@ class Metrics:
     def route(self, path: str) -> str:
         # Unknown paths share one label, so a scanner cannot grow the label set without bound.
         return path if path in self.routes else "other"
+
+    @staticmethod
+    def method(method: str) -> str:
+        return method if method in KNOWN_METHODS else "other"
 
     def exposition(self) -> tuple[bytes, str]:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:

@@ -83,7 +83,9 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
         "responses": {
             "200": {"description": "Predictions, one per row, in request order", **body(response.__name__)},
             "400": {"description": "Empty body or malformed JSON", **problem},
-            "413": {"description": "More rows than MAX_BATCH_ROWS", **problem},
+            "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
+            "413": {"description": "More rows than MAX_BATCH_ROWS, or a body over MAX_BODY_BYTES", **problem},
+            "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
             "422": {"description": "Missing/unknown column, wrong type, non-finite number, empty batch", **problem},
             "503": {"description": "Model not loaded yet", **problem},
         },

@@ -1,4 +1,5 @@
-"""Start uvicorn with the settings that make it fast: httptools, uvloop, no access log."""
+"""Start uvicorn with the settings that make it fast (httptools, uvloop, no access log) and the limits
+that keep one client from holding it (timeouts, connection and header caps: see settings.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 from .settings import Settings
 
 APP_FACTORY = f"{__package__}.app:create_app"
+# uvicorn's protocols plus a deadline and a size cap for request heads (protocol.py).
+PROTOCOLS = {"httptools": f"{__package__}.protocol:GuardedHttpTools", "h11": f"{__package__}.protocol:GuardedH11"}
 OPTIONS = {  # flag -> the environment variable uvicorn's worker processes read it back from
     "model": "MODEL_PATH", "host": "HOST", "port": "PORT", "workers": "WORKERS",
     "max_batch_rows": "MAX_BATCH_ROWS", "threads": "ORT_INTRA_OP_THREADS", "providers": "ORT_PROVIDERS",
@@ -38,11 +41,22 @@ def run(args: argparse.Namespace) -> int:
         os.environ[variable] = str(getattr(args, option))
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s %(message)s")
-    fast = {"http": "httptools" if importlib.util.find_spec("httptools") else "h11",
-            "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"}
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-                access_log=args.access_log, log_level="info", **fast)
+                access_log=args.access_log, log_level="info", http=PROTOCOLS[parser], loop=loop,
+                **limits(settings))
     return 0
+
+
+def limits(settings: Settings) -> dict:
+    """The uvicorn options that bound what one client can hold (per worker process)."""
+    return {
+        "timeout_keep_alive": settings.keep_alive_timeout,  # idle keep-alive connections
+        "limit_concurrency": settings.max_connections,  # past it: 503 at once
+        "h11_max_incomplete_event_size": settings.max_header_bytes,  # httptools' cap is in protocol.py
+        "ws": "none",  # no WebSocket routes: refuse upgrades instead of handing the socket on
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

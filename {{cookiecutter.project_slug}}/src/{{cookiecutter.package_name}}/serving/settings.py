@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Request-body bytes allowed per row of MAX_BATCH_ROWS. A row of the bundled data is about 260 bytes
+# as {"records": [...]} written by json.dumps, 330 bytes indented: 512 leaves room for longer strings.
+# With wide rows (many or long columns), set MAX_BODY_BYTES instead.
+BODY_BYTES_PER_ROW = 512
+
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     raw = env.get(name, "").strip()
@@ -20,12 +25,30 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number of seconds, e.g. 10 or 2.5") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}={raw}: must be a positive number of seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     model_path: Path = Path("outputs/model.onnx")
     max_batch_rows: int = 10_000
-    # Read no more than this per request (a 10,000-row batch of the bundled data is about 2.5 MB).
-    max_body_bytes: int = 64 * 1024 * 1024
+    # Largest request body read; None = max_batch_rows x BODY_BYTES_PER_ROW (5,120,000 bytes for
+    # 10,000 rows), so a full batch fits and a body that cannot be a valid batch is refused (413)
+    # from its Content-Length, before it is read.
+    max_body_bytes: int | None = None
+    # Bodies at least this large are parsed in a worker thread (about 0.4 ms per 64 KiB), so other
+    # requests, /health included, are answered meanwhile; smaller ones are parsed inline, which is faster.
+    offload_body_bytes: int = 64 * 1024
     # One intra-op thread per worker: single rows gain nothing from a thread pool and lose latency to
     # thread wake-ups; scale with WORKERS instead. Raise it for large-batch-only traffic.
     intra_op_threads: int = 1
@@ -35,22 +58,43 @@ class Settings:
     # Batches at least this large run in a worker thread (onnxruntime releases the GIL), so a big
     # batch does not stall the event loop; smaller ones run inline, which is faster.
     offload_rows: int = 256
+    # Slow or idle clients must not hold sockets: a request head (line and headers) must arrive
+    # within header_timeout of its first byte (or of connecting), its body within body_timeout of the
+    # head, and an idle keep-alive connection is closed after keep_alive_timeout.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    # Per worker. Beyond it, requests get 503 at once (a load balancer retries elsewhere) instead of
+    # queueing behind work one worker cannot do sooner; each connection may buffer max_body_bytes.
+    max_connections: int = 128
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes is None:  # frozen: set the derived default the way dataclasses do
+            object.__setattr__(self, "max_body_bytes", self.max_batch_rows * BODY_BYTES_PER_ROW)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         providers = tuple(p.strip() for p in env.get("ORT_PROVIDERS", "").split(",") if p.strip())
+        max_body = env.get("MAX_BODY_BYTES", "").strip()
         return cls(
             model_path=Path(env.get("MODEL_PATH") or cls.model_path),
             max_batch_rows=_int(env, "MAX_BATCH_ROWS", cls.max_batch_rows, 1),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 0, 1024) if max_body else None,
+            offload_body_bytes=_int(env, "OFFLOAD_BODY_BYTES", cls.offload_body_bytes, 1),
             intra_op_threads=_int(env, "ORT_INTRA_OP_THREADS", cls.intra_op_threads, 0),
             inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", cls.inter_op_threads, 0),
             providers=providers,
             offload_rows=_int(env, "OFFLOAD_ROWS", cls.offload_rows, 1),
+            header_timeout=_seconds(env, "HEADER_TIMEOUT", cls.header_timeout),
+            body_timeout=_seconds(env, "BODY_TIMEOUT", cls.body_timeout),
+            keep_alive_timeout=_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
+            max_connections=_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port, 1),
             workers=_int(env, "WORKERS", cls.workers, 1),

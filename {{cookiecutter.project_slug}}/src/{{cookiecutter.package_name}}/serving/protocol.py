@@ -1,0 +1,107 @@
+"""uvicorn's HTTP protocols with the limits uvicorn lacks: a deadline and a size cap for request heads.
+
+uvicorn closes idle keep-alive connections (KEEP_ALIVE_TIMEOUT) and answers 503 past MAX_CONNECTIONS,
+but a connection that has not sent a complete request head (request line and headers) is held as
+long as the client likes: one that connects and sends nothing, or trickles a header byte at a time.
+And httptools, the fast parser, accepts heads of any size (h11 has a cap, which server.py sets).
+
+Here each request head must arrive within HEADER_TIMEOUT (from connecting, for the first request;
+from its first byte, for the next ones on a keep-alive connection) and stay under MAX_HEADER_BYTES,
+else the client gets 408 or 431 and the connection is closed. The app never sees these requests,
+so they are not in the request metrics.
+
+server.py hands uvicorn these classes by import string; every worker process reads the limits from
+the same environment variables as its app.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from http import HTTPStatus
+
+import orjson
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .deadlines import Deadlines, tick_for
+from .settings import Settings
+
+_IDLE = object()  # no head being received: a request is under way, or none has started
+
+
+@cache
+def _limits() -> tuple[float, int, Deadlines]:
+    settings = Settings.from_env()
+    return settings.header_timeout, settings.max_header_bytes, Deadlines(tick_for(settings.header_timeout))
+
+
+class HeadLimits:
+    """Mixed in before a uvicorn HTTP protocol class, whose `cycle` is the request under way:
+    a new cycle object means the parser has read a complete head."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._timeout, self._max_bytes, self._deadlines = _limits()
+        self._head_cycle = _IDLE  # the cycle current when this head started
+        self._head_bytes = 0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._start_head()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_cycle is _IDLE and (self.cycle is None or self.cycle.response_complete):
+            self._start_head()  # the first bytes of the next request on a keep-alive connection
+        super().data_received(data)
+        if self._head_cycle is _IDLE:
+            return
+        if self.cycle is not self._head_cycle:  # the head is complete and the request is under way
+            self._stop_head()
+            return
+        # Counted per read while the head is incomplete: a head that completes within one read may
+        # pass the cap by up to that read (at most a few hundred KiB), which still bounds it.
+        self._head_bytes += len(data)
+        if self._head_bytes > self._max_bytes and not self.transport.is_closing():
+            self._stop_head()
+            self._refuse(431, f"request head over {self._max_bytes} bytes (MAX_HEADER_BYTES): send fewer "
+                              "or shorter headers")
+
+    def connection_lost(self, exc) -> None:
+        self._stop_head()
+        super().connection_lost(exc)
+
+    def _start_head(self) -> None:
+        self._head_cycle = self.cycle
+        self._head_bytes = 0
+        self._deadlines.watch(self, self._timeout, self._head_expired)
+
+    def _stop_head(self) -> None:
+        self._head_cycle = _IDLE
+        self._deadlines.forget(self)
+
+    def _head_expired(self) -> None:
+        self._head_cycle = _IDLE
+        if self.transport.is_closing():
+            return
+        if self._head_bytes:
+            self._refuse(408, f"request head not received within {self._timeout:g} s (HEADER_TIMEOUT)")
+        else:  # connected (or kept alive) and sent nothing: nobody to answer
+            self.transport.close()
+
+    def _refuse(self, status: int, detail: str) -> None:
+        body = orjson.dumps({"detail": detail})
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+class GuardedH11(HeadLimits, H11Protocol):
+    pass
+
+
+if importlib.util.find_spec("httptools"):
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpTools(HeadLimits, HttpToolsProtocol):
+        pass
