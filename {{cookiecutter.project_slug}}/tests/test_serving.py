@@ -187,6 +187,13 @@ def test_metadata_describes_the_model(client, records):
     assert "CPUExecutionProvider" in meta["providers"]
 
 
+def test_the_version_given_at_build_time_is_the_one_reported(model_path):
+    """The image passes the registered version as MODEL_VERSION: the file cannot carry it."""
+    settings = Settings.from_env({"MODEL_PATH": str(model_path), "MODEL_VERSION": "12"})
+    with TestClient(create_app(settings)) as versioned:
+        assert versioned.get("/metadata").json()["model_version"] == "12"
+
+
 def test_metrics_count_requests_by_route_and_status(client, records):
     client.post("/predict", json={"records": records[:2]})
     client.post("/predict", json={"records": []})

@@ -142,6 +142,8 @@ def load(settings: Settings) -> Model:
     except Exception as error:  # onnxruntime raises its own pybind types
         raise ModelError(f"{path}: onnxruntime cannot load it: {error}") from error
     schema, metadata = _contract(session, path)
+    if settings.model_version:
+        metadata["mlops.model_version"] = settings.model_version
     task = schema.get("task")
     if task not in ("binary", "multiclass", "regression"):
         raise ModelError(f"{path}: 'mlops.schema' task {task!r} is not binary, multiclass or regression")

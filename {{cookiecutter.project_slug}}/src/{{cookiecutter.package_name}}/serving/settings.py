@@ -68,6 +68,9 @@ class Settings:
     # Per worker. Beyond it, requests get 503 at once (a load balancer retries elsewhere) instead of
     # queueing behind work one worker cannot do sooner; each connection may buffer max_body_bytes.
     max_connections: int = 128
+    # The registered version this file is (the image sets it at build time): the ONNX file cannot
+    # carry it, since a version exists only after `register` has checked the file.
+    model_version: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -95,6 +98,7 @@ class Settings:
             keep_alive_timeout=_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
             max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
             max_connections=_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
+            model_version=env.get("MODEL_VERSION", "").strip(),
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port, 1),
             workers=_int(env, "WORKERS", cls.workers, 1),
