@@ -22,6 +22,11 @@ def remove_unused(root: Path) -> None:
     for module in frameworks.glob("*.py"):
         if module.name not in keep:
             module.unlink()
+    # One lock per framework in the template (scripts/lock.sh): the chosen one becomes requirements.lock.
+    locks = root / "requirements"
+    if (chosen := locks / f"{FRAMEWORK}.lock").is_file():
+        chosen.replace(root / "requirements.lock")
+    shutil.rmtree(locks, ignore_errors=True)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
 
