@@ -7,6 +7,8 @@ TASK = "{{ cookiecutter.task }}"
 FRAMEWORK = "{{ cookiecutter.framework }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
+PYTHON_VERSION = "{{ cookiecutter.python_version }}"
+LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 
 # Framework modules in src/<package>/frameworks/, by cookiecutter choice.
 FRAMEWORK_MODULES = {"sklearn": ["scikit_learn.py"], "pytorch": ["pytorch.py", "tabular.py"],
@@ -43,3 +45,6 @@ Created {SLUG}. Next:
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
 """)
+    if PYTHON_VERSION != LOCKED_FOR:
+        print(f"requirements.lock was resolved for Python {LOCKED_FOR}: with Python {PYTHON_VERSION} installed,\n"
+              "run `make lock` once and commit the result (CI installs from the lock).\n")
