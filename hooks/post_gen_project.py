@@ -7,6 +7,8 @@ TASK = "{{ cookiecutter.task }}"
 FRAMEWORK = "{{ cookiecutter.framework }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
+PYTHON_VERSION = "{{ cookiecutter.python_version }}"
+LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 
 # Framework modules in src/<package>/frameworks/, by cookiecutter choice.
 FRAMEWORK_MODULES = {"sklearn": ["scikit_learn.py"], "pytorch": ["pytorch.py", "tabular.py"],
@@ -22,6 +24,11 @@ def remove_unused(root: Path) -> None:
     for module in frameworks.glob("*.py"):
         if module.name not in keep:
             module.unlink()
+    # One lock per framework in the template (scripts/lock.sh): the chosen one becomes requirements.lock.
+    locks = root / "requirements"
+    if (chosen := locks / f"{FRAMEWORK}.lock").is_file():
+        chosen.replace(root / "requirements.lock")
+    shutil.rmtree(locks, ignore_errors=True)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
 
@@ -38,3 +45,6 @@ Created {SLUG}. Next:
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
 """)
+    if PYTHON_VERSION != LOCKED_FOR:
+        print(f"requirements.lock was resolved for Python {LOCKED_FOR}: with Python {PYTHON_VERSION} installed,\n"
+              "run `make lock` once and commit the result (CI installs from the lock).\n")

@@ -62,8 +62,8 @@ class Postgres:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("PostgreSQL did not start:\n" + (self.folder / "postgres.log").read_text())
             time.sleep(0.1)
-        subprocess.run([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow"],
-                       check=True, capture_output=True)
+        subprocess.run([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "mlflow"], check=True, capture_output=True)
         self.startup_seconds = time.monotonic() - began
         return self
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import SLUG, cli, run
 
 FRAMEWORKS = ["sklearn", "pytorch", "keras"]

@@ -109,7 +109,7 @@ def test_two_pipelines_at_once_land_in_two_runs(server, baked, tmp_path):
     client = client_for(server)
     runs = [client.get_run(run_id_of(project)) for project in projects]
     assert runs[0].info.run_id != runs[1].info.run_id
-    for run, seed in zip(runs, (11, 12)):
+    for run, seed in zip(runs, (11, 12), strict=True):
         assert run.data.params["split.seed"] == str(seed)  # each run holds its own pipeline's values
         assert all(run.data.tags[f"stage.{stage}"] == "done" for stage in STAGES)
         onnx_file = client.download_artifacts(run.info.run_id, "onnx/model.onnx", str(tmp_path / run.info.run_id))
@@ -162,7 +162,8 @@ def test_compose_stack_uses_only_variables_from_env_example(baked):
     assert env_example["MLFLOW_BIND"] == "127.0.0.1"
     # Authentication and host names, in the one shell line the container runs.
     script = services["mlflow"]["command"][-1]
-    assert "\n" not in script.strip(), "a more-indented line of a folded scalar keeps its newline: the shell ends the command there"
+    assert "\n" not in script.strip(), ("a more-indented line of a folded scalar keeps its newline: "
+                                      "the shell ends the command there")
     assert "--app-name basic-auth" in script and "bootstrap.py auth-config" in script
     assert re.search(r'--allowed-hosts "\$\$MLFLOW_ALLOWED_HOSTS,', script), script
     environment = services["mlflow"]["environment"]

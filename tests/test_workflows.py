@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import SLUG, TEMPLATE
 from processes import free_port, start, stop, wait_for_http
 
@@ -186,7 +187,8 @@ def test_only_the_protected_branch_writes_and_only_its_commits_ship(variant):
     for reusable in ("_train.yml", "_gate.yml", "_export.yml"):
         text = (folder / reusable).read_text()
         # Only the writer environment tracks on the server; every other ref keeps its run local.
-        assert "MLFLOW_TRACKING_URI: ${{ inputs.environment == 'registry' && secrets.MLFLOW_TRACKING_URI || '' }}" in text
+        assert ("MLFLOW_TRACKING_URI: ${{ inputs.environment == 'registry' && secrets.MLFLOW_TRACKING_URI || '' }}"
+                in text)
         assert "register" not in yaml.safe_load(text)["jobs"][reusable[1:-4]].get("environment", "")
 
     assert "concurrency" not in release, "releases must queue, not cancel each other"
@@ -326,7 +328,8 @@ def test_push_to_main_keeps_one_run_and_registers_what_passed_every_check(main_p
     onnx_file = Path(client.download_artifacts(run.info.run_id, "onnx/model.onnx"))
     assert version.tags == {"run_id": run.info.run_id, "source_ref": "refs/heads/main",
                             "git_sha": head(project), "gate.verdict": "passed",
-                            "export.parity": "passed", "onnx.sha256": hashlib.sha256(onnx_file.read_bytes()).hexdigest()}
+                            "export.parity": "passed",
+                            "onnx.sha256": hashlib.sha256(onnx_file.read_bytes()).hexdigest()}
 
 
 def test_release_tag_on_main_ships_the_version_ci_registered(main_push, mlflow_server, tmp_path):
