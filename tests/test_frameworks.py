@@ -66,13 +66,14 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
 NATIVE = """
 import json, sys
 import pandas as pd
-from credit_model import config, data, frameworks
+from credit_model import config, data
+from credit_model.predictions import ClassPredictions
 from credit_model.stages.context import attach
 settings = config.load(__import__("pathlib").Path("config.yaml"))
 context = attach(settings, None)
 model = context.framework.load_model(context.model_uri)
 rows = data.features(pd.read_csv(sys.argv[1]), context.schema)
 predicted = context.framework.predict(model, rows)
-out = predicted.probabilities if predicted.probabilities is not None else predicted.values
+out = predicted.probabilities if isinstance(predicted, ClassPredictions) else predicted.values
 print(json.dumps(out.tolist()))
 """
