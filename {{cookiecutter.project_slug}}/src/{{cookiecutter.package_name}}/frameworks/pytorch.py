@@ -134,6 +134,7 @@ class PyTorch(tabular.NeuralNetwork):
         exported = torch.onnx.export(model.network, example, input_names=["features"], output_names=["output"],
                                      dynamic_shapes=({0: torch.export.Dim("batch")},),
                                      opset_version=tabular.OPSET, dynamo=True, verbose=False)
+        assert exported is not None  # dynamo=True always returns the program
         return exported.model_proto
 
 

@@ -182,7 +182,7 @@ def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: f
 
 
 class NeuralNetwork(Framework[TabularModel]):
-    """A network on the preprocessed table; subclasses give the five methods below the line."""
+    """A network on the preprocessed table; a subclass gives the five abstract methods at the end."""
 
     def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
               split: Split) -> TabularModel:
