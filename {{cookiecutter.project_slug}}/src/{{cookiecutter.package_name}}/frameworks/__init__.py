@@ -1,9 +1,9 @@
 """Model frameworks behind one interface (base.Framework), so every stage is the same whatever trains the model.
 
-Adding a framework: a module here with one Framework subclass named like its key below, that key in
-Name and MODULES, a `framework == "<name>"` block in pyproject.toml's dependencies and the name in
-cookiecutter.json's `framework` choices (the template's tests/test_frameworks.py checks they agree).
-The post-generation hook reads MODULES to delete the frameworks a project was not generated for.
+Adding a framework: a module here with one Framework subclass whose `name` is its key below, that
+key in Name and MODULES, and its dependencies in pyproject.toml (in the template: its own block there
+and the name in the `framework` choices; the template's tests/test_frameworks.py checks they agree).
+The template's post-generation hook reads MODULES to delete the frameworks a project was not generated for.
 """
 
 from __future__ import annotations
