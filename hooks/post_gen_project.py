@@ -1,5 +1,6 @@
 """Remove what the chosen options do not use, then say what to run next."""
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,15 @@ SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 
-# Framework modules in src/<package>/frameworks/, by cookiecutter choice.
-FRAMEWORK_MODULES = {"sklearn": ["scikit_learn.py"], "pytorch": ["pytorch.py", "tabular.py"],
-                     "keras": ["keras3.py", "tabular.py"]}
+
+def framework_modules(registry: Path) -> dict:
+    """frameworks/__init__.py's MODULES (framework -> its modules), read without importing the package."""
+    for node in ast.parse(registry.read_text()).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(target, ast.Name) and target.id == "MODULES" for target in targets):
+                return ast.literal_eval(node.value)
+    raise LookupError(f"no MODULES in {registry}")
 
 
 def remove_unused(root: Path) -> None:
@@ -20,10 +27,11 @@ def remove_unused(root: Path) -> None:
         if data_file.name != f"credit_{TASK}.csv":
             data_file.unlink()
     frameworks = root / "src" / PACKAGE / "frameworks"
-    keep = set(FRAMEWORK_MODULES[FRAMEWORK]) | {"__init__.py"}
-    for module in frameworks.glob("*.py"):
-        if module.name not in keep:
-            module.unlink()
+    modules = framework_modules(frameworks / "__init__.py")
+    # The other frameworks' modules; what every framework shares (__init__.py, base.py) is in no list.
+    unused = {name for names in modules.values() for name in names} - set(modules[FRAMEWORK])
+    for name in unused:
+        (frameworks / f"{name}.py").unlink()
     # One lock per framework in the template (scripts/lock.sh): the chosen one becomes requirements.lock.
     locks = root / "requirements"
     if (chosen := locks / f"{FRAMEWORK}.lock").is_file():

@@ -7,6 +7,8 @@ name never shadow each other and nothing is re-resolved per bake.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +20,17 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[1]
 PACKAGE = "credit_model"
 SLUG = "credit-model"
+# The template's package, unrendered: where the frameworks' registry (frameworks/__init__.py) lives.
+SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
+FRAMEWORKS: list[str] = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
+
+
+def framework_modules() -> dict[str, tuple[str, ...]]:
+    """frameworks.MODULES (framework -> the modules it needs), read by the post-generation hook's own code."""
+    spec = importlib.util.spec_from_file_location("post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    return hook.framework_modules(SOURCE / "frameworks" / "__init__.py")
 
 
 def bake(folder: Path, **context: str) -> Path:

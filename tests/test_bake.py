@@ -10,12 +10,9 @@ import zipfile
 import pytest
 import yaml
 
-from conftest import PACKAGE
+from conftest import FRAMEWORKS, PACKAGE, framework_modules
 
 TASKS = ["binary", "multiclass", "regression"]
-FRAMEWORKS = ["sklearn", "pytorch", "keras"]
-FRAMEWORK_FILES = {"sklearn": {"scikit_learn.py"}, "pytorch": {"pytorch.py", "tabular.py"},
-                   "keras": {"keras3.py", "tabular.py"}}
 
 
 def text_files(project):
@@ -37,8 +34,8 @@ def test_every_option_bakes_clean(baked, task, framework):
     assert settings["task"] == task and settings["model"]["framework"] == framework
     assert [p.name for p in (project / "data").glob("*.csv")] == [f"credit_{task}.csv"]
 
-    modules = {p.name for p in (project / "src" / PACKAGE / "frameworks").glob("*.py")} - {"__init__.py"}
-    assert modules == FRAMEWORK_FILES[framework]
+    modules = {p.stem for p in (project / "src" / PACKAGE / "frameworks").glob("*.py")} - {"__init__", "base"}
+    assert modules == set(framework_modules()[framework])
 
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
     assert ("torch==" in dependencies) == (framework != "sklearn")

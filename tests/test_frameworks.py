@@ -1,8 +1,10 @@
-"""PyTorch and Keras 3 projects through the whole chain to ONNX, on the same data and gates as sklearn."""
+"""One list of frameworks; PyTorch and Keras 3 projects through the whole chain to ONNX, like sklearn's."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,9 +13,26 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import PACKAGE, SLUG, cli, run
+from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, run
 
-OTHERS = {"pytorch": ("keras3.py", "scikit_learn.py"), "keras": ("pytorch.py", "scikit_learn.py")}
+
+def test_every_list_of_frameworks_names_the_same_ones(baked):
+    """cookiecutter.json's choices = frameworks.MODULES (what the hook deletes by) = config's Name =
+    pyproject's blocks."""
+    modules = framework_modules()
+    assert list(modules) == FRAMEWORKS, "cookiecutter.json's `framework` choices and frameworks.MODULES differ"
+    names = run(baked(framework="sklearn"), "-c", "import json, typing; from credit_model import config, frameworks; "
+                "print(json.dumps([typing.get_args(frameworks.Name), "
+                "typing.get_args(config.Model.model_fields['framework'].annotation)]))").stdout
+    assert json.loads(names) == [FRAMEWORKS, FRAMEWORKS], "frameworks.Name (config.yaml's choices) differs"
+    pyproject = (TEMPLATE / "{{cookiecutter.project_slug}}" / "pyproject.toml").read_text()
+    assert re.findall(r'cookiecutter\.framework == "(\w+)"', pyproject) == FRAMEWORKS, "pyproject.toml's blocks"
+    for name, (own, *needs) in modules.items():
+        defined = ast.parse((SOURCE / "frameworks" / f"{own}.py").read_text())
+        assert any(isinstance(node, ast.ClassDef) and any(
+            isinstance(item, ast.Assign) and ast.unparse(item) == f"name = {name!r}" for item in node.body)
+            for node in defined.body), f"frameworks/{own}.py defines no class with name = {name!r}"
+        assert all((SOURCE / "frameworks" / f"{module}.py").is_file() for module in needs)
 
 
 def store(project) -> MlflowClient:
@@ -29,7 +48,9 @@ def run_id(project) -> str:
                                                  ("pytorch", "regression"), ("keras", "multiclass")])
 def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     project = shutil.copytree(baked(framework=framework, task=task), tmp_path / SLUG)
-    assert not any((project / "src" / PACKAGE / "frameworks" / name).exists() for name in OTHERS[framework])
+    others = {module for modules in framework_modules().values() for module in modules} - \
+        set(framework_modules()[framework])
+    assert not any((project / "src" / PACKAGE / "frameworks" / f"{name}.py").exists() for name in others)
     cli(project, "pipeline")
 
     first = run_id(project)
@@ -66,13 +87,14 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
 NATIVE = """
 import json, sys
 import pandas as pd
-from credit_model import config, data, frameworks
+from credit_model import config, data
+from credit_model.predictions import ClassPredictions
 from credit_model.stages.context import attach
 settings = config.load(__import__("pathlib").Path("config.yaml"))
 context = attach(settings, None)
 model = context.framework.load_model(context.model_uri)
 rows = data.features(pd.read_csv(sys.argv[1]), context.schema)
 predicted = context.framework.predict(model, rows)
-out = predicted.probabilities if predicted.probabilities is not None else predicted.values
+out = predicted.probabilities if isinstance(predicted, ClassPredictions) else predicted.values
 print(json.dumps(out.tolist()))
 """

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SLUG, cli, run
+from conftest import FRAMEWORKS, SLUG, cli, run
 
-FRAMEWORKS = ["sklearn", "pytorch", "keras"]
 PICKLE_PROTOCOLS = range(2, 6)  # a pickle of protocol 2-5 starts with 0x80 and its protocol number
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SLUG, TEMPLATE
+from conftest import FRAMEWORKS, SLUG, TEMPLATE
 from processes import free_port, start, stop, wait_for_http
 
-FRAMEWORKS = ("sklearn", "pytorch", "keras")
 TASKS = ("binary", "multiclass", "regression")
 VARIANTS = [pytest.param(framework, task, id=f"{framework}-{task}") for framework in FRAMEWORKS for task in TASKS]
 BIN = Path(sys.executable).parent

@@ -9,9 +9,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UsageError
+from .frameworks import Name as FrameworkName
 
 Task = Literal["binary", "multiclass", "regression"]
-Framework = Literal["sklearn", "pytorch", "keras"]
 
 
 class Strict(BaseModel):
@@ -42,7 +42,7 @@ class Split(Strict):
 
 
 class Model(Strict):
-    framework: Framework
+    framework: FrameworkName  # one of frameworks.MODULES
     params: dict[str, Any] = Field(default_factory=dict)
 
 

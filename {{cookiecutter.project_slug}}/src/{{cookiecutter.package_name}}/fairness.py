@@ -44,7 +44,7 @@ def audit(task: Task, y_true: pd.Series, predicted: Predictions, groups: pd.Data
             scalars[f"{feature}.{name}_difference"] = float(value)
         if task == "binary":
             # The difference metrics take 0/1 outcomes; labels may be any two values.
-            is_positive = y_true == classes[1], np.asarray(predicted.labels) == classes[1]
+            is_positive = y_true == classes[1], np.asarray(predicted.point) == classes[1]
             scalars[f"{feature}.demographic_parity_difference"] = float(fl.demographic_parity_difference(
                 *is_positive, sensitive_features=groups[feature]))
             scalars[f"{feature}.equalized_odds_difference"] = float(fl.equalized_odds_difference(

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn import metrics as sk
 
 from .config import Task
-from .predictions import Predictions
+from .predictions import Predictions, ValuePredictions
 
 # Everything else is better when higher; fairness differences are better when lower.
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "brier_score"}
@@ -18,7 +18,7 @@ def lower_is_better(key: str) -> bool:
 
 
 def compute(task: Task, y_true: np.ndarray, predicted: Predictions, classes: list) -> dict[str, float]:
-    if task == "regression":
+    if isinstance(predicted, ValuePredictions):
         values = predicted.values
         return {
             "rmse": float(np.sqrt(sk.mean_squared_error(y_true, values))),

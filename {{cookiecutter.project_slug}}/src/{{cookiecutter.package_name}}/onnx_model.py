@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from .data import Schema
-from .predictions import Predictions
+from .predictions import ClassPredictions, Predictions, ValuePredictions
 
 CLASSIFICATION_OUTPUTS = ("label", "probabilities")
 REGRESSION_OUTPUTS = ("prediction",)
@@ -60,6 +60,6 @@ def session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
 def predict(runtime: ort.InferenceSession, inputs: dict[str, np.ndarray], task: str) -> Predictions:
     if task == "regression":
         (values,) = runtime.run(list(REGRESSION_OUTPUTS), inputs)
-        return Predictions(values=values.reshape(-1))
+        return ValuePredictions(values.reshape(-1))
     labels, probabilities = runtime.run(list(CLASSIFICATION_OUTPUTS), inputs)
-    return Predictions(labels=labels.reshape(-1), probabilities=probabilities)
+    return ClassPredictions(labels.reshape(-1), probabilities)

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
 
 from .config import Task  # noqa: E402
-from .predictions import Predictions  # noqa: E402
+from .predictions import Predictions, ValuePredictions  # noqa: E402
 
 
 def _save(figure, path: Path) -> Path:
@@ -27,17 +27,17 @@ def draw(task: Task, y_true: np.ndarray, predicted: Predictions, classes: list,
          by_group: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    if task == "binary":
-        figure, axes = plt.subplots(figsize=(5, 4))
-        RocCurveDisplay.from_predictions(y_true, predicted.probabilities[:, 1], pos_label=classes[1], ax=axes)
-        written.append(_save(figure, folder / "roc_curve.png"))
-    if task == "regression":
+    if isinstance(predicted, ValuePredictions):
         figure, axes = plt.subplots(figsize=(5, 4))
         axes.scatter(predicted.values, y_true - predicted.values, s=4, alpha=0.5)
         axes.axhline(0, color="grey", linewidth=1)
         axes.set(xlabel="predicted", ylabel="residual (true - predicted)", title="Residuals")
         written.append(_save(figure, folder / "residuals.png"))
     else:
+        if task == "binary":
+            figure, axes = plt.subplots(figsize=(5, 4))
+            RocCurveDisplay.from_predictions(y_true, predicted.probabilities[:, 1], pos_label=classes[1], ax=axes)
+            written.append(_save(figure, folder / "roc_curve.png"))
         figure, axes = plt.subplots(figsize=(5, 4))
         ConfusionMatrixDisplay.from_predictions(y_true, predicted.labels, labels=classes, ax=axes, colorbar=False)
         written.append(_save(figure, folder / "confusion_matrix.png"))

@@ -1,4 +1,4 @@
-"""One shape for predictions, whatever produced them (a native model or the ONNX session)."""
+"""One shape per kind of prediction, whatever produced it (a native model or the ONNX session)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,27 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Predictions:
-    labels: np.ndarray | None = None         # classification: class per row
-    probabilities: np.ndarray | None = None  # classification: (rows, classes), columns in class order
-    values: np.ndarray | None = None         # regression: value per row
+class ClassPredictions:
+    """Classification: a class per row and the probability of each class."""
+
+    labels: np.ndarray         # (rows,)
+    probabilities: np.ndarray  # (rows, classes), columns in class order
 
     @property
     def point(self) -> np.ndarray:
-        """Labels for classification, values for regression."""
-        return self.values if self.labels is None else self.labels
+        return self.labels
+
+
+@dataclass(frozen=True)
+class ValuePredictions:
+    """Regression: a value per row."""
+
+    values: np.ndarray  # (rows,)
+
+    @property
+    def point(self) -> np.ndarray:
+        return self.values
+
+
+# Branch with isinstance (or match) where the two differ; `point` is the labels or the values.
+Predictions = ClassPredictions | ValuePredictions

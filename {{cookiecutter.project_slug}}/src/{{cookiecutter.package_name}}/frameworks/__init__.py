@@ -1,13 +1,9 @@
-"""Model frameworks behind one interface, so every stage is the same whatever trains the model.
+"""Model frameworks behind one interface (base.Framework), so every stage is the same whatever trains the model.
 
-A framework module provides:
-    train(features, target, schema, params, split) -> model   (split: seed, validation_size)
-    classes(model) -> list            class labels in probability-column order ([] for regression)
-    predict(model, features) -> Predictions
-    log_model(model, features, predicted) -> model URI   (inside an active MLflow run)
-    load_model(uri) -> model    never unpickles: see model_files() below
-    to_onnx(model, schema) -> onnx.ModelProto with the project's ONNX contract (see onnx_model.py)
-Adding a framework is adding one module here and one line to MODULES.
+Adding a framework: a module here with one Framework subclass whose `name` is its key below, that
+key in Name and MODULES, and its dependencies in pyproject.toml (in the template: its own block there
+and the name in the `framework` choices; the template's tests/test_frameworks.py checks they agree).
+The template's post-generation hook reads MODULES to delete the frameworks a project was not generated for.
 """
 
 from __future__ import annotations
@@ -16,22 +12,40 @@ import importlib
 import json
 import re
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import UntrustedModel, UsageError
+from .base import Framework
 
-MODULES = {"sklearn": "scikit_learn", "pytorch": "pytorch", "keras": "keras3"}
+__all__ = ["MODULES", "Framework", "Name", "load"]
+
+# config.yaml's model.framework.
+Name = Literal["sklearn", "pytorch", "keras"]
+
+# The modules of this folder each framework needs, the one defining its Framework subclass first.
+# A plain literal: hooks/post_gen_project.py reads it without importing this package.
+MODULES: dict[Name, tuple[str, ...]] = {
+    "sklearn": ("scikit_learn",),
+    "pytorch": ("pytorch", "tabular"),
+    "keras": ("keras3", "tabular"),
+}
 
 
-def load(name: str) -> ModuleType:
+def load(name: str) -> Framework:
+    """The framework called `name`; only its own module is imported (torch and keras are slow to import)."""
+    if name not in MODULES:
+        raise UsageError(f"model.framework: unknown {name!r} (known: {', '.join(MODULES)})")
+    module_name = MODULES[name][0]
     try:
-        return importlib.import_module(f"{__name__}.{MODULES[name]}")
+        module = importlib.import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as error:
-        if error.name and error.name.endswith(MODULES.get(name, name)):
+        if error.name and error.name.endswith(module_name):
             raise UsageError(f"model.framework: {name!r} is not part of this project (it was generated "
                              "for another framework); bake a new project with that framework") from error
         raise
+    (kind,) = [value for value in vars(module).values() if isinstance(value, type) and issubclass(value, Framework)
+               and vars(value).get("name") == name]
+    return kind()
 
 
 def model_files(uri: str) -> Path:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
 
@@ -19,13 +20,10 @@ import keras  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from mlflow.models import ModelSignature  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
-from ..config import Split  # noqa: E402
-from ..data import Schema  # noqa: E402
-from ..predictions import Predictions  # noqa: E402
 from . import reason, tabular, untrusted  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -40,84 +38,68 @@ class EpochLog(keras.callbacks.Callback):
         self.board = board
 
     def on_epoch_end(self, epoch, logs=None):
-        losses = {"train": logs["loss"], "valid": logs["val_loss"]}
-        mlflow.log_metrics({"epoch.train_loss": losses["train"], "epoch.valid_loss": losses["valid"]}, step=epoch)
-        self.board.add_scalars("loss", losses, epoch)
+        tabular.log_epoch(self.board, epoch, logs["loss"], logs["val_loss"])
 
 
-def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict,
-          split: Split) -> tabular.TabularModel:
-    settings = tabular.settings(params, "keras")
-    keras.utils.set_random_seed(split.seed)
-    torch.use_deterministic_algorithms(True)
-    data = tabular.prepare(features, target, schema, split.validation_size, split.seed)
-    classification = schema.task != "regression"
-    layers = [keras.Input(shape=(data.x_train.shape[1],))]
-    for units in settings["hidden_units"]:
-        layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(settings["dropout"])]
-    layers.append(keras.layers.Dense(len(data.classes), activation="softmax") if classification
-                  else keras.layers.Dense(1))
-    network = keras.Sequential(layers)
-    network.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-                    loss="sparse_categorical_crossentropy" if classification else "mse")
-    stopping = keras.callbacks.EarlyStopping(patience=settings["patience"], restore_best_weights=True)
-    with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
+class Keras(tabular.NeuralNetwork):
+    name = "keras"
+
+    def fit(self, data: tabular.Prepared, settings: dict[str, Any], seed: int,
+            board: SummaryWriter) -> tuple[keras.Model, int]:
+        keras.utils.set_random_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        layers = [keras.Input(shape=(data.x_train.shape[1],))]
+        for units in settings["hidden_units"]:
+            layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(settings["dropout"])]
+        layers.append(keras.layers.Dense(len(data.classes), activation="softmax") if data.classification
+                      else keras.layers.Dense(1))
+        network = keras.Sequential(layers)
+        network.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+                        loss="sparse_categorical_crossentropy" if data.classification else "mse")
+        stopping = keras.callbacks.EarlyStopping(patience=settings["patience"], restore_best_weights=True)
         history = network.fit(data.x_train, data.y_train, validation_data=(data.x_valid, data.y_valid),
                               epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=True,
                               callbacks=[stopping, EpochLog(board)],
                               verbose=1 if sys.stderr.isatty() else 2)  # a bar on a terminal, a line per epoch in CI
-        board.flush()
-        mlflow.log_artifacts(events, "tensorboard")
-    best = int(np.argmin(history.history["val_loss"]))
-    mlflow.log_metric("epoch.best", best)
-    log.info("trained %d epochs, best validation loss at epoch %d", len(history.history["loss"]), best)
-    return tabular.TabularModel(data.preprocess, network, data.classes)
+        best = int(np.argmin(history.history["val_loss"]))
+        log.info("trained %d epochs, best validation loss at epoch %d", len(history.history["loss"]), best)
+        return network, best
 
+    def forward(self, network: keras.Model, x: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(network(x, training=False))
 
-def _forward(network: keras.Model, x: np.ndarray) -> np.ndarray:
-    return keras.ops.convert_to_numpy(network(x, training=False))
-
-
-def classes(model: tabular.TabularModel) -> list:
-    return model.classes
-
-
-def predict(model: tabular.TabularModel, features: pd.DataFrame) -> Predictions:
-    return tabular.predict(model, features, _forward)
-
-
-def log_model(model: tabular.TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
-    def without_example(network, input_example, **options):
+    def log_network(self, network: keras.Model, name: str, input_example: np.ndarray,
+                    signature: ModelSignature) -> Any:
         # mlflow.keras 3.17 fails to save an input example for a Keras 3 model on the torch backend;
         # the signature still records the input's shape and type. Not the exported (SavedModel) format:
-        # the native .keras file, which _load_network reads in safe mode.
-        return mlflow.keras.log_model(network, save_exported_model=False, **options)
+        # the native .keras file, which load_network reads in safe mode.
+        return mlflow.keras.log_model(network, name=name, signature=signature, save_exported_model=False)
 
-    return tabular.log_model(model, features, without_example, _forward)
+    def load_network(self, uri: str, folder: Path) -> keras.Model:
+        # Not mlflow.keras.load_model: it takes the file's path and format from MLmodel (its exported
+        # format is a TensorFlow SavedModel), and MLmodel is as writable as the model.
+        path = folder / KERAS_FILE
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise untrusted(uri, KERAS_FILE, f"is not a Keras 3 model file ({reason(error)})") from error
+        # Keras's own layers only: safe mode has been bypassed before through objects from other modules.
+        if foreign := _foreign_modules(config):
+            raise untrusted(uri, KERAS_FILE, f"builds objects from outside Keras: {', '.join(sorted(foreign))}")
+        try:
+            # safe_mode refuses a Lambda layer's Python bytecode instead of running it; compile=False:
+            # evaluate and export need no optimizer.
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:
+            raise untrusted(uri, KERAS_FILE, f"was refused by Keras in safe mode ({reason(error)})") from error
 
-
-def load_model(uri: str) -> tabular.TabularModel:
-    return tabular.load_model(uri, _load_network)
-
-
-def _load_network(uri: str, folder: Path) -> keras.Model:
-    # Not mlflow.keras.load_model: it takes the file's path and format from MLmodel (its exported
-    # format is a TensorFlow SavedModel), and MLmodel is as writable as the model.
-    path = folder / KERAS_FILE
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise untrusted(uri, KERAS_FILE, f"is not a Keras 3 model file ({reason(error)})") from error
-    # Keras's own layers only: safe mode has been bypassed before through objects from other modules.
-    if foreign := _foreign_modules(config):
-        raise untrusted(uri, KERAS_FILE, f"builds objects from outside Keras: {', '.join(sorted(foreign))}")
-    try:
-        # safe_mode refuses a Lambda layer's Python bytecode instead of running it; compile=False:
-        # evaluate and export need no optimizer.
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise untrusted(uri, KERAS_FILE, f"was refused by Keras in safe mode ({reason(error)})") from error
+    def export_network(self, model: tabular.TabularModel) -> onnx.ModelProto:
+        # Keras 3's own exporter (through torch's exporter on this backend), dynamic batch axis included.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "network.onnx"
+            model.network.export(str(path), format="onnx", verbose=False)
+            return onnx.load(path)
 
 
 def _foreign_modules(config) -> set[str]:
@@ -129,12 +111,3 @@ def _foreign_modules(config) -> set[str]:
     module = config.get("module")
     own = set() if not isinstance(module, str) or module.split(".")[0] == "keras" else {module}
     return own.union(*map(_foreign_modules, config.values()))
-
-
-def to_onnx(model: tabular.TabularModel, schema: Schema) -> onnx.ModelProto:
-    # Keras 3's own exporter (through torch's exporter on this backend), dynamic batch axis included.
-    with tempfile.TemporaryDirectory() as folder, tabular.quiet_exporter():
-        path = Path(folder) / "network.onnx"
-        model.network.export(str(path), format="onnx", verbose=False)
-        network = onnx.load(path)
-    return tabular.to_onnx(model, schema, network)

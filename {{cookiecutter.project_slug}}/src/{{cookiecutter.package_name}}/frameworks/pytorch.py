@@ -13,19 +13,17 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import onnx
-import pandas as pd
 import torch
+from mlflow.models import ModelSignature
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from ..config import Split
-from ..data import Schema
-from ..predictions import Predictions
 from . import read_json, reason, tabular, untrusted
 
 log = logging.getLogger(__name__)
@@ -53,25 +51,24 @@ class Network(nn.Module):
         return torch.softmax(out, dim=1) if self.classification else out
 
 
-def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict,
-          split: Split) -> tabular.TabularModel:
-    settings = tabular.settings(params, "pytorch")
-    torch.manual_seed(split.seed)
-    torch.use_deterministic_algorithms(True)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    log.info("training on %s", device)
-    data = tabular.prepare(features, target, schema, split.validation_size, split.seed)
-    classification = schema.task != "regression"
-    network = Network(data.x_train.shape[1], len(data.classes) if classification else 1,
-                      settings["hidden_units"], settings["dropout"], classification).to(device)
-    loss_fn = nn.CrossEntropyLoss() if classification else nn.MSELoss()
-    optimiser = torch.optim.Adam(network.parameters(), lr=settings["learning_rate"])
-    x_train, y_train = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
-    x_valid, y_valid = torch.from_numpy(data.x_valid).to(device), torch.from_numpy(data.y_valid).to(device)
-    order = torch.Generator().manual_seed(split.seed)
-    stopping, best_state = tabular.EarlyStopping(settings["patience"]), None
+class PyTorch(tabular.NeuralNetwork):
+    name = "pytorch"
 
-    with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
+    def fit(self, data: tabular.Prepared, settings: dict[str, Any], seed: int,
+            board: SummaryWriter) -> tuple[Network, int]:
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        log.info("training on %s", device)
+        network = Network(data.x_train.shape[1], len(data.classes) if data.classification else 1,
+                          settings["hidden_units"], settings["dropout"], data.classification).to(device)
+        loss_fn = nn.CrossEntropyLoss() if data.classification else nn.MSELoss()
+        optimiser = torch.optim.Adam(network.parameters(), lr=settings["learning_rate"])
+        x_train, y_train = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
+        x_valid, y_valid = torch.from_numpy(data.x_valid).to(device), torch.from_numpy(data.y_valid).to(device)
+        order = torch.Generator().manual_seed(seed)
+        stopping, best_state = tabular.EarlyStopping(settings["patience"]), None
+
         epochs = tqdm(range(settings["epochs"]), desc="epochs", unit="epoch", file=sys.stderr,
                       disable=None)  # no bar when stderr is not a terminal (CI logs)
         for epoch in epochs:
@@ -87,71 +84,58 @@ def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dic
             with torch.no_grad():
                 valid_loss = loss_fn(network.body(x_valid), y_valid).item()
             train_loss = total / len(x_train)
-            mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
-            board.add_scalars("loss", {"train": train_loss, "valid": valid_loss}, epoch)
+            tabular.log_epoch(board, epoch, train_loss, valid_loss)
             epochs.set_postfix(train_loss=f"{train_loss:.4f}", valid_loss=f"{valid_loss:.4f}")
             if stopping.improved(valid_loss, epoch):
                 best_state = copy.deepcopy(network.state_dict())
             elif stopping.stop:
                 log.info("early stop at epoch %d: no better validation loss since epoch %d", epoch, stopping.best_epoch)
                 break
-        board.flush()
-        mlflow.log_artifacts(events, "tensorboard")
-    network.load_state_dict(best_state)
-    mlflow.log_metric("epoch.best", stopping.best_epoch)
-    return tabular.TabularModel(data.preprocess, network.cpu().eval(), data.classes)
+        network.load_state_dict(best_state)
+        return network.cpu().eval(), stopping.best_epoch
 
+    def forward(self, network: Network, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return network(torch.from_numpy(x)).numpy()
 
-def _forward(network: Network, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return network(torch.from_numpy(x)).numpy()
+    def log_network(self, network: Network, name: str, input_example: np.ndarray,
+                    signature: ModelSignature) -> mlflow.entities.LoggedModel:
+        """A logged model (registrable like any other) holding the weights and ARCHITECTURE, and no code.
 
+        Not mlflow.pytorch.log_model: its `pickle` format is the whole module, pickled (loading it runs
+        whatever the file says), and its `pt2` loader unpickles weights with weights_only=False.
+        """
+        logged = mlflow.initialize_logged_model(name=name, model_type="pytorch-state-dict")
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(network.state_dict(), Path(folder) / STATE_DICT)
+            (Path(folder) / ARCHITECTURE).write_text(json.dumps(network.architecture))
+            # The signature for the UI; no flavour, so no MLflow loader will try to run this model.
+            described = mlflow.models.Model(signature=signature, run_id=logged.source_run_id,
+                                            model_id=logged.model_id, model_uuid=logged.model_id)
+            described.save(Path(folder) / "MLmodel")
+            mlflow.MlflowClient().log_model_artifacts(logged.model_id, folder)
+        return mlflow.finalize_logged_model(logged.model_id, "READY")
 
-def classes(model: tabular.TabularModel) -> list:
-    return model.classes
+    def load_network(self, uri: str, folder: Path) -> Network:
+        network = Network(**_architecture(uri, folder))
+        try:
+            # weights_only: torch's own unpickler, which builds tensors and plain containers and refuses
+            # any other global (a class, os.system) instead of calling it.
+            weights = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
+            network.load_state_dict(weights)  # strict: every tensor's name and shape must match the architecture
+        except Exception as error:  # missing, a refused global, not a torch file, or not this network's weights
+            raise untrusted(uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} "
+                                             f"({reason(error)})") from error
+        return network.eval()
 
-
-def predict(model: tabular.TabularModel, features: pd.DataFrame) -> Predictions:
-    return tabular.predict(model, features, _forward)
-
-
-def log_model(model: tabular.TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
-    return tabular.log_model(model, features, _log_state_dict, _forward)
-
-
-def _log_state_dict(network: Network, name: str, input_example: np.ndarray, signature) -> mlflow.entities.LoggedModel:
-    """A logged model (registrable like any other) holding the weights and ARCHITECTURE, and no code.
-
-    Not mlflow.pytorch.log_model: its `pickle` format is the whole module, pickled (loading it runs
-    whatever the file says), and its `pt2` loader unpickles weights with weights_only=False.
-    """
-    logged = mlflow.initialize_logged_model(name=name, model_type="pytorch-state-dict")
-    with tempfile.TemporaryDirectory() as folder:
-        torch.save(network.state_dict(), Path(folder) / STATE_DICT)
-        (Path(folder) / ARCHITECTURE).write_text(json.dumps(network.architecture))
-        # The signature for the UI; no flavour, so no MLflow loader will try to run this model.
-        described = mlflow.models.Model(signature=signature, run_id=logged.source_run_id,
-                                        model_id=logged.model_id, model_uuid=logged.model_id)
-        described.save(Path(folder) / "MLmodel")
-        mlflow.MlflowClient().log_model_artifacts(logged.model_id, folder)
-    return mlflow.finalize_logged_model(logged.model_id, "READY")
-
-
-def load_model(uri: str) -> tabular.TabularModel:
-    return tabular.load_model(uri, _load_network)
-
-
-def _load_network(uri: str, folder: Path) -> Network:
-    network = Network(**_architecture(uri, folder))
-    try:
-        # weights_only: torch's own unpickler, which builds tensors and plain containers and refuses
-        # any other global (a class, os.system) instead of calling it.
-        weights = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
-        network.load_state_dict(weights)  # strict: every tensor's name and shape must match the architecture
-    except Exception as error:  # missing, a refused global, not a torch file, or not this network's weights
-        raise untrusted(uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} "
-                                         f"({reason(error)})") from error
-    return network.eval()
+    def export_network(self, model: tabular.TabularModel) -> onnx.ModelProto:
+        width = len(model.preprocess.get_feature_names_out())
+        example = (torch.zeros(2, width),)
+        exported = torch.onnx.export(model.network, example, input_names=["features"], output_names=["output"],
+                                     dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                     opset_version=tabular.OPSET, dynamo=True, verbose=False)
+        assert exported is not None  # dynamo=True always returns the program
+        return exported.model_proto
 
 
 def _architecture(uri: str, folder: Path) -> dict:
@@ -168,13 +152,3 @@ def _architecture(uri: str, folder: Path) -> dict:
         raise untrusted(uri, ARCHITECTURE, 'is not {"inputs": int, "outputs": int, "hidden": [int, ...], '
                                            f'"dropout": number in [0, 1), "classification": bool}}: {described}')
     return described
-
-
-def to_onnx(model: tabular.TabularModel, schema: Schema) -> onnx.ModelProto:
-    width = len(model.preprocess.get_feature_names_out())
-    example = (torch.zeros(2, width),)
-    with tabular.quiet_exporter():
-        exported = torch.onnx.export(model.network, example, input_names=["features"], output_names=["output"],
-                                     dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                     opset_version=tabular.OPSET, dynamo=True, verbose=False)
-    return tabular.to_onnx(model, schema, exported.model_proto)

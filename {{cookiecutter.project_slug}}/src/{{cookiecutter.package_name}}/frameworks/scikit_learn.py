@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 import numpy as np
 import onnx
@@ -19,8 +21,9 @@ from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
-from ..predictions import Predictions
+from ..predictions import ClassPredictions, Predictions, ValuePredictions
 from . import model_files, read_skops
+from .base import Framework
 
 # Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds;
 # anything else in the file is refused. A new estimator that needs more fails to log, naming the type.
@@ -28,53 +31,53 @@ TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predic
 MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops model
 
 
-def train(features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict, split: Split) -> Pipeline:
-    estimator_type = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
-    try:
-        estimator = estimator_type(**params, random_state=split.seed)
-    except TypeError as error:
-        raise UsageError(f"model.params: {error}") from error
-    preprocess = ColumnTransformer(
-        [("numeric", SimpleImputer(strategy="median"), schema.numeric),
-         ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical)],
-    )
-    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
-    return pipeline.fit(features, target)
+class ScikitLearn(Framework[Pipeline]):
+    name = "sklearn"
 
+    def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
+              split: Split) -> Pipeline:
+        estimator_type = (HistGradientBoostingRegressor if schema.task == "regression"
+                          else HistGradientBoostingClassifier)
+        try:
+            estimator = estimator_type(**params, random_state=split.seed)
+        except TypeError as error:
+            raise UsageError(f"model.params: {error}") from error
+        preprocess = ColumnTransformer(
+            [("numeric", SimpleImputer(strategy="median"), schema.numeric),
+             ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical)],
+        )
+        pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+        return pipeline.fit(features, target)
 
-def classes(model: Pipeline) -> list:
-    return model.classes_.tolist() if hasattr(model, "classes_") else []
+    def classes(self, model: Pipeline) -> list:
+        return model.classes_.tolist() if hasattr(model, "classes_") else []
 
+    def predict(self, model: Pipeline, features: pd.DataFrame) -> Predictions:
+        if not hasattr(model, "predict_proba"):
+            return ValuePredictions(model.predict(features).astype(np.float32))
+        probabilities = model.predict_proba(features)
+        return ClassPredictions(model.classes_[probabilities.argmax(axis=1)], probabilities)
 
-def predict(model: Pipeline, features: pd.DataFrame) -> Predictions:
-    if not hasattr(model, "predict_proba"):
-        return Predictions(values=model.predict(features).astype(np.float32))
-    probabilities = model.predict_proba(features)
-    return Predictions(labels=model.classes_[probabilities.argmax(axis=1)], probabilities=probabilities)
+    def log_model(self, model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
+        example = features.head(5)
+        info = mlflow.sklearn.log_model(
+            model, name="model", input_example=example,
+            signature=infer_signature(example, predicted.point[:5]),
+            serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
+            skops_trusted_types=TRUSTED_TYPES,
+            # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+        )
+        return info.model_uri
 
+    def load_model(self, uri: str) -> Pipeline:
+        # Not mlflow.sklearn.load_model: it takes the format (pickle, cloudpickle or skops) and the trusted
+        # types from the model's MLmodel file, which anyone who can write to the tracking server can edit.
+        return read_skops(uri, model_files(uri), MODEL_FILE, TRUSTED_TYPES, Pipeline)
 
-def log_model(model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
-    example = features.head(5)
-    info = mlflow.sklearn.log_model(
-        model, name="model", input_example=example,
-        signature=infer_signature(example, predicted.point[:5]),
-        serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
-        skops_trusted_types=TRUSTED_TYPES,
-        # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
-        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-    )
-    return info.model_uri
-
-
-def load_model(uri: str) -> Pipeline:
-    # Not mlflow.sklearn.load_model: it takes the format (pickle, cloudpickle or skops) and the trusted
-    # types from the model's MLmodel file, which anyone who can write to the tracking server can edit.
-    return read_skops(uri, model_files(uri), MODEL_FILE, TRUSTED_TYPES, Pipeline)
-
-
-def to_onnx(model: Pipeline, schema: Schema) -> onnx.ModelProto:
-    inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
-              for name in schema.features]
-    options = {id(model): {"zipmap": False}} if schema.task != "regression" else None
-    converted = skl_to_onnx(model, initial_types=inputs, options=options, target_opset=17)
-    return finish(converted, {"variable": "prediction"})
+    def to_onnx(self, model: Pipeline, schema: Schema) -> onnx.ModelProto:
+        inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
+                  for name in schema.features]
+        options = {id(model): {"zipmap": False}} if schema.task != "regression" else None
+        converted = skl_to_onnx(model, initial_types=inputs, options=options, target_opset=17)
+        return finish(converted, {"variable": "prediction"})

@@ -1,4 +1,7 @@
-"""What the neural-network frameworks share: preprocessing, labels, early stopping, logging and ONNX.
+"""The neural-network frameworks' base class: preprocessing, early stopping, predict, logging and ONNX.
+
+A subclass (pytorch.py, keras3.py) provides only what differs: fit, forward, log_network,
+load_network and export_network.
 
 The network sees standardised numbers and one-hot categories, made by a fitted scikit-learn
 ColumnTransformer. In ONNX, that transformer (converted by skl2onnx) is chained in front of the
@@ -12,7 +15,8 @@ import json
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import skops.io
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from onnx import TensorProto, compose, helper
 from skl2onnx import to_onnx as skl_to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
@@ -31,12 +35,15 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from torch.utils.tensorboard import SummaryWriter
 
+from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
-from ..predictions import Predictions
+from ..predictions import ClassPredictions, Predictions, ValuePredictions
 from . import model_files, read_json, read_skops
+from .base import Framework
 
 OPSET = 18
 EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing and the classes
@@ -45,15 +52,6 @@ TRUSTED_TYPES = ["numpy.dtype"]  # beyond skops' defaults, all a fitted ColumnTr
 
 DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 25, "batch_size": 256,
             "learning_rate": 0.003, "patience": 5}
-
-
-def settings(params: dict, framework: str) -> dict:
-    """config.yaml's model.params over the defaults; a misspelt key is an error, not ignored."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise UsageError(f"model.params: unknown for {framework}: {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(DEFAULTS)})")
-    return DEFAULTS | params
 
 
 @dataclass
@@ -75,6 +73,10 @@ class Prepared:
     y_valid: np.ndarray
     preprocess: ColumnTransformer
     classes: list
+
+    @property
+    def classification(self) -> bool:
+        return bool(self.classes)
 
 
 def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validation_size: float,
@@ -119,43 +121,6 @@ class EarlyStopping:
         return self.waited >= self.patience
 
 
-def predict(model: TabularModel, features: pd.DataFrame,
-            forward: Callable[[Any, np.ndarray], np.ndarray]) -> Predictions:
-    output = forward(model.network, transform(model.preprocess, features))
-    if not model.classification:
-        return Predictions(values=output.reshape(-1).astype(np.float32))
-    classes = np.asarray(model.classes)
-    return Predictions(labels=classes[output.argmax(axis=1)], probabilities=output)
-
-
-def log_model(model: TabularModel, features: pd.DataFrame, log_network: Callable[..., Any],
-              forward: Callable[[Any, np.ndarray], np.ndarray]) -> str:
-    """The network as a logged model; the preprocessing and classes inside the same logged model.
-
-    `log_network(network, name=, input_example=, signature=)` returns what MLflow's log_model returns
-    (or a LoggedModel): anything with `model_id` and `model_uri`.
-    """
-    example = transform(model.preprocess, features.head(5))
-    info = log_network(model.network, name="model", input_example=example,
-                       signature=infer_signature(example, forward(model.network, example)))
-    with tempfile.TemporaryDirectory() as folder:
-        extras = Path(folder) / EXTRAS
-        extras.mkdir()
-        # skops, not pickle: a zip of JSON and plain arrays, read back with the trusted types below.
-        skops.io.dump(model.preprocess, extras / "preprocess.skops")
-        (extras / "classes.json").write_text(json.dumps(model.classes))
-        mlflow.MlflowClient().log_model_artifacts(info.model_id, folder)
-    return info.model_uri
-
-
-def load_model(uri: str, load_network: Callable[[str, Path], Any]) -> TabularModel:
-    """`load_network(uri, folder)` reads the network from the logged model's files in `folder`."""
-    folder = model_files(uri)
-    preprocess = read_skops(uri, folder, f"{EXTRAS}/preprocess.skops", TRUSTED_TYPES, ColumnTransformer)
-    classes = read_json(uri, folder, f"{EXTRAS}/classes.json", list)
-    return TabularModel(preprocess, load_network(uri, folder), classes)
-
-
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
     """The exporters log every graph pass and warn about optional packages: keep the stage's log readable."""
@@ -172,7 +137,7 @@ def quiet_exporter() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def to_onnx(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> onnx.ModelProto:
+def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> onnx.ModelProto:
     """skl2onnx's preprocessing graph -> the network's graph -> the contract's named outputs."""
     inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
               for name in schema.features]
@@ -208,3 +173,92 @@ def to_onnx(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> on
         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(class_values)]),
     ])
     return merged
+
+
+def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: float) -> None:
+    """One epoch's losses to MLflow (`epoch.*`) and to the TensorBoard event files logged with the run."""
+    mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
+    board.add_scalars("loss", {"train": train_loss, "valid": valid_loss}, epoch)
+
+
+class NeuralNetwork(Framework[TabularModel]):
+    """A network on the preprocessed table; a subclass gives the five abstract methods at the end."""
+
+    def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
+              split: Split) -> TabularModel:
+        settings = self.settings(params)
+        data = prepare(features, target, schema, split.validation_size, split.seed)
+        with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
+            network, best_epoch = self.fit(data, settings, split.seed, board)
+            board.flush()
+            mlflow.log_artifacts(events, "tensorboard")
+        mlflow.log_metric("epoch.best", best_epoch)
+        return TabularModel(data.preprocess, network, data.classes)
+
+    def settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        """config.yaml's model.params over the defaults; a misspelt key is an error, not ignored."""
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise UsageError(f"model.params: unknown for {self.name}: {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(DEFAULTS)})")
+        return DEFAULTS | params
+
+    def classes(self, model: TabularModel) -> list:
+        return model.classes
+
+    def predict(self, model: TabularModel, features: pd.DataFrame) -> Predictions:
+        output = self.forward(model.network, transform(model.preprocess, features))
+        if not model.classification:
+            return ValuePredictions(output.reshape(-1).astype(np.float32))
+        classes = np.asarray(model.classes)
+        return ClassPredictions(classes[output.argmax(axis=1)], output)
+
+    def log_model(self, model: TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
+        """The network as a logged model; the preprocessing and classes inside the same logged model."""
+        example = transform(model.preprocess, features.head(5))
+        info = self.log_network(model.network, "model", example,
+                                infer_signature(example, self.forward(model.network, example)))
+        with tempfile.TemporaryDirectory() as folder:
+            extras = Path(folder) / EXTRAS
+            extras.mkdir()
+            # skops, not pickle: a zip of JSON and plain arrays, read back with the trusted types below.
+            skops.io.dump(model.preprocess, extras / "preprocess.skops")
+            (extras / "classes.json").write_text(json.dumps(model.classes))
+            mlflow.MlflowClient().log_model_artifacts(info.model_id, folder)
+        return info.model_uri
+
+    def load_model(self, uri: str) -> TabularModel:
+        folder = model_files(uri)
+        preprocess = read_skops(uri, folder, f"{EXTRAS}/preprocess.skops", TRUSTED_TYPES, ColumnTransformer)
+        classes = read_json(uri, folder, f"{EXTRAS}/classes.json", list)
+        return TabularModel(preprocess, self.load_network(uri, folder), classes)
+
+    def to_onnx(self, model: TabularModel, schema: Schema) -> onnx.ModelProto:
+        with quiet_exporter():
+            network = self.export_network(model)
+        return with_preprocessing(model, schema, network)
+
+    # What each framework does its own way.
+
+    @abstractmethod
+    def fit(self, data: Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter) -> tuple[Any, int]:
+        """A network trained on `data` with early stopping on its validation rows, and its best epoch.
+
+        Seeded with `seed`; each epoch's losses go through log_epoch(board, ...).
+        """
+
+    @abstractmethod
+    def forward(self, network: Any, x: np.ndarray) -> np.ndarray:
+        """Probabilities (classification) or values for the preprocessed rows `x`."""
+
+    @abstractmethod
+    def log_network(self, network: Any, name: str, input_example: np.ndarray, signature: ModelSignature) -> Any:
+        """The network logged as the run's model `name`: anything with `model_id` and `model_uri`."""
+
+    @abstractmethod
+    def load_network(self, uri: str, folder: Path) -> Any:
+        """The network from the logged model's files in `folder`, without running code from them."""
+
+    @abstractmethod
+    def export_network(self, model: TabularModel) -> onnx.ModelProto:
+        """The network alone as ONNX: one float input (rows, features), one output, dynamic batch axis."""

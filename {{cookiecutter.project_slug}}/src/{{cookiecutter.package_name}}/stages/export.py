@@ -15,7 +15,7 @@ import numpy as np
 from .. import data, onnx_model
 from ..config import Config
 from ..errors import CheckFailed
-from ..predictions import Predictions
+from ..predictions import ClassPredictions, Predictions, ValuePredictions
 from .context import attach
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,15 @@ def parity(native: Predictions, exported: Predictions, tolerance: float) -> tupl
     rounding, not an export fault); probabilities, all below 1, absolutely.
     """
     problems = []
-    if native.labels is not None:
+    if isinstance(native, ClassPredictions) and isinstance(exported, ClassPredictions):
         mismatched = int(np.sum(np.asarray(native.labels).astype(str) != np.asarray(exported.labels).astype(str)))
         if mismatched:
             problems.append(f"{mismatched} labels differ")
         expected, actual = native.probabilities, exported.probabilities
-    else:
+    elif isinstance(native, ValuePredictions) and isinstance(exported, ValuePredictions):
         expected, actual = native.values.reshape(-1), exported.values.reshape(-1)
+    else:
+        return float("inf"), [f"the native model gives {type(native).__name__}, the export {type(exported).__name__}"]
     difference = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
     worst = float(difference.max())
     allowed = tolerance * np.maximum(1.0, np.abs(np.asarray(expected, np.float64)))
