@@ -47,7 +47,8 @@ def find_version(client: MlflowClient, model_name: str, git_sha: str, protected_
                       key=lambda v: int(v.version), reverse=True)
     if not versions:
         raise UsageError(f"no version of model {model_name!r} has tag {lineage.GIT_SHA}={git_sha} in "
-                         f"{client.tracking_uri}: did CI on {protected_ref} pass the gate and register for this commit?")
+                         f"{client.tracking_uri}: did CI on {protected_ref} pass the gate and register for this "
+                         "commit?")
     refused = []
     for version in versions:
         problems = trust_problems(version.tags, protected_ref)
