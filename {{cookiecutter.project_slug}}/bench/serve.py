@@ -135,17 +135,19 @@ def sample_rows(model: Path, data: Path, rows: int) -> list[dict]:
 
 
 def mlflow_model_uri(run_id: str | None, model_uri: str | None) -> str:
+    from {{ cookiecutter.package_name }} import lineage
+
     if model_uri:
         return model_uri
     if run_id is None:
-        run_file = PROJECT / "outputs" / "run.json"
+        run_file = PROJECT / "outputs" / lineage.RUN_FILE
         if not run_file.exists():
-            raise SystemExit("no --run-id/--model-uri and no outputs/run.json: run `make pipeline` first")
+            raise SystemExit(f"no --run-id/--model-uri and no {run_file}: run `make pipeline` first")
         run_id = json.loads(run_file.read_text())["run_id"]
     from mlflow.tracking import MlflowClient
 
     tags = MlflowClient().get_run(run_id).data.tags
-    return tags.get("model.uri") or f"runs:/{run_id}/model"
+    return tags.get(lineage.MODEL_URI) or f"runs:/{run_id}/model"
 
 
 def tracking_env() -> dict[str, str]:

@@ -21,6 +21,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from {{ cookiecutter.package_name }}.serving import contract
+
 TARGETS = {"binary": "approved", "multiclass": "risk_grade", "regression": "interest_rate"}
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -60,8 +62,8 @@ def build(path: Path, task: str, unseen_categories: str = "ignore") -> Path:
         for c in features.columns]}
     if task != "regression":
         schema["classes"] = [int(c) for c in pipeline.classes_]
-    metadata = {"mlops.schema": json.dumps(schema), "mlops.model_name": "credit-model",
-                "mlops.model_version": "7", "mlops.run_id": "0123456789abcdef", "mlops.git_sha": "abc1234"}
+    metadata = contract.metadata(schema, {"model_name": "credit-model", "model_version": "7",
+                                          "run_id": "0123456789abcdef", "git_sha": "abc1234"})
     for key, value in metadata.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     onnx.checker.check_model(model)
@@ -80,10 +82,7 @@ def sample_records(task: str, rows: int = 5) -> list[dict]:
 def direct(path: Path, records: list[dict]) -> dict[str, np.ndarray]:
     """onnxruntime run directly on the same rows: what the server must return."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {}
-    for model_input in session.get_inputs():
-        values = [row[model_input.name] for row in records]
-        dtype = np.float32 if model_input.type == "tensor(float)" else object
-        feeds[model_input.name] = np.array(values, dtype=dtype).reshape(-1, 1)
+    schema = json.loads(session.get_modelmeta().custom_metadata_map[contract.SCHEMA])
+    feeds = contract.feeds_from_records(records, contract.kinds(schema))
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))

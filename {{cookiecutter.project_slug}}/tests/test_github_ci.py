@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from {{ cookiecutter.package_name }} import github_ci
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.ops import github_ci
 
 RUN = "0123456789abcdef0123456789abcdef"
 

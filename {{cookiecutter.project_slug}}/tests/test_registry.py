@@ -14,9 +14,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from {{ cookiecutter.package_name }} import registry
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.ops import registry
 
 MODEL = "{{ cookiecutter.project_slug }}"
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }} import data, github_ci, metrics, registry
+from {{ cookiecutter.package_name }} import data, lineage, metrics
+from {{ cookiecutter.package_name }}.ops import github_ci, registry
 from {{ cookiecutter.package_name }}.config import Column, Config, Data, Gate, Model, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.predictions import Predictions
+from {{ cookiecutter.package_name }}.predictions import ClassPredictions, ValuePredictions
 from {{ cookiecutter.package_name }}.stages import export, gate, validate
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -186,11 +187,11 @@ def test_lower_is_better(key, lower):
 
 
 def classified(labels, probabilities) -> Predictions:
-    return Predictions(labels=np.asarray(labels), probabilities=np.asarray(probabilities, dtype=np.float64))
+    return ClassPredictions(np.asarray(labels), np.asarray(probabilities, dtype=np.float64))
 
 
 def regressed(values) -> Predictions:
-    return Predictions(values=np.asarray(values, dtype=np.float64))
+    return ValuePredictions(np.asarray(values, dtype=np.float64))
 
 
 def test_identical_classifications_have_no_problem():
@@ -393,7 +394,7 @@ TRUSTED = {
 )
 def test_trust_problems(change, protected_ref, problem):
     tags = {key: value for key, value in (TRUSTED | change).items() if value is not None}
-    problems = registry.trust_problems(tags, protected_ref)
+    problems = lineage.trust_problems(tags, protected_ref)
     if problem is None:
         assert problems == []
     else:
@@ -401,4 +402,4 @@ def test_trust_problems(change, protected_ref, problem):
 
 
 def test_a_run_with_no_tags_has_every_problem():
-    assert len(registry.trust_problems({}, registry.PROTECTED_REF)) == 4
+    assert len(lineage.trust_problems({}, registry.PROTECTED_REF)) == 4

@@ -6,58 +6,29 @@ import argparse
 import logging
 import os
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 from . import config as configuration
+from . import stages
 from .errors import CheckFailed, UsageError
+from .ops import container, github_ci, registry
+from .serving import server
+from .stages import PIPELINE, Stage
+
+# Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
+# CheckFailed when it cannot do its job, and main() turns those into exit codes.
+COMMAND_MODULES = (server, container, github_ci, registry)
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
-STAGES = ("validate", "train", "evaluate", "gate", "export", "register")
-# Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) returns the exit code.
-EXTRA_COMMANDS = ("serve", "container", "github_ci", "registry")
+
+def run_stage(stage: Stage, args: argparse.Namespace) -> None:
+    stage.run(configuration.load(args.config, data=args.data, target=args.target), run_id=args.run_id)
 
 
-def _stage(name: str):
-    from importlib import import_module
-
-    return import_module(f".stages.{name}", __package__)
-
-
-def _module(name: str):
-    from importlib import import_module
-
-    return import_module(f".{name}", __package__)
-
-
-def run_stage(name: str, args: argparse.Namespace) -> None:
-    config = configuration.load(args.config, data=args.data, target=args.target)
-    started = time.perf_counter()
-    log.info("== %s", name)
-    if name in ("validate", "train"):
-        _stage(name).run(config)
-    else:
-        _stage(name).run(config, run_id=args.run_id)
-    log.info("== %s done in %.1f s", name, time.perf_counter() - started)
-
-
-def pipeline(args: argparse.Namespace) -> None:
-    """All stages in order in one process; the run id passes from train to the rest."""
-    config = configuration.load(args.config, data=args.data, target=args.target)
-    timings = {}
-    run_id = None
-    for name in STAGES:
-        started = time.perf_counter()
-        log.info("== %s", name)
-        if name == "validate":
-            _stage(name).run(config)
-        elif name == "train":
-            run_id = _stage(name).run(config).run_id
-        else:
-            _stage(name).run(config, run_id=run_id)
-        timings[name] = time.perf_counter() - started
-    log.info("pipeline done: %s (run %s)", ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()), run_id)
+def run_pipeline(args: argparse.Namespace) -> None:
+    stages.run_pipeline(configuration.load(args.config, data=args.data, target=args.target))
 
 
 def sample_data(args: argparse.Namespace) -> None:
@@ -72,34 +43,29 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
-    def stage_parser(name: str, help: str, attach: bool) -> argparse.ArgumentParser:
+    def stage_parser(name: str, help: str, attaches: bool) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
         sub.add_argument("--data", type=Path, help="CSV file to use instead of config data.path")
         sub.add_argument("--target", help="target column to use instead of config data.target")
-        if attach:
+        if attaches:
             sub.add_argument("--run-id", help="run to attach to (default: $MLFLOW_RUN_ID, else outputs/run.json)")
+        else:
+            sub.set_defaults(run_id=None)
         return sub
 
-    helps = {"validate": "check the input data with Great Expectations",
-             "train": "start the MLflow run and train the model",
-             "evaluate": "metrics, fairness audit and plots on the held-out rows",
-             "gate": "check thresholds and no-regression against the champion",
-             "export": "convert to ONNX and check onnxruntime parity",
-             "register": "register a run that passed gate and parity, as 'challenger'"}
-    for name in STAGES:
-        stage_parser(name, helps[name], attach=name not in ("validate", "train")).set_defaults(
-            handler=lambda args, name=name: run_stage(name, args))
-    everything = stage_parser("pipeline", " -> ".join(STAGES), attach=False)
-    everything.set_defaults(handler=pipeline)
+    for stage in PIPELINE:
+        stage_parser(stage.name, stage.help, stage.attaches).set_defaults(handler=partial(run_stage, stage))
+    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False).set_defaults(
+        handler=run_pipeline)
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))
     data_parser.set_defaults(handler=sample_data)
-    for module in EXTRA_COMMANDS:
-        for name, (help, add_arguments, command) in _module(module).COMMANDS.items():
+    for module in COMMAND_MODULES:
+        for name, (help, add_arguments, command) in module.COMMANDS.items():
             sub = commands.add_parser(name, help=help)
             add_arguments(sub)
-            sub.set_defaults(handler=command, returns_code=True)
+            sub.set_defaults(handler=command)
     return top
 
 
@@ -112,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file is noise
     try:
-        code = args.handler(args)
-        if getattr(args, "returns_code", False):
-            return code
+        args.handler(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -115,16 +115,18 @@ def target(frame: pd.DataFrame, schema: Schema) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class Split:
+class Partition:
+    """Training rows and held-out test rows (config.Split says how they are drawn)."""
+
     train: pd.DataFrame
     test: pd.DataFrame
 
 
-def split(frame: pd.DataFrame, schema: Schema, test_size: float, seed: int) -> Split:
+def split(frame: pd.DataFrame, schema: Schema, test_size: float, seed: int) -> Partition:
     """The same rows land in the test split in every stage and every run with the same seed."""
     stratify = None if schema.task == "regression" else frame[schema.target]
     try:
         train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
     except ValueError as error:
         raise UsageError(f"split.test_size: cannot split {len(frame)} rows: {error}") from error
-    return Split(train=train, test=test)
+    return Partition(train=train, test=test)

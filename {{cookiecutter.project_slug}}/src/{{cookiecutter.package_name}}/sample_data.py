@@ -13,6 +13,7 @@ import pandas as pd
 
 ROWS = 5000
 SEED = 7
+PROJECT_TASK = "{{ cookiecutter.task }}"  # the only data file this project keeps (post_gen_project.py)
 TARGETS = {"binary": "approved", "multiclass": "risk_grade", "regression": "interest_rate"}
 
 EMPLOYMENT = ["salaried", "self_employed", "unemployed", "retired"]
@@ -56,10 +57,10 @@ def generate(rows: int = ROWS, seed: int = SEED) -> pd.DataFrame:
 
 
 def write(folder: Path, tasks: list[str] | None = None) -> list[Path]:
-    """Write data/credit_<task>.csv for each task; returns the paths written."""
+    """Write data/credit_<task>.csv for each task (default: this project's); returns the paths written."""
     frame = generate()
     written = []
-    for task in tasks or list(TARGETS):
+    for task in tasks or [PROJECT_TASK]:
         others = [t for name, t in TARGETS.items() if name != task]
         path = folder / f"credit_{task}.csv"
         frame.drop(columns=others).to_csv(path, index=False, lineterminator="\n")

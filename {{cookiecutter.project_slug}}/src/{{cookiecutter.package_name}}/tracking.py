@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from . import lineage
 from .config import Config
 from .errors import UsageError
-
-STATE_FILE = "run.json"
 
 
 def embedded_uri(config: Config) -> str:
@@ -59,36 +56,10 @@ def experiment_id(config: Config, client: MlflowClient) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def git_sha(root: Path) -> str:
-    if os.environ.get("GITHUB_SHA"):
-        return os.environ["GITHUB_SHA"]
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def source_ref() -> str:
-    """The git ref CI built from (refs/heads/main, refs/pull/7/merge, ...); `local` off CI.
-
-    A release ships only versions whose ref is the protected branch, so a laptop run never qualifies.
-    """
-    return os.environ.get("GITHUB_REF") or "local"
-
-
 @dataclass(frozen=True)
 class RunRef:
     run_id: str
     source: str  # where the id came from, for the log line
-
-
-def save_run(config: Config, run_id: str, experiment: str) -> Path:
-    config.outputs.mkdir(parents=True, exist_ok=True)
-    path = config.outputs / STATE_FILE
-    state = {"run_id": run_id, "experiment_id": experiment, "tracking_uri": tracking_uri(config)}
-    path.write_text(json.dumps(state, indent=2) + "\n")
-    return path
 
 
 def find_run(config: Config, run_id: str | None) -> RunRef:
@@ -96,7 +67,7 @@ def find_run(config: Config, run_id: str | None) -> RunRef:
         return RunRef(run_id, "--run-id")
     if os.environ.get("MLFLOW_RUN_ID"):
         return RunRef(os.environ["MLFLOW_RUN_ID"], "$MLFLOW_RUN_ID")
-    state = config.outputs / STATE_FILE
+    state = config.outputs / lineage.RUN_FILE
     if state.is_file():
         return RunRef(json.loads(state.read_text())["run_id"], str(state))
     raise UsageError("no run to attach to: run `train` first, or pass --run-id / set MLFLOW_RUN_ID "

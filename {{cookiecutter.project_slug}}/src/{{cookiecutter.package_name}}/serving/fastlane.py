@@ -20,7 +20,7 @@ from functools import lru_cache
 import orjson
 
 from .deadlines import Deadlines, tick_for
-from .metrics import Metrics
+from .prometheus import Metrics
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 CLOSE = (b"connection", b"close")
@@ -88,7 +88,7 @@ class FastLane:
             return
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        route = path if path in self.metrics.routes else "other"
+        route = path if path in self.metrics.routes else "other"  # scanners cannot grow the label set
         if path == "/predict" and method == "POST":
             status = await self._predict(scope, receive, send)
             if status is not None:  # None: the client left before sending its body

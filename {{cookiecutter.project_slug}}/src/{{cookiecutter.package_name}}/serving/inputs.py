@@ -128,11 +128,12 @@ def _arrays(plan: Plan, columns: dict[str, list], where) -> dict[str, np.ndarray
                 block = None
         if block is None or not (np.isfinite(block) & (np.abs(block) <= FLOAT32_MAX)).all():
             for feature in numeric:  # raises for the first bad value, with its field and row
-                _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
-            raise InputError(422, "numbers: invalid values")  # unreachable: the loop above raised
-        block = block.astype(np.float32)
-        for index, feature in enumerate(numeric):
-            out[feature.name] = block[index].reshape(-1, 1)
+                out[feature.name] = _column_array(feature, columns[feature.name],
+                                                  lambda i, n=feature.name: where(i, n))
+        else:
+            block = block.astype(np.float32)
+            for index, feature in enumerate(numeric):
+                out[feature.name] = block[index].reshape(-1, 1)
     for feature in plan.text:
         out[feature.name] = _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
     return out

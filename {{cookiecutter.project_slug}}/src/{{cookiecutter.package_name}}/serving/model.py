@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from . import contract
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-CLASSIFICATION_OUTPUTS = ("label", "probabilities")
-REGRESSION_OUTPUTS = ("prediction",)
 # A value no training set contains: used to probe whether the model copes with unseen categories.
 UNSEEN_PROBE = "\x00unseen-category-probe"
 
@@ -60,23 +58,23 @@ class Model:
 
     def example_feeds(self, rows: int = 1, unseen: str | None = None) -> dict[str, np.ndarray]:
         """Plausible inputs from the schema alone: zeros and each column's first known category."""
-        feeds = {}
+        columns = {}
         for feature in self.features:
-            if feature.kind == "number":
-                feeds[feature.name] = np.zeros((rows, 1), np.float32)
+            if feature.kind == contract.NUMBER:
+                value = 0.0
+            elif unseen == feature.name:
+                value = UNSEEN_PROBE
             else:
                 value = feature.categories[0] if feature.categories else "missing"
-                if unseen == feature.name:
-                    value = UNSEEN_PROBE
-                feeds[feature.name] = np.full((rows, 1), value, dtype=object)
-        return feeds
+            columns[feature.name] = [value] * rows
+        return contract.feeds(columns, {feature.name: feature.kind for feature in self.features})
 
     def describe(self) -> dict:
         return {
-            "model_name": self.metadata.get("mlops.model_name", ""),
-            "model_version": self.metadata.get("mlops.model_version", ""),
-            "run_id": self.metadata.get("mlops.run_id", ""),
-            "git_sha": self.metadata.get("mlops.git_sha", ""),
+            "model_name": self.metadata.get(contract.MODEL_NAME, ""),
+            "model_version": self.metadata.get(contract.MODEL_VERSION, ""),
+            "run_id": self.metadata.get(contract.RUN_ID, ""),
+            "git_sha": self.metadata.get(contract.GIT_SHA, ""),
             "task": self.task,
             "target": self.schema.get("target"),
             "classes": self.classes if self.classification else None,
@@ -102,23 +100,22 @@ def choose_providers(requested: tuple[str, ...]) -> list[str]:
 
 def _contract(session: ort.InferenceSession, path: Path) -> tuple[dict, dict[str, str]]:
     metadata = dict(session.get_modelmeta().custom_metadata_map)
-    if "mlops.schema" not in metadata:
-        raise ModelError(f"{path}: no 'mlops.schema' metadata; export the model with the project's "
+    if contract.SCHEMA not in metadata:
+        raise ModelError(f"{path}: no '{contract.SCHEMA}' metadata; export the model with the project's "
                          "`export` stage, which writes it")
     try:
-        schema = json.loads(metadata["mlops.schema"])
+        schema = json.loads(metadata[contract.SCHEMA])
     except json.JSONDecodeError as error:
-        raise ModelError(f"{path}: 'mlops.schema' metadata is not JSON: {error}") from error
+        raise ModelError(f"{path}: '{contract.SCHEMA}' metadata is not JSON: {error}") from error
     return schema, metadata
 
 
 def _check_io(session: ort.InferenceSession, path: Path, schema: dict, task: str) -> tuple[str, ...]:
     inputs = {i.name: i.type for i in session.get_inputs()}
-    declared = {f["name"]: ("tensor(float)" if f["type"] == "number" else "tensor(string)")
-                for f in schema.get("features", [])}
+    declared = {name: contract.input_type(kind) for name, kind in contract.kinds(schema).items()}
     if inputs != declared:
-        raise ModelError(f"{path}: graph inputs {inputs} do not match the 'mlops.schema' features {declared}")
-    wanted = REGRESSION_OUTPUTS if task == "regression" else CLASSIFICATION_OUTPUTS
+        raise ModelError(f"{path}: graph inputs {inputs} do not match the '{contract.SCHEMA}' features {declared}")
+    wanted = contract.outputs(task)
     names = {o.name for o in session.get_outputs()}
     if not set(wanted) <= names:
         raise ModelError(f"{path}: a {task} model must have outputs {list(wanted)}; it has {sorted(names)}")
@@ -143,10 +140,10 @@ def load(settings: Settings) -> Model:
         raise ModelError(f"{path}: onnxruntime cannot load it: {error}") from error
     schema, metadata = _contract(session, path)
     if settings.model_version:
-        metadata["mlops.model_version"] = settings.model_version
+        metadata[contract.MODEL_VERSION] = settings.model_version
     task = schema.get("task")
-    if task not in ("binary", "multiclass", "regression"):
-        raise ModelError(f"{path}: 'mlops.schema' task {task!r} is not binary, multiclass or regression")
+    if task not in contract.TASKS:
+        raise ModelError(f"{path}: '{contract.SCHEMA}' task {task!r} is not binary, multiclass or regression")
     outputs = _check_io(session, path, schema, task)
     features = [Feature(f["name"], f["type"], tuple(str(c) for c in f.get("categories", [])))
                 for f in schema["features"]]

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     import uvicorn
 
     # Workers are separate processes that build the app from the environment: pass settings there.
@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
                 access_log=args.access_log, log_level="info", http=PROTOCOLS[parser], loop=loop,
                 **limits(settings))
-    return 0
 
 
 def limits(settings: Settings) -> dict:
@@ -62,4 +61,9 @@ def limits(settings: Settings) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description="Serve the ONNX model over HTTP.")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    run(parser.parse_args(argv))
+    return 0
+
+
+# name -> (help, add_arguments, run): the project CLI's `serve` command.
+COMMANDS = {"serve": ("serve outputs/model.onnx over HTTP (FastAPI + onnxruntime)", add_arguments, run)}

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from types import ModuleType
 
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from .. import data, frameworks, tracking
+from .. import data, frameworks, lineage, tracking
 from ..config import Config
 from ..data import Schema
 from ..errors import UsageError
-from .train import TEST_SPLIT_ARTIFACT
+from ..frameworks import Framework
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 class RunContext:
     client: MlflowClient
     run: mlflow.entities.Run
-    framework: ModuleType
+    framework: Framework
     schema: Schema
     classes: list
 
@@ -34,10 +33,10 @@ class RunContext:
 
     @property
     def model_uri(self) -> str:
-        return self.run.data.tags["model.uri"]
+        return self.run.data.tags[lineage.MODEL_URI]
 
     def test_rows(self) -> pd.DataFrame:
-        folder = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=TEST_SPLIT_ARTIFACT)
+        folder = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=lineage.TEST_SPLIT_ARTIFACT)
         return pd.read_csv(folder)
 
 
@@ -45,14 +44,14 @@ def attach(config: Config, run_id: str | None) -> RunContext:
     client = tracking.connect(config)
     ref = tracking.find_run(config, run_id)
     run = tracking.check_run(client, ref)
-    if run.data.tags.get("stage.train") != "done":
+    if run.data.tags.get(lineage.stage_tag("train")) != lineage.DONE:
         raise UsageError(f"run {ref.run_id} (from {ref.source}) has no trained model: its train stage did not "
                          "finish; run `train` again")
     log.info("attached to run %s (from %s)", ref.run_id, ref.source)
-    described = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/schema.json")
+    described = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/{lineage.SCHEMA_ARTIFACT}")
     schema = Schema(task=described["task"], target=described["target"],
                     columns={f["name"]: data.Column(type=f["type"], values=f.get("categories"))
                              for f in described["features"]},
                     sensitive=list(config.data.sensitive_features))
-    return RunContext(client=client, run=run, framework=frameworks.load(run.data.tags["framework"]),
-                      schema=schema, classes=json.loads(run.data.tags.get("model.classes", "[]")))
+    return RunContext(client=client, run=run, framework=frameworks.load(run.data.tags[lineage.FRAMEWORK]),
+                      schema=schema, classes=json.loads(run.data.tags.get(lineage.MODEL_CLASSES, "[]")))

@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
-from .. import data, fairness, metrics, plots
+from .. import data, fairness, lineage, metrics, plots
 from ..config import Config
+from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)
 
 
-def run(config: Config, run_id: str | None = None) -> dict[str, float]:
+@dataclass(frozen=True)
+class Evaluated(StageResult):
+    run_id: str
+    scores: dict[str, float]
+
+
+def run(config: Config, run_id: str | None = None) -> Evaluated:
     context = attach(config, run_id)
     rows = context.test_rows()
     features = data.features(rows, context.schema)
@@ -33,13 +41,13 @@ def run(config: Config, run_id: str | None = None) -> dict[str, float]:
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_metrics(scores)
         for feature, table in by_group.items():
-            mlflow.log_table(table.reset_index(), f"fairness/{feature}_by_group.json")
+            mlflow.log_table(table.reset_index(), f"{lineage.FAIRNESS_FOLDER}/{feature}_by_group.json")
         with tempfile.TemporaryDirectory() as folder:
             for path in plots.draw(context.schema.task, y_true, predicted, context.classes, by_group, Path(folder)):
-                mlflow.log_artifact(str(path), "plots")
-        mlflow.set_tag("stage.evaluate", "done")
+                mlflow.log_artifact(str(path), lineage.PLOTS_FOLDER)
+        mlflow.set_tag(lineage.stage_tag("evaluate"), lineage.DONE)
     config.outputs.mkdir(parents=True, exist_ok=True)
-    (config.outputs / "evaluation.json").write_text(json.dumps(scores, indent=2) + "\n")
+    (config.outputs / lineage.EVALUATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
     log.info("evaluated on %d held-out rows: %s", len(rows),
              ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
-    return scores
+    return Evaluated(run_id=context.run_id, scores=scores)

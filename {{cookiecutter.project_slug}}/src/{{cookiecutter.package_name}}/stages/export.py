@@ -12,19 +12,19 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from .. import data, onnx_model
+from .. import data, lineage, onnx_model
 from ..config import Config
 from ..errors import CheckFailed
 from ..predictions import ClassPredictions, Predictions, ValuePredictions
+from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)
 
-ONNX_ARTIFACT = "onnx/model.onnx"
-
 
 @dataclass(frozen=True)
-class Exported:
+class Exported(StageResult):
+    run_id: str
     path: Path
     max_abs_diff: float
     size_bytes: int
@@ -67,28 +67,29 @@ def run(config: Config, run_id: str | None = None) -> Exported:
     # No model version inside the file: a version exists only once `register` has checked this file.
     stamped = onnx_model.stamp(converted, schema, context.classes, {
         "model_name": config.tracking.model_name, "run_id": context.run_id,
-        "git_sha": tags.get("git_sha", "unknown")})
+        "git_sha": tags.get(lineage.GIT_SHA, "unknown")})
     exported = onnx_model.predict(onnx_model.session(stamped), onnx_model.feeds(features, schema), schema.task)
     worst, problems = parity(native, exported, config.export.parity_tolerance)
 
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_metric("export.parity_max_abs_diff", worst)
         if problems:
-            mlflow.set_tags({"stage.export": "failed", "export.parity": "failed"})
+            mlflow.set_tags({lineage.stage_tag("export"): lineage.FAILED, lineage.EXPORT_PARITY: lineage.FAILED})
             raise CheckFailed(f"ONNX parity failed on {len(rows)} held-out rows: {'; '.join(problems)}. "
                               "No ONNX file was written.")
         config.outputs.mkdir(parents=True, exist_ok=True)
-        target = config.outputs / "model.onnx"
+        target = config.outputs / lineage.ONNX_FILE
         # Written beside the target and renamed: a reader never sees half a model.
         payload = stamped.SerializeToString()
         with tempfile.NamedTemporaryFile(dir=config.outputs, suffix=".onnx.tmp", delete=False) as handle:
             handle.write(payload)
         os.replace(handle.name, target)
-        mlflow.log_artifact(str(target), Path(ONNX_ARTIFACT).parent.as_posix())
+        mlflow.log_artifact(str(target), Path(lineage.ONNX_ARTIFACT).parent.as_posix())
         # The digest is what `register` and the release compare every later copy of the file with.
-        mlflow.set_tags({"export.parity": "passed", "onnx.sha256": hashlib.sha256(payload).hexdigest(),
-                         "stage.export": "done"})
+        mlflow.set_tags({lineage.EXPORT_PARITY: lineage.PASSED,
+                         lineage.ONNX_SHA256: hashlib.sha256(payload).hexdigest(),
+                         lineage.stage_tag("export"): lineage.DONE})
     size = target.stat().st_size
     log.info("exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024,
              len(rows), worst)
-    return Exported(path=target, max_abs_diff=worst, size_bytes=size)
+    return Exported(run_id=context.run_id, path=target, max_abs_diff=worst, size_bytes=size)

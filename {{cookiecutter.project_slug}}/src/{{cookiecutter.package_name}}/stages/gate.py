@@ -16,14 +16,13 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .. import metrics, tracking
+from .. import lineage, metrics, tracking
 from ..config import Config
 from ..errors import CheckFailed
+from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,10 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(StageResult):
+    run_id: str
     passed: bool
     checks: list[Check]
-    run_id: str
     model_name: str
     report: str
 
@@ -77,12 +76,12 @@ def regression_checks(config: Config, observed: dict[str, float], champion: dict
 
 def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None, dict[str, float]]:
     try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION)
+        version = client.get_model_version_by_alias(model_name, lineage.CHAMPION)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None, {}  # no registered model or no champion yet: the project's first model
         raise
-    run_id = version.tags.get("run_id") or version.run_id
+    run_id = version.tags.get(lineage.RUN_ID) or version.run_id
     return str(version.version), client.get_run(run_id).data.metrics
 
 
@@ -100,9 +99,9 @@ def render(checks: list[Check], passed: bool, run_id: str, champion_version: str
 
 def publish(config: Config, verdict: Verdict) -> Path:
     config.outputs.mkdir(parents=True, exist_ok=True)
-    report = config.outputs / "gate.md"
+    report = config.outputs / lineage.GATE_REPORT_FILE
     report.write_text(verdict.report)
-    (config.outputs / "gate.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
+    (config.outputs / lineage.GATE_FILE).write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(summary, "a") as handle:
             handle.write(verdict.report + "\n")
@@ -119,10 +118,10 @@ def run(config: Config, run_id: str | None = None) -> Verdict:
     report = render(checks, passed, context.run_id, champion_version, model_name)
 
     with mlflow.start_run(run_id=context.run_id):
-        mlflow.log_text(report, "gate/report.md")
-        mlflow.set_tag("gate.verdict", "passed" if passed else "failed")
-        mlflow.set_tag("stage.gate", "done")
-    verdict = Verdict(passed, checks, context.run_id, model_name, report)
+        mlflow.log_text(report, lineage.GATE_REPORT_ARTIFACT)
+        mlflow.set_tag(lineage.GATE_VERDICT, lineage.PASSED if passed else lineage.FAILED)
+        mlflow.set_tag(lineage.stage_tag("gate"), lineage.DONE)
+    verdict = Verdict(run_id=context.run_id, passed=passed, checks=checks, model_name=model_name, report=report)
     path = publish(config, verdict)
     print(report)
     if not passed:

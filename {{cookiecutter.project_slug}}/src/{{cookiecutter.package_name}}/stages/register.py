@@ -18,21 +18,17 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from .. import registry, tracking
+from .. import lineage
 from ..config import Config
 from ..errors import CheckFailed
+from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)
 
-CHALLENGER = "challenger"
-REGISTERED_FILE = "registered.json"
-# Copied from the run to the version: what `registry.trust_problems` reads at release time.
-LINEAGE_TAGS = ("git_sha", "gate.verdict", "export.parity", "onnx.sha256")
-
 
 @dataclass(frozen=True)
-class Registered:
+class Registered(StageResult):
     run_id: str
     model_name: str
     model_version: str
@@ -41,8 +37,8 @@ class Registered:
 
 def refusals(run_tags: dict[str, str], ref: str) -> list[str]:
     """Why this run may not become a version (empty when it may)."""
-    problems = registry.trust_problems(run_tags, protected_ref=None)
-    trained_on = run_tags.get("source_ref", "local")
+    problems = lineage.trust_problems(run_tags, protected_ref=None)
+    trained_on = run_tags.get(lineage.SOURCE_REF, "local")
     if trained_on != ref:
         problems.append(f"it was trained from {trained_on} but is being registered from {ref}")
     return problems
@@ -50,37 +46,38 @@ def refusals(run_tags: dict[str, str], ref: str) -> list[str]:
 
 def stored_digest(client: MlflowClient, run_id: str) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        return registry.sha256_of(Path(client.download_artifacts(run_id, registry.ONNX_ARTIFACT, folder)))
+        return lineage.sha256_of(Path(client.download_artifacts(run_id, lineage.ONNX_ARTIFACT, folder)))
 
 
 def create_version(client: MlflowClient, model_name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
     """Register once per run: a retried job finds the version it made before."""
     for existing in client.search_model_versions(f"name = '{model_name}'"):
-        if existing.tags.get("run_id") == run_id:
+        if existing.tags.get(lineage.RUN_ID) == run_id:
             return str(existing.version)
     return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
 
 
 def run(config: Config, run_id: str | None = None) -> Registered:
     context = attach(config, run_id)
-    tags, ref = context.run.data.tags, tracking.source_ref()
+    tags, ref = context.run.data.tags, lineage.source_ref()
     if problems := refusals(tags, ref):
         raise CheckFailed(f"run {context.run_id} may not be registered: {'; '.join(problems)}. "
                           "Nothing was registered.")
-    expected = tags["onnx.sha256"]
+    expected = tags[lineage.ONNX_SHA256]
     if (actual := stored_digest(context.client, context.run_id)) != expected:
-        raise CheckFailed(f"{registry.ONNX_ARTIFACT} of run {context.run_id} hashes to {actual}, not the {expected} "
+        raise CheckFailed(f"{lineage.ONNX_ARTIFACT} of run {context.run_id} hashes to {actual}, not the {expected} "
                           "export recorded after its parity check: the file changed since. Nothing was registered.")
 
     model_name = config.tracking.model_name
-    version_tags = {"run_id": context.run_id, "source_ref": ref} | {key: tags[key] for key in LINEAGE_TAGS}
+    version_tags = ({lineage.RUN_ID: context.run_id, lineage.SOURCE_REF: ref}
+                    | {key: tags[key] for key in lineage.VERSION_TAGS})
     version = create_version(context.client, model_name, context.model_uri, context.run_id, version_tags)
-    context.client.set_registered_model_alias(model_name, CHALLENGER, version)
+    context.client.set_registered_model_alias(model_name, lineage.CHALLENGER, version)
     with mlflow.start_run(run_id=context.run_id):
-        mlflow.set_tags({"model.version": version, "stage.register": "done"})
+        mlflow.set_tags({lineage.MODEL_VERSION: version, lineage.stage_tag("register"): lineage.DONE})
     registered = Registered(context.run_id, model_name, version, expected)
     config.outputs.mkdir(parents=True, exist_ok=True)
-    (config.outputs / REGISTERED_FILE).write_text(json.dumps(registered.__dict__, indent=2) + "\n")
+    (config.outputs / lineage.REGISTERED_FILE).write_text(json.dumps(registered.__dict__, indent=2) + "\n")
     log.info("registered %s version %s from %s (alias %r, ONNX sha256 %s)", model_name, version, ref,
-             CHALLENGER, expected[:12])
+             lineage.CHALLENGER, expected[:12])
     return registered

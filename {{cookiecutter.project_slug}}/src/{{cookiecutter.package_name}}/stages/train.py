@@ -10,27 +10,23 @@ from pathlib import Path
 
 import mlflow
 
-from .. import data, frameworks, metrics, tracking
+from .. import data, frameworks, lineage, metrics, tracking
 from ..config import Config
-from . import validate
+from . import StageResult
 
 log = logging.getLogger(__name__)
 
-TEST_SPLIT_ARTIFACT = "split/test.csv"
-
 
 @dataclass(frozen=True)
-class Trained:
+class Trained(StageResult):
     run_id: str
     model_uri: str
 
 
-def run(config: Config) -> Trained:
+def run(config: Config, run_id: str | None = None) -> Trained:
+    """Starts a new run: `run_id` is not used. Runs after `validate` passed on this data file (PIPELINE)."""
     client = tracking.connect(config)
-    validated = validate.passed_for(config)
-    if validated is None:
-        log.info("no passing validation result for this data file: validating first")
-        validated = validate.run(config).path
+    validated = config.outputs / lineage.VALIDATION_FILE
     frame = data.read_table(config.data_path)
     schema = data.schema(config, frame)
     split = data.split(frame, schema, config.split.test_size, config.split.seed)
@@ -39,16 +35,16 @@ def run(config: Config) -> Trained:
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
         log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
-        mlflow.set_tags({"git_sha": tracking.git_sha(config.root), "source_ref": tracking.source_ref(),
-                         "framework": config.model.framework, "task": config.task})
+        mlflow.set_tags({lineage.GIT_SHA: lineage.git_sha(config.root), lineage.SOURCE_REF: lineage.source_ref(),
+                         lineage.FRAMEWORK: config.model.framework, lineage.TASK: config.task})
         mlflow.log_params({"framework": config.model.framework, "task": config.task,
                            "data.path": config.data.path.name, "data.sha256": data.fingerprint(config.data_path),
                            "split.test_size": config.split.test_size, "split.seed": config.split.seed,
                            "rows.train": len(split.train), "rows.test": len(split.test),
                            **{f"model.{key}": value for key, value in config.model.params.items()}})
-        mlflow.log_artifact(str(validated), "validation")
-        mlflow.log_dict(schema.as_dict(), "schema.json")
-        mlflow.set_tag("stage.validate", "done")
+        mlflow.log_artifact(str(validated), lineage.VALIDATION_FOLDER)
+        mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
+        mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
         train_features = data.features(split.train, schema)
         model = framework.train(train_features, data.target(split.train, schema), schema,
@@ -58,16 +54,16 @@ def run(config: Config) -> Trained:
                                  framework.classes(model))
         mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
         model_uri = framework.log_model(model, train_features, predicted)
-        mlflow.set_tags({"model.uri": model_uri, "model.classes": json.dumps(framework.classes(model))})
+        mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
 
         # Later stages (other processes, other CI jobs) evaluate on exactly these rows.
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / Path(TEST_SPLIT_ARTIFACT).name
+            path = Path(folder) / Path(lineage.TEST_SPLIT_ARTIFACT).name
             split.test.to_csv(path, index=False)
-            mlflow.log_artifact(str(path), Path(TEST_SPLIT_ARTIFACT).parent.as_posix())
-        mlflow.set_tag("stage.train", "done")
+            mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
+        mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
         # Only a finished run becomes the one later stages attach to.
-        tracking.save_run(config, run_id, active.info.experiment_id)
+        lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
     log.info("trained %s; train %s", config.model.framework,
              ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
     return Trained(run_id=run_id, model_uri=model_uri)

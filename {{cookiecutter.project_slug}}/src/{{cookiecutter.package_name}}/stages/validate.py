@@ -9,22 +9,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import data
+from .. import data, lineage
 from ..config import Config
 from ..errors import CheckFailed
+from . import StageResult
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "validation.json"
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64"]
 MIN_CLASSES = {"binary": 2, "multiclass": 3}
 
 
 @dataclass(frozen=True)
-class Outcome:
-    success: bool
-    failures: list[str]
-    path: Path  # the full result, saved for train to log with the run
+class Validated(StageResult):
+    path: Path  # the full result of a passing suite, saved for train to log with the run
 
 
 def expectations(config: Config, frame: pd.DataFrame) -> list:
@@ -93,14 +91,15 @@ def describe_failures(result: dict) -> list[str]:
     return failures
 
 
-def run(config: Config) -> Outcome:
+def run(config: Config, run_id: str | None = None) -> Validated:
+    """Validation comes before any run: `run_id` is not used."""
     path = config.data_path
     frame = data.read_table(path)
     log.info("validating %s (%d rows, %d columns)", path, len(frame), frame.shape[1])
     result = run_suite(config, frame)
     failures = describe_failures(result)
     config.outputs.mkdir(parents=True, exist_ok=True)
-    saved = config.outputs / RESULT_FILE
+    saved = config.outputs / lineage.VALIDATION_FILE
     saved.write_text(json.dumps({"success": not failures, "data": str(path), "sha256": data.fingerprint(path),
                                  "failures": failures, "result": result}, indent=2, default=str) + "\n")
     if failures:
@@ -108,7 +107,7 @@ def run(config: Config) -> Outcome:
         raise CheckFailed(f"{path}: {len(failures)} expectation(s) failed:\n  " + "\n  ".join(failures)
                           + f"\nfull result: {saved}")
     log.info("validation passed: %d expectations", len(result["expectations"]))
-    return Outcome(success=True, failures=[], path=saved)
+    return Validated(run_id=None, path=saved)
 
 
 def record_rejection(config: Config, result: Path) -> None:
@@ -119,17 +118,18 @@ def record_rejection(config: Config, result: Path) -> None:
 
     client = tracking.connect(config)
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client), run_name="rejected-data",
-                          tags={"stage.validate": "failed", "git_sha": tracking.git_sha(config.root)}):
-        mlflow.log_artifact(str(result), "validation")
+                          tags={lineage.stage_tag("validate"): lineage.FAILED,
+                                lineage.GIT_SHA: lineage.git_sha(config.root)}):
+        mlflow.log_artifact(str(result), lineage.VALIDATION_FOLDER)
         mlflow.log_param("data.path", config.data_path.name)
 
 
-def passed_for(config: Config) -> Path | None:
+def current(config: Config) -> Validated | None:
     """The saved result, when it is a pass for exactly the data file in use now."""
-    saved = config.outputs / RESULT_FILE
+    saved = config.outputs / lineage.VALIDATION_FILE
     if not saved.is_file():
         return None
     result = json.loads(saved.read_text())
     if result["success"] and result["sha256"] == data.fingerprint(config.data_path):
-        return saved
+        return Validated(run_id=None, path=saved)
     return None

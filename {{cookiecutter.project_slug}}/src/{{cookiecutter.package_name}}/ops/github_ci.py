@@ -19,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import CheckFailed, UsageError
+from .. import lineage
+from ..errors import CheckFailed, UsageError
 
 MARKER = "<!-- {{ cookiecutter.package_name }}-gate-report -->"
 
@@ -62,17 +63,17 @@ def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise SystemExit(f"error: {path} is not valid JSON ({error}); re-run the stage that writes it") from error
+        raise UsageError(f"{path} is not valid JSON ({error}); re-run the stage that writes it") from error
 
 
 def outputs(folder: Path) -> dict[str, str]:
     """run_id / verdict / model_version / onnx_sha256 as plain strings ("" when the stage has not run)."""
-    run = _read_json(folder / "run.json") or {}
-    gate = _read_json(folder / "gate.json")
-    registered = _read_json(folder / "registered.json") or {}
+    run = _read_json(folder / lineage.RUN_FILE) or {}
+    gate = _read_json(folder / lineage.GATE_FILE)
+    registered = _read_json(folder / lineage.REGISTERED_FILE) or {}
     # Each CI job starts from a fresh checkout: the register job has only what `register` wrote.
     values = {"run_id": str(run.get("run_id") or (gate or {}).get("run_id") or registered.get("run_id") or "")}
-    values["verdict"] = "" if gate is None else "passed" if gate.get("passed") else "failed"
+    values["verdict"] = "" if gate is None else lineage.PASSED if gate.get("passed") else lineage.FAILED
     # Only a version registered from this very run (a stale file from an earlier run says nothing).
     same_run = registered.get("run_id") == values["run_id"]
     values["model_version"] = str(registered.get("model_version") or "") if same_run else ""
@@ -102,7 +103,7 @@ def run_url() -> str:
 
 def comment_body(folder: Path, url: str, sha: str = "") -> str:
     """The PR comment: the marker (how the workflow finds its own comment again), then the report."""
-    report = folder / "gate.md"
+    report = folder / lineage.GATE_REPORT_FILE
     lines = [MARKER]
     if report.is_file():
         lines.append(report.read_text().rstrip())
@@ -126,12 +127,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", type=Path, default=Path("outputs"), help="folder the stages wrote to")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     values = outputs(args.outputs)
     if not values["run_id"]:
-        raise UsageError(f"no run id in {args.outputs}/run.json, gate.json or registered.json: run `train` first")
+        raise UsageError(f"no run id in {args.outputs}/{lineage.RUN_FILE}, {lineage.GATE_FILE} or "
+                         f"{lineage.REGISTERED_FILE}: run `train` first")
     publish(values)
-    return 0
 
 
 def add_branch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,12 +142,11 @@ def add_branch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", type=Path, default=Path("."), help="the git clone (default: .)")
 
 
-def run_branch(args: argparse.Namespace) -> int:
+def run_branch(args: argparse.Namespace) -> None:
     if not commit_on_branch(args.sha, args.branch, args.repository):
         raise CheckFailed(f"commit {args.sha} is not on {args.branch}: only commits merged into the protected "
                           "branch are released. Merge it first, then tag the merge commit.")
     print(f"commit {args.sha} is on {args.branch}")
-    return 0
 
 
 def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +156,7 @@ def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None, help="write here instead of stdout")
 
 
-def run_comment(args: argparse.Namespace) -> int:
+def run_comment(args: argparse.Namespace) -> None:
     body = comment_body(args.outputs, args.run_url if args.run_url is not None else run_url(),
                         os.environ.get("GITHUB_SHA", ""))
     if args.output:
@@ -164,7 +164,6 @@ def run_comment(args: argparse.Namespace) -> int:
         args.output.write_text(body)
     else:
         sys.stdout.write(body)
-    return 0
 
 
 # name -> (help, add_arguments, run): what cli.py registers as subcommands.

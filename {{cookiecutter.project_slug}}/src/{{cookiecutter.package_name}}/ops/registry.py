@@ -9,22 +9,21 @@ was looked for, which check failed and where, so a failing release job says what
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from .. import lineage
+from ..errors import UsageError
+from ..lineage import ONNX_ARTIFACT, sha256_of, trust_problems
 from .github_ci import publish
 
 if TYPE_CHECKING:  # mlflow is imported when a command runs, not when the CLI builds its parser
     from mlflow.tracking import MlflowClient
 
-ONNX_ARTIFACT = "onnx/model.onnx"
 PROTECTED_REF = "refs/heads/main"
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def client_for(tracking_uri: str | None) -> MlflowClient:
@@ -39,40 +38,17 @@ def client_for(tracking_uri: str | None) -> MlflowClient:
     return MlflowClient(uri, registry_uri=uri)
 
 
-def trust_problems(tags: dict[str, str], protected_ref: str | None) -> list[str]:
-    """Why a run (or a version, whose tags repeat its run's) may not be registered or shipped.
-
-    `protected_ref` None skips the branch check: `register` compares refs itself.
-    """
-    problems = []
-    if protected_ref is not None and tags.get("source_ref") != protected_ref:
-        problems.append(f"it was registered from {tags.get('source_ref') or 'an unknown ref'}, not {protected_ref}")
-    if tags.get("gate.verdict") != "passed":
-        problems.append(f"its gate verdict is {tags.get('gate.verdict') or 'missing'}, not passed")
-    if tags.get("export.parity") != "passed":
-        problems.append(f"its ONNX parity check is {tags.get('export.parity') or 'missing'}, not passed")
-    if not SHA256.fullmatch(tags.get("onnx.sha256", "")):
-        problems.append("it carries no ONNX digest (tag onnx.sha256)")
-    return problems
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_version(client: MlflowClient, model_name: str, git_sha: str, protected_ref: str = PROTECTED_REF) -> str:
     """The newest version registered from `git_sha` (full or abbreviated) that passes every check."""
     if not re.fullmatch(r"[0-9a-f]{7,40}", git_sha):
         raise UsageError(f"--git-sha {git_sha!r}: give 7 to 40 lowercase hex characters of the commit id")
     versions = sorted((v for v in client.search_model_versions(f"name = '{model_name}'")
-                       if v.tags.get("git_sha", "").startswith(git_sha)), key=lambda v: int(v.version), reverse=True)
+                       if v.tags.get(lineage.GIT_SHA, "").startswith(git_sha)),
+                      key=lambda v: int(v.version), reverse=True)
     if not versions:
-        raise UsageError(f"no version of model {model_name!r} has tag git_sha={git_sha} in {client.tracking_uri}: "
-                         f"did CI on {protected_ref} pass the gate and register for this commit?")
+        raise UsageError(f"no version of model {model_name!r} has tag {lineage.GIT_SHA}={git_sha} in "
+                         f"{client.tracking_uri}: did CI on {protected_ref} pass the gate and register for this "
+                         "commit?")
     refused = []
     for version in versions:
         problems = trust_problems(version.tags, protected_ref)
@@ -101,7 +77,7 @@ def shippable_version(client: MlflowClient, model_name: str, version: str, prote
 
 
 def run_of(version) -> str:
-    return version.tags.get("run_id") or version.run_id
+    return version.tags.get(lineage.RUN_ID) or version.run_id
 
 
 def download_verified(client: MlflowClient, run_id: str, expected_sha256: str, output: Path) -> Path:
@@ -150,7 +126,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_name(args: argparse.Namespace) -> str:
-    from . import config as configuration
+    from .. import config as configuration
 
     return configuration.load(args.config).tracking.model_name
 
@@ -161,48 +137,43 @@ def add_find_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--git-sha", required=True, help="commit id (in CI: the tagged commit)")
 
 
-def run_find(args: argparse.Namespace) -> int:
+def run_find(args: argparse.Namespace) -> None:
     client, name = client_for(args.tracking_uri), _model_name(args)
     version = find_version(client, name, args.git_sha, args.protected_ref)
     found = get_version(client, name, version)
-    publish({"model_version": version, "run_id": run_of(found), "onnx_sha256": found.tags["onnx.sha256"]})
-    return 0
+    publish({"model_version": version, "run_id": run_of(found), "onnx_sha256": found.tags[lineage.ONNX_SHA256]})
 
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     """`download-onnx --version N`: a verified version's ONNX file, checked against its digest."""
     _common(parser)
     parser.add_argument("--version", required=True, type=version_number)
-    parser.add_argument("--output", type=Path, default=Path("outputs/model.onnx"))
+    parser.add_argument("--output", type=Path, default=Path("outputs") / lineage.ONNX_FILE)
 
 
-def run_download(args: argparse.Namespace) -> int:
-    import json
-
+def run_download(args: argparse.Namespace) -> None:
     client, name = client_for(args.tracking_uri), _model_name(args)
     found = shippable_version(client, name, args.version, args.protected_ref)
-    run_id, digest = run_of(found), found.tags["onnx.sha256"]
+    run_id, digest = run_of(found), found.tags[lineage.ONNX_SHA256]
     path = download_verified(client, run_id, digest, args.output)
-    # outputs/run.json lets later commands (and the image's labels) name the run it came from.
-    (args.output.parent / "run.json").write_text(json.dumps({"run_id": run_id}) + "\n")
+    # outputs/run.json, as train writes it: later commands (and the image's labels) name the run it came from.
+    lineage.RunRecord(run_id, client.get_run(run_id).info.experiment_id, client.tracking_uri).save(args.output.parent)
     publish({"model_version": args.version, "run_id": run_id, "onnx_sha256": digest, "path": str(path)})
-    return 0
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
     """`promote --version N --alias champion`: move an alias to a verified version."""
     _common(parser)
     parser.add_argument("--version", required=True, type=version_number)
-    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--alias", default=lineage.CHAMPION)
 
 
-def run_promote(args: argparse.Namespace) -> int:
+def run_promote(args: argparse.Namespace) -> None:
     client, name = client_for(args.tracking_uri), _model_name(args)
     shippable_version(client, name, args.version, args.protected_ref)
     previous = promote(client, name, args.version, args.alias)
     print(f"{name}@{args.alias}: {previous or 'unset'} -> {args.version}")
     publish({"previous_version": previous or "", "model_version": args.version})
-    return 0
 
 
 # name -> (help, add_arguments, run): what cli.py registers as subcommands.

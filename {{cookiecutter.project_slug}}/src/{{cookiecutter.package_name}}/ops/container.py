@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,42 +22,37 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckFailed
+from .. import lineage
+from ..errors import CheckFailed
+from ..serving import contract
 
 SLUG = "{{ cookiecutter.project_slug }}"
 DEFAULT_BASE = "nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04"  # the Dockerfile's default (GPU)
 CONTAINER_PORT = 8000
-
-
-class ImageError(CheckFailed):
-    """The image, container or smoke test failed (exit code 1); the message says what and how to look."""
+DEFAULT_MODEL = Path("outputs") / lineage.ONNX_FILE
 
 
 def _client():
+    # Every failure here and below is a CheckFailed (exit code 1) saying what failed and how to look.
     try:
         import docker
     except ImportError as error:
-        raise ImageError("the `docker` package is missing: pip install 'docker>=7.1'") from error
+        raise CheckFailed("the `docker` package is missing: pip install 'docker>=7.1'") from error
     try:
         client = docker.from_env(timeout=600)
         client.ping()
     except Exception as error:
-        raise ImageError(f"no container engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {error}. "
+        raise CheckFailed(f"no container engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {error}. "
                          "Start Docker, or `podman system service --time=0 unix:///tmp/podman.sock` and set "
                          "DOCKER_HOST=unix:///tmp/podman.sock") from error
     return client
-
-
-def _git_revision(project: Path) -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def model_metadata(path: Path) -> dict[str, str]:
     import onnxruntime as ort
 
     if not path.is_file():
-        raise ImageError(f"{path}: model file not found; run `make pipeline` (its export stage writes it)")
+        raise CheckFailed(f"{path}: model file not found; run `make pipeline` (its export stage writes it)")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
 
@@ -75,7 +69,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
                         help="BASE_IMAGE build arg ($IMAGE_BASE; default: CUDA runtime for onnxruntime-gpu)")
     parser.add_argument("--ort-package", default=os.environ.get("IMAGE_ORT_PACKAGE", "onnxruntime-gpu"),
                         choices=["onnxruntime-gpu", "onnxruntime"], help="onnxruntime-gpu, or onnxruntime for CPU")
-    parser.add_argument("--model", type=Path, default=Path("outputs/model.onnx"), help="ONNX file (in the project)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="ONNX file (in the project)")
     parser.add_argument("--project", type=Path, default=Path("."), help="build context: the project root")
     parser.add_argument("--quiet", action="store_true", help="do not stream the build log")
 
@@ -83,7 +77,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
 def registered_version(outputs: Path, run_id: str) -> str:
     """The version `register` gave this model's run (outputs/registered.json), else "" (unregistered)."""
     try:
-        registered = json.loads((outputs / "registered.json").read_text())
+        registered = json.loads((outputs / lineage.REGISTERED_FILE).read_text())
     except (OSError, ValueError):
         return ""
     return str(registered.get("model_version", "")) if registered.get("run_id") == run_id else ""
@@ -97,11 +91,11 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
     try:
         relative_model = model_path.relative_to(project).as_posix()
     except ValueError:
-        raise ImageError(f"{model_path}: the model must be inside the build context {project}") from None
-    metadata = model_metadata(model_path)
+        raise CheckFailed(f"{model_path}: the model must be inside the build context {project}") from None
+    run_id = model_metadata(model_path).get(contract.RUN_ID, "")
     build_args = {"BASE_IMAGE": base_image, "ORT_PACKAGE": ort_package, "MODEL_PATH": relative_model,
-                  "REVISION": _git_revision(project), "MLFLOW_RUN_ID": metadata.get("mlops.run_id", "unknown"),
-                  "MODEL_VERSION": registered_version(model_path.parent, metadata.get("mlops.run_id", ""))}
+                  "REVISION": lineage.git_sha(project), "MLFLOW_RUN_ID": run_id or "unknown",
+                  "MODEL_VERSION": registered_version(model_path.parent, run_id)}
     client = _client()
     started = time.perf_counter()
     image_id = None
@@ -113,7 +107,7 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
             if not quiet:
                 print(chunk["stream"], end="", flush=True)
         if "error" in chunk:
-            raise ImageError(f"building {tag} failed: {chunk['error'].strip()}\n{''.join(output[-30:])}")
+            raise CheckFailed(f"building {tag} failed: {chunk['error'].strip()}\n{''.join(output[-30:])}")
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
     image = client.images.get(tag)
@@ -122,9 +116,8 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
     return image_id or image.id
 
 
-def run_image(args: argparse.Namespace) -> int:
+def build_command(args: argparse.Namespace) -> None:
     build_image(args.project, args.tag, args.base_image, args.ort_package, args.model, args.quiet)
-    return 0
 
 
 # --- image-run / image-stop --------------------------------------------------------------------------
@@ -167,10 +160,10 @@ def wait_ready(url: str, timeout: float, container=None) -> float:
         if container is not None:
             container.reload()
             if container.status in ("exited", "dead"):
-                raise ImageError(f"container {container.name} exited:\n{container.logs(tail=40).decode()}")
+                raise CheckFailed(f"container {container.name} exited:\n{container.logs(tail=40).decode()}")
         time.sleep(0.2)
     logs = container.logs(tail=40).decode() if container is not None else ""
-    raise ImageError(f"{url}/ready not 200 after {timeout:.0f} s\n{logs}")
+    raise CheckFailed(f"{url}/ready not 200 after {timeout:.0f} s\n{logs}")
 
 
 def start_container(tag: str, name: str, port: int, gpus: bool = False, timeout: float = 60) -> float:
@@ -185,60 +178,57 @@ def start_container(tag: str, name: str, port: int, gpus: bool = False, timeout:
     return waited
 
 
-def run_container(args: argparse.Namespace) -> int:
+def start_command(args: argparse.Namespace) -> None:
     start_container(args.tag, args.name, args.port, args.gpus, args.timeout)
-    return 0
 
 
 def add_stop_arguments(parser: argparse.ArgumentParser) -> None:
     _name_and_port(parser)
 
 
-def run_stop(args: argparse.Namespace) -> int:
+def stop_command(args: argparse.Namespace) -> None:
     print(f"{args.name}: {'removed' if remove_container(args.name) else 'not running'}", file=sys.stderr)
-    return 0
 
 
 # --- image-smoke -------------------------------------------------------------------------------------
 
 def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
     _name_and_port(parser)
-    parser.add_argument("--model", type=Path, default=Path("outputs/model.onnx"), help="the model in the image")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model in the image")
     parser.add_argument("--sample", type=Path, help="CSV with feature columns (default: the config's data file)")
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
     parser.add_argument("--rows", type=int, default=20)
 
 
 def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> list[dict]:
-    """Real rows from a CSV when there is one, else rows made from the schema alone."""
+    """Real rows from a CSV (default: the config's data file) if there is one, else rows made from the schema."""
     if sample is None and config.is_file():
-        import yaml
+        from .. import config as configuration
 
-        path = (yaml.safe_load(config.read_text()) or {}).get("data", {}).get("path")
-        sample = (config.parent / path) if path else None
-    kinds = {f["name"]: f["type"] for f in schema["features"]}
+        sample = configuration.load(config).data_path
+    kinds = contract.kinds(schema)
     if sample is not None and sample.is_file():
         with sample.open(newline="") as handle:
             reader = csv.DictReader(handle)
             picked = [row for _, row in zip(range(rows), reader, strict=False)]
-        return [{name: float(row[name]) if kind == "number" else row[name] for name, kind in kinds.items()}
+        return [{name: float(row[name]) if kind == contract.NUMBER else row[name] for name, kind in kinds.items()}
                 for row in picked]
     made = []
     for index in range(rows):
         row = {}
         for feature in schema["features"]:
             categories = feature.get("categories") or ["missing"]
-            row[feature["name"]] = float(index) if feature["type"] == "number" else categories[index % len(categories)]
+            number = feature["type"] == contract.NUMBER
+            row[feature["name"]] = float(index) if number else categories[index % len(categories)]
         made.append(row)
     return made
 
 
-def expected_predictions(model: Path, records: list[dict]) -> dict:
+def expected_predictions(model: Path, schema: dict, records: list[dict]) -> dict:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.array([r[i.name] for r in records], np.float32 if i.type == "tensor(float)" else object)
-             .reshape(-1, 1) for i in session.get_inputs()}
+    feeds = contract.feeds_from_records(records, contract.kinds(schema))
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 
@@ -250,7 +240,7 @@ def post_json(url: str, payload: dict, timeout: float = 30) -> dict:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
-        raise ImageError(f"POST {url}: {error.code} {error.read().decode(errors='replace')[:500]}") from error
+        raise CheckFailed(f"POST {url}: {error.code} {error.read().decode(errors='replace')[:500]}") from error
 
 
 def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
@@ -259,11 +249,11 @@ def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
     with urllib.request.urlopen(f"{url}/metadata", timeout=10) as response:
         served = json.loads(response.read())
     problems = []
-    if served.get("run_id") != metadata.get("mlops.run_id", ""):
+    if served.get("run_id") != metadata.get(contract.RUN_ID, ""):
         problems.append(f"the container serves run {served.get('run_id')!r}, {model} is run "
-                        f"{metadata.get('mlops.run_id')!r}")
+                        f"{metadata.get(contract.RUN_ID)!r}")
     body = post_json(f"{url}/predict", {"records": records})
-    expected = expected_predictions(model, records)
+    expected = expected_predictions(model, json.loads(metadata[contract.SCHEMA]), records)
     if "label" in expected:
         if body["predictions"] != expected["label"].tolist():
             problems.append(f"labels differ: served {body['predictions']} != expected {expected['label'].tolist()}")
@@ -274,22 +264,21 @@ def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
     return problems
 
 
-def run_smoke(args: argparse.Namespace) -> int:
-    schema = json.loads(model_metadata(args.model)["mlops.schema"])
+def smoke_command(args: argparse.Namespace) -> None:
+    schema = json.loads(model_metadata(args.model)[contract.SCHEMA])
     records = sample_rows(schema, args.sample, args.config, args.rows)
     problems = smoke(f"http://127.0.0.1:{args.port}", args.model, records)
     if problems:
-        raise ImageError(f"smoke test of {args.name}: " + "; ".join(problems))
+        raise CheckFailed(f"smoke test of {args.name}: " + "; ".join(problems))
     print(f"smoke: {len(records)} rows served by {args.name} equal in-process onnxruntime", file=sys.stderr)
-    return 0
 
 
 # --- CLI -----------------------------------------------------------------------------------------------
 
 COMMANDS = {
-    "image": ("build the serving image (docker/Dockerfile)", add_image_arguments, run_image),
-    "image-run": ("run the image and wait for /ready", add_run_arguments, run_container),
+    "image": ("build the serving image (docker/Dockerfile)", add_image_arguments, build_command),
+    "image-run": ("run the image and wait for /ready", add_run_arguments, start_command),
     "image-smoke": ("send sample rows to the running container; compare with onnxruntime", add_smoke_arguments,
-                    run_smoke),
-    "image-stop": ("stop and remove the container by name", add_stop_arguments, run_stop),
+                    smoke_command),
+    "image-stop": ("stop and remove the container by name", add_stop_arguments, stop_command),
 }

@@ -26,10 +26,6 @@ class Metrics:
                               ["reason"], registry=self.registry)
         self.rows = Counter("predict_rows_total", "Rows predicted", registry=self.registry)
 
-    def route(self, path: str) -> str:
-        # Unknown paths share one label, so a scanner cannot grow the label set without bound.
-        return path if path in self.routes else "other"
-
     @staticmethod
     def method(method: str) -> str:
         return method if method in KNOWN_METHODS else "other"

@@ -1,0 +1,121 @@
+"""The lineage vocabulary: every run tag, artifact path and outputs/ file name, written and read by these names.
+
+Stages write them, the release tools (ops/) and the workflows read them back; naming each once here is
+what keeps a writer and its readers agreeing. Standard library only: every part of the project can
+import it cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# --- run tags (MLflow) ---------------------------------------------------------------------------
+MODEL_URI = "model.uri"  # where train logged the native model
+MODEL_CLASSES = "model.classes"  # JSON list, in the order of the probability columns
+FRAMEWORK = "framework"
+TASK = "task"
+GIT_SHA = "git_sha"  # the commit the run was trained from
+SOURCE_REF = "source_ref"  # the git ref CI built from (refs/heads/main, ...); `local` off CI
+GATE_VERDICT = "gate.verdict"  # passed | failed
+EXPORT_PARITY = "export.parity"  # passed | failed
+ONNX_SHA256 = "onnx.sha256"  # digest of the ONNX file export logged after its parity check
+MODEL_VERSION = "model.version"  # the version `register` created from the run
+RUN_ID = "run_id"  # on a model version: the run it came from
+# Copied from the run to the version `register` creates: what a release checks (trust_problems).
+VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
+DONE, FAILED, PASSED = "done", "failed", "passed"
+
+
+def stage_tag(name: str) -> str:
+    """`stage.<name>`: done once a stage finished for the run (failed when its check said no)."""
+    return f"stage.{name}"
+
+
+# --- model aliases -------------------------------------------------------------------------------
+CHAMPION = "champion"  # what production serves; the gate compares with it
+CHALLENGER = "challenger"  # the newest registered version
+
+# --- artifact paths in a run ---------------------------------------------------------------------
+SCHEMA_ARTIFACT = "schema.json"
+TEST_SPLIT_ARTIFACT = "split/test.csv"
+ONNX_ARTIFACT = "onnx/model.onnx"
+VALIDATION_FOLDER = "validation"
+PLOTS_FOLDER = "plots"
+FAIRNESS_FOLDER = "fairness"
+GATE_REPORT_ARTIFACT = "gate/report.md"
+
+# --- files in outputs/ ---------------------------------------------------------------------------
+RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
+VALIDATION_FILE = "validation.json"
+EVALUATION_FILE = "evaluation.json"
+GATE_FILE = "gate.json"
+GATE_REPORT_FILE = "gate.md"
+ONNX_FILE = "model.onnx"
+REGISTERED_FILE = "registered.json"
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """outputs/run.json: which run this folder's files came from, and where that run is recorded."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / RUN_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+
+def git_sha(root: Path) -> str:
+    """The commit being built: $GITHUB_SHA in Actions, else the checkout's HEAD, else `unknown`."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def source_ref() -> str:
+    """The git ref CI built from (refs/heads/main, refs/pull/7/merge, ...); `local` off CI.
+
+    A release ships only versions whose ref is the protected branch, so a laptop run never qualifies.
+    """
+    return os.environ.get("GITHUB_REF") or "local"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def trust_problems(tags: dict[str, str], protected_ref: str | None) -> list[str]:
+    """Why a run (or a version, whose tags repeat its run's) may not be registered or shipped.
+
+    `protected_ref` None skips the branch check: `register` compares refs itself.
+    """
+    problems = []
+    if protected_ref is not None and tags.get(SOURCE_REF) != protected_ref:
+        problems.append(f"it was registered from {tags.get(SOURCE_REF) or 'an unknown ref'}, not {protected_ref}")
+    if tags.get(GATE_VERDICT) != PASSED:
+        problems.append(f"its gate verdict is {tags.get(GATE_VERDICT) or 'missing'}, not passed")
+    if tags.get(EXPORT_PARITY) != PASSED:
+        problems.append(f"its ONNX parity check is {tags.get(EXPORT_PARITY) or 'missing'}, not passed")
+    if not SHA256.fullmatch(tags.get(ONNX_SHA256, "")):
+        problems.append(f"it carries no ONNX digest (tag {ONNX_SHA256})")
+    return problems
