@@ -48,11 +48,13 @@ Created {SLUG}. Next:
 
     cd {SLUG}
     make setup        # .venv with the project and its dev tools
-    make pipeline     # validate -> train -> evaluate -> gate -> export
+    make pipeline     # validate -> train -> evaluate -> gate -> export -> register
     make serve        # the exported model on http://127.0.0.1:8000
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
 """)
     if PYTHON_VERSION != LOCKED_FOR:
-        print(f"requirements.lock was resolved for Python {LOCKED_FOR}: with Python {PYTHON_VERSION} installed,\n"
-              "run `make lock` once and commit the result (CI installs from the lock).\n")
+        print(
+            f"requirements.lock was resolved for Python {LOCKED_FOR}: with Python {PYTHON_VERSION} installed,\n"
+            "run `make lock` once and commit the result (CI installs from the lock).\n"
+        )

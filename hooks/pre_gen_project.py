@@ -9,24 +9,51 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 
 # Importing the project's package must not hide a library it depends on.
 SHADOWED = {
-    "mlflow", "sklearn", "scikit_learn", "numpy", "pandas", "onnx", "onnxruntime", "skl2onnx",
-    "torch", "keras", "fairlearn", "great_expectations", "fastapi", "uvicorn", "pydantic", "yaml",
-    "docker", "pytest", "cookiecutter", "matplotlib", "scipy", "test", "tests", "src",
+    "mlflow",
+    "sklearn",
+    "scikit_learn",
+    "numpy",
+    "pandas",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "torch",
+    "keras",
+    "fairlearn",
+    "great_expectations",
+    "fastapi",
+    "uvicorn",
+    "pydantic",
+    "yaml",
+    "docker",
+    "pytest",
+    "cookiecutter",
+    "matplotlib",
+    "scipy",
+    "test",
+    "tests",
+    "src",
 }
 
 
 def problem() -> str | None:
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", SLUG):
-        return (f"project_slug {SLUG!r} is not a valid folder/repository name: use lower-case "
-                "letters, digits and single hyphens, starting with a letter (e.g. 'credit-model').")
+        return (
+            f"project_slug {SLUG!r} is not a valid folder/repository name: use lower-case "
+            "letters, digits and single hyphens, starting with a letter (e.g. 'credit-model')."
+        )
     if not PACKAGE.isidentifier() or not re.fullmatch(r"[a-z_][a-z0-9_]*", PACKAGE):
-        return (f"package_name {PACKAGE!r} is not a valid Python package name: use lower-case "
-                "letters, digits and underscores, starting with a letter (e.g. 'credit_model').")
+        return (
+            f"package_name {PACKAGE!r} is not a valid Python package name: use lower-case "
+            "letters, digits and underscores, starting with a letter (e.g. 'credit_model')."
+        )
     if keyword.iskeyword(PACKAGE) or keyword.issoftkeyword(PACKAGE):
         return f"package_name {PACKAGE!r} is a Python keyword: choose another name."
     if PACKAGE in SHADOWED or PACKAGE in sys.stdlib_module_names:
-        return (f"package_name {PACKAGE!r} would shadow the module of the same name that the project "
-                "needs: choose another name, e.g. 'my_model'.")
+        return (
+            f"package_name {PACKAGE!r} would shadow the module of the same name that the project "
+            "needs: choose another name, e.g. 'my_model'."
+        )
     return None
 
 

@@ -39,18 +39,31 @@ def bake(folder: Path, **context: str) -> Path:
 
 def project_env(project: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_"))}
-    env.update(PYTHONPATH=str(project / "src"), MLFLOW_DISABLE_TELEMETRY="true", KERAS_BACKEND="torch",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", **extra)
+    env.update(
+        PYTHONPATH=str(project / "src"),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        KERAS_BACKEND="torch",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        **extra,
+    )
     return env
 
 
 def run(project: Path, *args: str, check: bool = True, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
     """`python <args>` inside the baked project, with its package importable."""
-    result = subprocess.run([sys.executable, *args], cwd=project, env=project_env(project, **env),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=project,
+        env=project_env(project, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"`python {' '.join(args)}` in {project} exited {result.returncode}\n"
-                             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"`python {' '.join(args)}` in {project} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-6000:]}"
+        )
     return result
 
 

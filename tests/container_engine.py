@@ -45,14 +45,21 @@ def environment() -> dict[str, str]:
     containers = PODMAN / "containers.conf"
     containers.write_text(CONTAINERS_CONF)
     storage = PODMAN / "storage.conf"
-    storage.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{PODMAN / "storage"}"\n'
-                       f'runroot = "{PODMAN / "run"}"\n')
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{PODMAN / "storage"}"\nrunroot = "{PODMAN / "run"}"\n'
+    )
     return {"CONTAINERS_CONF": str(containers), "CONTAINERS_STORAGE_CONF": str(storage)}
 
 
 def podman(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(["podman", *args], env={**os.environ, **environment()}, capture_output=True,
-                            text=True, timeout=timeout, **kwargs)
+    result = subprocess.run(
+        ["podman", *args],
+        env={**os.environ, **environment()},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
     if check and result.returncode != 0:
         raise RuntimeError(f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
     return result
@@ -62,8 +69,12 @@ def _bootstrap_tarball() -> None:
     """debootstrap a minimal Debian with python3 once (~30 s); the tarball is reused afterwards."""
     rootfs = CACHE / "base-rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                    "bookworm", str(rootfs)], check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", "bookworm", str(rootfs)],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     # The host's trust store: HTTPS from inside a build passes the same TLS interception as the host's.
     shutil.copy(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
     extra = Path("/usr/local/share/ca-certificates")

@@ -18,8 +18,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None,
-                  log: Path | None = None) -> None:
+def wait_for_http(
+    url: str, timeout: float = 60.0, process: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
     """Poll `url` until it answers 2xx; fail early, with the log, if `process` dies first."""
     deadline = time.monotonic() + timeout
     last_error = ""
@@ -36,12 +37,19 @@ def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s ({last_error})\n{_tail(log)}")
 
 
-def start(command: list[str], log: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
+def start(
+    command: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start `command` in its own process group, output to `log`, so `stop` can end all of it."""
     handle = open(log, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
 
 
 def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:

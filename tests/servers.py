@@ -51,19 +51,46 @@ class Postgres:
             for path in (data, sockets):
                 shutil.chown(path, "postgres")
         began = time.monotonic()
-        subprocess.run(_as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                     "--no-sync"]), check=True, capture_output=True, cwd=self.folder)
-        self.process = start(_as_postgres([str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
-                                           "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off"]),
-                             self.folder / "postgres.log", cwd=self.folder)
+        subprocess.run(
+            _as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]),
+            check=True,
+            capture_output=True,
+            cwd=self.folder,
+        )
+        self.process = start(
+            _as_postgres(
+                [
+                    str(binaries / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(sockets),
+                    "-c",
+                    "fsync=off",
+                ]
+            ),
+            self.folder / "postgres.log",
+            cwd=self.folder,
+        )
         deadline = time.monotonic() + 30
-        while subprocess.run([str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("PostgreSQL did not start:\n" + (self.folder / "postgres.log").read_text())
             time.sleep(0.1)
-        subprocess.run([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                        "mlflow"], check=True, capture_output=True)
+        subprocess.run(
+            [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow"],
+            check=True,
+            capture_output=True,
+        )
         self.startup_seconds = time.monotonic() - began
         return self
 
@@ -88,10 +115,25 @@ class MlflowServer:
     def start(self) -> MlflowServer:
         began = time.monotonic()
         mlflow = Path(sys.executable).parent / "mlflow"
-        self.process = start([str(mlflow), "server", "--backend-store-uri", self.backend,
-                              "--artifacts-destination", str(self.folder / "artifacts"), "--serve-artifacts",
-                              "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-                             self.folder / "mlflow-server.log", env={"MLFLOW_DISABLE_TELEMETRY": "true"})
+        self.process = start(
+            [
+                str(mlflow),
+                "server",
+                "--backend-store-uri",
+                self.backend,
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            self.folder / "mlflow-server.log",
+            env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
         wait_for_http(f"{self.uri}/health", timeout=120, process=self.process, log=self.folder / "mlflow-server.log")
         self.startup_seconds.append(time.monotonic() - began)
         return self

@@ -45,15 +45,19 @@ def test_every_option_bakes_clean(baked, task, framework):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_generated_code_passes_its_own_lint(baked, framework):
     project = baked(task="binary", framework=framework)
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=project,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=project, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_project_builds_a_wheel_with_its_console_script(baked, tmp_path):
     project = baked()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(project)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(project)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("credit_model-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

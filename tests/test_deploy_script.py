@@ -39,8 +39,11 @@ def deploy(baked, tmp_path):
     project = shutil.copytree(baked(), tmp_path / SLUG)
     fakes = tmp_path / "bin"
     fakes.mkdir()
-    for name, body in (("kubectl", FAKE_KUBECTL), ("curl", '#!/usr/bin/env bash\nexit "$CURL_RC"\n'),
-                       ("sleep", "#!/usr/bin/env bash\nexit 0\n")):
+    for name, body in (
+        ("kubectl", FAKE_KUBECTL),
+        ("curl", '#!/usr/bin/env bash\nexit "$CURL_RC"\n'),
+        ("sleep", "#!/usr/bin/env bash\nexit 0\n"),
+    ):
         (fakes / name).write_text(body)
         (fakes / name).chmod(0o755)
     calls = tmp_path / "calls.log"
@@ -51,11 +54,25 @@ def deploy(baked, tmp_path):
             kustomization = overlay / "kustomization.yaml"
             kustomization.write_text(kustomization.read_text().replace(PLACEHOLDER, REAL_DIGEST))
         calls.write_text("")
-        env = {**os.environ, "PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
-               "REAL_KUBECTL": str(BIN / "kubectl"), "AVAILABLE": available, "ROLLOUT_RC": str(rollout_rc),
-               "CURL_RC": str(curl_rc), "ROLLOUT_TIMEOUT": "5s"}
-        result = subprocess.run(["bash", "deploy/deploy.sh", str(overlay), f"{SLUG}-staging"], cwd=project, env=env,
-                                capture_output=True, text=True, timeout=120, check=False)
+        env = {
+            **os.environ,
+            "PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}",
+            "CALLS": str(calls),
+            "REAL_KUBECTL": str(BIN / "kubectl"),
+            "AVAILABLE": available,
+            "ROLLOUT_RC": str(rollout_rc),
+            "CURL_RC": str(curl_rc),
+            "ROLLOUT_TIMEOUT": "5s",
+        }
+        result = subprocess.run(
+            ["bash", "deploy/deploy.sh", str(overlay), f"{SLUG}-staging"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         return result, calls.read_text().splitlines()
 
     return run

@@ -21,17 +21,23 @@ def test_every_list_of_frameworks_names_the_same_ones(baked):
     pyproject's blocks."""
     modules = framework_modules()
     assert list(modules) == FRAMEWORKS, "cookiecutter.json's `framework` choices and frameworks.MODULES differ"
-    names = run(baked(framework="sklearn"), "-c", "import json, typing; from credit_model import config, frameworks; "
-                "print(json.dumps([typing.get_args(frameworks.Name), "
-                "typing.get_args(config.Model.model_fields['framework'].annotation)]))").stdout
+    names = run(
+        baked(framework="sklearn"),
+        "-c",
+        "import json, typing; from credit_model import config, frameworks; "
+        "print(json.dumps([typing.get_args(frameworks.Name), "
+        "typing.get_args(config.Model.model_fields['framework'].annotation)]))",
+    ).stdout
     assert json.loads(names) == [FRAMEWORKS, FRAMEWORKS], "frameworks.Name (config.yaml's choices) differs"
     pyproject = (TEMPLATE / "{{cookiecutter.project_slug}}" / "pyproject.toml").read_text()
     assert re.findall(r'cookiecutter\.framework == "(\w+)"', pyproject) == FRAMEWORKS, "pyproject.toml's blocks"
     for name, (own, *needs) in modules.items():
         defined = ast.parse((SOURCE / "frameworks" / f"{own}.py").read_text())
-        assert any(isinstance(node, ast.ClassDef) and any(
-            isinstance(item, ast.Assign) and ast.unparse(item) == f"name = {name!r}" for item in node.body)
-            for node in defined.body), f"frameworks/{own}.py defines no class with name = {name!r}"
+        assert any(
+            isinstance(node, ast.ClassDef)
+            and any(isinstance(item, ast.Assign) and ast.unparse(item) == f"name = {name!r}" for item in node.body)
+            for node in defined.body
+        ), f"frameworks/{own}.py defines no class with name = {name!r}"
         assert all((SOURCE / "frameworks" / f"{module}.py").is_file() for module in needs)
 
 
@@ -44,12 +50,15 @@ def run_id(project) -> str:
     return json.loads((project / "outputs" / "run.json").read_text())["run_id"]
 
 
-@pytest.mark.parametrize(("framework", "task"), [("pytorch", "binary"), ("keras", "binary"),
-                                                 ("pytorch", "regression"), ("keras", "multiclass")])
+@pytest.mark.parametrize(
+    ("framework", "task"),
+    [("pytorch", "binary"), ("keras", "binary"), ("pytorch", "regression"), ("keras", "multiclass")],
+)
 def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     project = shutil.copytree(baked(framework=framework, task=task), tmp_path / SLUG)
-    others = {module for modules in framework_modules().values() for module in modules} - \
-        set(framework_modules()[framework])
+    others = {module for modules in framework_modules().values() for module in modules} - set(
+        framework_modules()[framework]
+    )
     assert not any((project / "src" / PACKAGE / "frameworks" / f"{name}.py").exists() for name in others)
     cli(project, "pipeline")
 
@@ -65,8 +74,14 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     rows = pd.read_csv(test_rows)
     features = [i.name for i in session.get_inputs()]
     assert set(features) < set(rows.columns)
-    feeds = {i.name: (rows[i.name].to_numpy(np.float32) if i.type == "tensor(float)" else rows[i.name].astype(str)
-                      .to_numpy(object)).reshape(-1, 1) for i in session.get_inputs()}
+    feeds = {
+        i.name: (
+            rows[i.name].to_numpy(np.float32)
+            if i.type == "tensor(float)"
+            else rows[i.name].astype(str).to_numpy(object)
+        ).reshape(-1, 1)
+        for i in session.get_inputs()
+    }
     output = session.run(None, feeds)
     native = run(project, "-c", NATIVE, test_rows).stdout
     expected = np.asarray(json.loads(native))
@@ -79,8 +94,9 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         cli(project, "evaluate")
         again = store(project).get_run(run_id(project)).data.metrics
         assert run_id(project) != first
-        assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == \
-            {k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))}
+        assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == {
+            k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))
+        }
 
 
 # Native predictions through the project's own framework module, as the export stage computes them.

@@ -57,9 +57,13 @@ def test_stages_as_separate_processes_make_one_run(tmp_path, baked):
     elsewhere.mkdir()
     for stage in STAGES:
         # From another folder, as a CI job might: the config locates the project and its store.
-        subprocess.run(["python", "-m", "credit_model", stage, "--config",
-                        str(project / "config.yaml")], cwd=elsewhere, env=project_env(project), check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["python", "-m", "credit_model", stage, "--config", str(project / "config.yaml")],
+            cwd=elsewhere,
+            env=project_env(project),
+            check=True,
+            capture_output=True,
+        )
     client, mlflow_run = read_run(project)
     assert all(mlflow_run.data.tags[f"stage.{stage}"] == "done" for stage in STAGES)
     experiment = client.get_experiment_by_name(SLUG)

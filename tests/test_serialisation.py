@@ -31,8 +31,11 @@ def is_pickle(head: bytes) -> bool:
 
 def holds_pickle(name: str, content: bytes) -> bool:
     """A pickle by its bytes or its name, or a .npy array of Python objects (which numpy pickles)."""
-    return (is_pickle(content[:2]) or name.endswith((".pkl", ".pickle"))
-            or (name.endswith(".npy") and b"'descr': '|O'" in content[:200]))
+    return (
+        is_pickle(content[:2])
+        or name.endswith((".pkl", ".pickle"))
+        or (name.endswith(".npy") and b"'descr': '|O'" in content[:200])
+    )
 
 
 def pickles(root: Path) -> dict[str, list[str]]:
@@ -107,15 +110,24 @@ def torch_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
     torch.save(Detonator(marker), _new(cases / "state dict runs code" / "state_dict.pt"))
     described = model / "network.json"
     architecture = json.loads(described.read_text()) if described.exists() else {}
-    write(cases / "architecture is not plain numbers" / "network.json",
-          json.dumps(architecture | {"hidden": ["__import__('os').system"]}))
+    write(
+        cases / "architecture is not plain numbers" / "network.json",
+        json.dumps(architecture | {"hidden": ["__import__('os').system"]}),
+    )
     # What mlflow.pytorch.log_model writes (a pickled module), at the path its loader reads.
     torch.save(Detonator(marker), _new(cases / "flavour's pickle is never read" / "data" / "model.pth"))
-    write(cases / "flavour's pickle is never read" / "MLmodel", yaml.safe_dump({"flavors": {"pytorch": {
-        "model_data": "data", "pytorch_version": str(torch.__version__), "code": None}}}))
+    write(
+        cases / "flavour's pickle is never read" / "MLmodel",
+        yaml.safe_dump(
+            {"flavors": {"pytorch": {"model_data": "data", "pytorch_version": str(torch.__version__), "code": None}}}
+        ),
+    )
     write(cases / "flavour's pickle is never read" / "data" / "pickle_module_info.txt", "pickle")
-    return {"state dict runs code": "refused: state_dict.pt", "architecture is not plain numbers":
-            "refused: network.json", "flavour's pickle is never read": "loaded"}
+    return {
+        "state dict runs code": "refused: state_dict.pt",
+        "architecture is not plain numbers": "refused: network.json",
+        "flavour's pickle is never read": "loaded",
+    }
 
 
 def keras_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
@@ -124,13 +136,16 @@ def keras_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
 
     # Keras marshals a lambda's bytecode into the file; rebuilding the model would run it.
     command = f"touch {shlex.quote(str(marker))}"
-    network = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(
-        lambda x: (__import__("os").system(command), x)[1])])
+    network = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Lambda(lambda x: (__import__("os").system(command), x)[1])]
+    )
     network.save(_new(cases / "Lambda layer" / "data" / "model.keras"))
     marker.unlink(missing_ok=True)  # building the model ran the lambda here: only loading it elsewhere counts
     # The trained file, with one layer to be taken from another module (how past safe-mode bypasses worked).
-    with zipfile.ZipFile(model / "data" / "model.keras") as trained, zipfile.ZipFile(
-            _new(cases / "object from outside Keras" / "data" / "model.keras"), "w") as forged:
+    with (
+        zipfile.ZipFile(model / "data" / "model.keras") as trained,
+        zipfile.ZipFile(_new(cases / "object from outside Keras" / "data" / "model.keras"), "w") as forged,
+    ):
         for item in trained.infolist():
             content = trained.read(item)
             if item.filename == "config.json":
@@ -147,16 +162,18 @@ def sklearn_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
     from sklearn.preprocessing import FunctionTransformer
 
     write(cases / "model is a pickle" / "model.skops", pickle.dumps(Detonator(marker)))
-    skops.io.dump(Pipeline([("run", FunctionTransformer(os.system))]),
-                  _new(cases / "untrusted type" / "model.skops"))
+    skops.io.dump(Pipeline([("run", FunctionTransformer(os.system))]), _new(cases / "untrusted type" / "model.skops"))
     # MLflow's own loader takes the format and the trusted types from MLmodel, which is just as writable.
     described = yaml.safe_load((model / "MLmodel").read_text())
     described["flavors"]["sklearn"] |= {"serialization_format": "cloudpickle", "pickled_model": "model.pkl"}
     described["flavors"]["python_function"]["model_path"] = "model.pkl"
     write(cases / "MLmodel asks for cloudpickle" / "MLmodel", yaml.safe_dump(described))
     write(cases / "MLmodel asks for cloudpickle" / "model.pkl", pickle.dumps(Detonator(marker)))
-    return {"model is a pickle": "refused: model.skops", "untrusted type": "refused: model.skops",
-            "MLmodel asks for cloudpickle": "loaded"}
+    return {
+        "model is a pickle": "refused: model.skops",
+        "untrusted type": "refused: model.skops",
+        "MLmodel asks for cloudpickle": "loaded",
+    }
 
 
 def _new(path: Path) -> Path:

@@ -39,8 +39,10 @@ def server(tmp_path_factory):
     tracking = MlflowServer(database.url, folder)
     try:
         tracking.start()
-        print(f"\nPostgreSQL initdb+start+createdb: {database.startup_seconds:.1f} s; "
-              f"mlflow server start: {tracking.startup_seconds[0]:.1f} s")
+        print(
+            f"\nPostgreSQL initdb+start+createdb: {database.startup_seconds:.1f} s; "
+            f"mlflow server start: {tracking.startup_seconds[0]:.1f} s"
+        )
         yield tracking
     finally:
         tracking.stop()
@@ -79,8 +81,12 @@ def test_restart_between_train_and_gate_loses_nothing_and_one_run_holds_everythi
     run = client.get_run(run_id)
     assert all(run.data.tags[f"stage.{stage}"] == "done" for stage in STAGES)
     assert run.data.params["framework"] == "sklearn" and "data.sha256" in run.data.params
-    assert {"train.accuracy", "test.roc_auc", "fairness.sex.demographic_parity_difference",
-            "export.parity_max_abs_diff"} <= set(run.data.metrics)
+    assert {
+        "train.accuracy",
+        "test.roc_auc",
+        "fairness.sex.demographic_parity_difference",
+        "export.parity_max_abs_diff",
+    } <= set(run.data.metrics)
     artifacts = {item.path for item in client.list_artifacts(run_id)}
     assert {"validation", "plots", "gate", "onnx", "split", "schema.json"} <= artifacts
     onnx_file = client.download_artifacts(run_id, "onnx/model.onnx", str(tmp_path))
@@ -98,10 +104,17 @@ def test_restart_between_train_and_gate_loses_nothing_and_one_run_holds_everythi
 
 def test_two_pipelines_at_once_land_in_two_runs(server, baked, tmp_path):
     projects = [copy_project(baked, tmp_path, f"team-{seed}", split={"seed": seed}) for seed in (11, 12)]
-    running = [subprocess.Popen([sys.executable, "-m", PACKAGE, "pipeline"], cwd=project,
-                                env=project_env(project, MLFLOW_TRACKING_URI=server.uri),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for project in projects]
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", PACKAGE, "pipeline"],
+            cwd=project,
+            env=project_env(project, MLFLOW_TRACKING_URI=server.uri),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for project in projects
+    ]
     for process in running:
         output, _ = process.communicate(timeout=600)
         assert process.returncode == 0, output[-3000:]
@@ -147,8 +160,11 @@ def test_compose_stack_uses_only_variables_from_env_example(baked):
     stack = yaml.safe_load((folder / "compose.yaml").read_text())
     services = stack["services"]
     assert {"postgres", "minio", "mlflow", "bootstrap"} <= set(services)
-    env_example = dict(line.split("=", 1) for line in (folder / ".env.example").read_text().splitlines()
-                       if line and not line.startswith("#"))
+    env_example = dict(
+        line.split("=", 1)
+        for line in (folder / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", (folder / "compose.yaml").read_text()))
     assert used and used <= set(env_example), f"not in .env.example: {used - set(env_example)}"
     for name, service in services.items():
@@ -162,13 +178,20 @@ def test_compose_stack_uses_only_variables_from_env_example(baked):
     assert env_example["MLFLOW_BIND"] == "127.0.0.1"
     # Authentication and host names, in the one shell line the container runs.
     script = services["mlflow"]["command"][-1]
-    assert "\n" not in script.strip(), ("a more-indented line of a folded scalar keeps its newline: "
-                                      "the shell ends the command there")
+    assert "\n" not in script.strip(), (
+        "a more-indented line of a folded scalar keeps its newline: the shell ends the command there"
+    )
     assert "--app-name basic-auth" in script and "bootstrap.py auth-config" in script
     assert re.search(r'--allowed-hosts "\$\$MLFLOW_ALLOWED_HOSTS,', script), script
     environment = services["mlflow"]["environment"]
-    assert {"MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_DATABASE_URI", "MLFLOW_AUTH_ADMIN_USERNAME",
-            "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_ALLOWED_HOSTS"} <= set(environment)
+    assert {
+        "MLFLOW_AUTH_CONFIG_PATH",
+        "MLFLOW_AUTH_DATABASE_URI",
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_ALLOWED_HOSTS",
+    } <= set(environment)
     # The bootstrap service: after the server is healthy, with every variable bootstrap.py reads.
     bootstrap = services["bootstrap"]
     assert bootstrap["depends_on"]["mlflow"]["condition"] == "service_healthy"
@@ -182,14 +205,21 @@ def test_compose_stack_uses_only_variables_from_env_example(baked):
 def variables_read(source: str, function: str) -> set[str]:
     """The environment variables `function` of bootstrap.py reads through its env()/password()."""
     body = next(node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == function)
-    return {call.args[0].value for call in ast.walk(body)
-            if isinstance(call, ast.Call) and getattr(call.func, "id", None) in ("env", "password")}
+    return {
+        call.args[0].value
+        for call in ast.walk(body)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) in ("env", "password")
+    }
 
 
 def test_make_tracking_server_starts_a_local_server(baked, tmp_path):
     project = shutil.copytree(baked(), tmp_path / SLUG)
-    process = start(["make", "tracking-server", f"PYTHON={sys.executable}"], tmp_path / "server.log",
-                    env=project_env(project), cwd=project)
+    process = start(
+        ["make", "tracking-server", f"PYTHON={sys.executable}"],
+        tmp_path / "server.log",
+        env=project_env(project),
+        cwd=project,
+    )
     try:
         wait_for_http("http://127.0.0.1:5000/health", timeout=90, process=process, log=tmp_path / "server.log")
     finally:

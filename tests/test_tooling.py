@@ -68,8 +68,9 @@ def test_the_lock_satisfies_pyproject_and_itself(baked, framework):
     pins = locked(project)
     meta = pyproject(project)["project"]
     direct = [Requirement(text) for text in meta["dependencies"] + meta["optional-dependencies"]["dev"]]
-    problems = [problem for requirement in direct if applies(requirement)
-                if (problem := unsatisfied(requirement, pins))]
+    problems = [
+        problem for requirement in direct if applies(requirement) if (problem := unsatisfied(requirement, pins))
+    ]
 
     # The locked packages' own dependencies, extras included where something asks for them.
     extras: dict[str, set[str]] = {}
@@ -96,7 +97,8 @@ def test_the_lock_satisfies_pyproject_and_itself(baked, framework):
                 if problem := unsatisfied(requirement, pins):
                     problems.append(f"{name} {version} requires {problem}")
     assert not sorted(set(problems)), "requirements.lock is stale: run scripts/lock.sh\n" + "\n".join(
-        sorted(set(problems)))
+        sorted(set(problems))
+    )
     # The closure check means something only if most of the lock is installed here at its version.
     assert len(checked) >= 0.8 * len(pins), f"only {len(checked)} of {len(pins)} locked packages checked"
 
@@ -127,8 +129,11 @@ def test_ci_and_setup_install_from_the_lock(baked, framework):
     steps = []
     for workflow in sorted((project / ".github" / "workflows").glob("*.yml")):
         for job in yaml.safe_load(workflow.read_text())["jobs"].values():
-            steps += [(workflow.name, step["run"]) for step in job.get("steps", [])
-                      if step.get("name") == "Install the project"]
+            steps += [
+                (workflow.name, step["run"])
+                for step in job.get("steps", [])
+                if step.get("name") == "Install the project"
+            ]
     assert len(steps) >= 7
     for name, script in steps:
         lines = [line.strip() for line in script.splitlines()]
@@ -146,8 +151,12 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
     project = baked()
     ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     runs = [step.get("run", "") for step in ci["jobs"]["lint-test"]["steps"]]
-    for command in ("python -m ruff check src tests", "python -m ruff format --check src tests",
-                    "python -m mypy src", "python -m pytest --cov"):
+    for command in (
+        "python -m ruff check src tests",
+        "python -m ruff format --check src tests",
+        "python -m mypy src",
+        "python -m pytest --cov",
+    ):
         assert command in runs
     assert any("python -m pip check" in run for run in runs)
     settings = pyproject(project)["tool"]
@@ -164,11 +173,21 @@ def test_checkers_are_pinned_alike_in_the_project_its_hooks_and_the_template_tes
     """ruff, mypy, zizmor and actionlint: one version in the dev extra, the lock, the pre-commit hooks
     and requirements-test.txt, so what the template tests run is what the project's users run."""
     project = baked()
-    dev = {canonicalize_name(r.name): r for r in map(Requirement, pyproject(project)["project"]
-                                                     ["optional-dependencies"]["dev"])}
-    tests = {canonicalize_name(r.name): r for r in map(Requirement, [
-        line.split("#")[0].strip() for line in (TEMPLATE / "requirements-test.txt").read_text().splitlines()
-        if line.split("#")[0].strip()])}
+    dev = {
+        canonicalize_name(r.name): r
+        for r in map(Requirement, pyproject(project)["project"]["optional-dependencies"]["dev"])
+    }
+    tests = {
+        canonicalize_name(r.name): r
+        for r in map(
+            Requirement,
+            [
+                line.split("#")[0].strip()
+                for line in (TEMPLATE / "requirements-test.txt").read_text().splitlines()
+                if line.split("#")[0].strip()
+            ],
+        )
+    }
     pins = locked(project)
     hooks = {}
     for repo in yaml.safe_load((project / ".pre-commit-config.yaml").read_text())["repos"]:
@@ -189,8 +208,9 @@ def test_pre_commit_config_is_valid_and_runs_every_checker(baked):
     """pre-commit's own schema check (the hooks themselves need their environments: not run here)."""
     project = baked()
     config = project / ".pre-commit-config.yaml"
-    result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", str(config)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     hooks = {hook["id"]: hook for repo in yaml.safe_load(config.read_text())["repos"] for hook in repo["hooks"]}
     assert set(hooks) == {"ruff-check", "ruff-format", "mypy", "actionlint", "zizmor"}
@@ -203,6 +223,7 @@ def test_template_code_passes_the_projects_lint_rules(baked):
     project_rules = pyproject(project)["tool"]["ruff"]
     assert template_rules["lint"]["select"] == project_rules["lint"]["select"]
     assert template_rules["line-length"] == project_rules["line-length"]
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "tests", "hooks"], cwd=TEMPLATE,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "tests", "hooks"], cwd=TEMPLATE, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

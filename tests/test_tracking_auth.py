@@ -71,7 +71,8 @@ class Stack:
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth" / "basic_auth.ini"),
             "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{folder / 'auth.db'}",
-            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0], "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789",
             "MLFLOW_ALLOWED_HOSTS": PUBLIC_HOST,
             "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
@@ -79,17 +80,31 @@ class Stack:
         }
 
     def bootstrap_env(self) -> dict[str, str]:
-        return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-                "MLFLOW_ADMIN_USERNAME": ADMIN[0], "MLFLOW_ADMIN_PASSWORD": ADMIN[1],
-                "MLFLOW_READER_USERNAME": READER[0], "MLFLOW_READER_PASSWORD": READER[1],
-                "MLFLOW_WRITER_USERNAME": WRITER[0], "MLFLOW_WRITER_PASSWORD": WRITER[1],
-                "MLFLOW_EXPERIMENT_NAME": SLUG, "MLFLOW_MODEL_NAME": SLUG}
+        return {
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_ADMIN_USERNAME": ADMIN[0],
+            "MLFLOW_ADMIN_PASSWORD": ADMIN[1],
+            "MLFLOW_READER_USERNAME": READER[0],
+            "MLFLOW_READER_PASSWORD": READER[1],
+            "MLFLOW_WRITER_USERNAME": WRITER[0],
+            "MLFLOW_WRITER_PASSWORD": WRITER[1],
+            "MLFLOW_EXPERIMENT_NAME": SLUG,
+            "MLFLOW_MODEL_NAME": SLUG,
+        }
 
     def script(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         """infra/tracking/bootstrap.py, with nothing of MLflow's from this process's environment."""
         clean = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-        return subprocess.run([sys.executable, "infra/tracking/bootstrap.py", *args], cwd=self.project,
-                              env={**clean, **env}, capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(
+            [sys.executable, "infra/tracking/bootstrap.py", *args],
+            cwd=self.project,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     def bootstrap(self) -> subprocess.CompletedProcess:
         result = self.script(env=self.bootstrap_env())
@@ -99,10 +114,17 @@ class Stack:
     def start(self) -> None:
         config = self.script("auth-config", self.env["MLFLOW_AUTH_CONFIG_PATH"], env=self.env)
         assert config.returncode == 0, config.stderr
-        command = compose_server_arguments(self.project, self.env, {
-            "--host": "127.0.0.1", "--port": str(self.port), "--workers": "1",
-            "--backend-store-uri": self.env["MLFLOW_BACKEND_STORE_URI"],
-            "--artifacts-destination": self.env["MLFLOW_ARTIFACTS_DESTINATION"]})
+        command = compose_server_arguments(
+            self.project,
+            self.env,
+            {
+                "--host": "127.0.0.1",
+                "--port": str(self.port),
+                "--workers": "1",
+                "--backend-store-uri": self.env["MLFLOW_BACKEND_STORE_URI"],
+                "--artifacts-destination": self.env["MLFLOW_ARTIFACTS_DESTINATION"],
+            },
+        )
         self.process = start(command, self.log, env=self.env, cwd=self.folder)
         wait_for_http(f"{self.uri}/health", timeout=180, process=self.process, log=self.log)
 
@@ -111,8 +133,10 @@ class Stack:
             stop(self.process)
 
     def credentials(self, user: tuple[str, str] | None) -> dict[str, str]:
-        return {"MLFLOW_TRACKING_URI": self.uri,
-                **({"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]} if user else {})}
+        return {
+            "MLFLOW_TRACKING_URI": self.uri,
+            **({"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]} if user else {}),
+        }
 
     def cli(self, *args: str, user: tuple[str, str] | None, check: bool = True) -> subprocess.CompletedProcess:
         """The project's own command, as a CI job on main holding `user`'s credentials runs it."""
@@ -223,8 +247,12 @@ def test_bootstrap_is_idempotent_and_takes_back_what_the_reader_should_not_hold(
     as_user(stack, ADMIN, monkeypatch)
     auth = mlflow.server.get_app_client("basic-auth", tracking_uri=stack.uri)
     experiment_id = MlflowClient(stack.uri).get_experiment_by_name(SLUG).experiment_id
-    for created in (f"user {READER[0]}: created", f"user {WRITER[0]}: created", f"experiment {SLUG}: created",
-                    f"registered model {SLUG}: created"):
+    for created in (
+        f"user {READER[0]}: created",
+        f"user {WRITER[0]}: created",
+        f"experiment {SLUG}: created",
+        f"registered model {SLUG}: created",
+    ):
         assert created in stack.first_bootstrap, stack.first_bootstrap
     auth.grant_user_permission(READER[0], "registered_model", SLUG, "MANAGE")  # drift to undo
     second = stack.bootstrap()
@@ -241,8 +269,11 @@ def test_bootstrap_refuses_placeholder_passwords_and_a_wrong_admin_password(stac
     wrong = stack.script(env={**stack.bootstrap_env(), "MLFLOW_ADMIN_PASSWORD": "not-the-first-one-0123"})
     assert wrong.returncode == 1 and "first start" in wrong.stderr, wrong.stderr
     # The server container's first step refuses .env.example's values before MLflow could take them.
-    config = stack.script("auth-config", str(stack.folder / "unused.ini"),
-                          env={**stack.env, "MLFLOW_FLASK_SERVER_SECRET_KEY": "change-me"})
+    config = stack.script(
+        "auth-config",
+        str(stack.folder / "unused.ini"),
+        env={**stack.env, "MLFLOW_FLASK_SERVER_SECRET_KEY": "change-me"},
+    )
     assert config.returncode == 1 and "MLFLOW_FLASK_SERVER_SECRET_KEY" in config.stderr
     assert not (stack.folder / "unused.ini").exists()
 

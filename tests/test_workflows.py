@@ -35,10 +35,12 @@ def tool(name: str) -> str:
 
 
 def check(*command: str | Path, cwd: Path | None = None) -> str:
-    result = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=300,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, (f"`{' '.join(map(str, command))}` exited {result.returncode}\n"
-                                    f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}")
+    result = subprocess.run(
+        [str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, (
+        f"`{' '.join(map(str, command))}` exited {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    )
     return result.stdout
 
 
@@ -57,8 +59,13 @@ def lint_workflows(root: Path) -> None:
     check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
     if actions := sorted((root / ".github" / "actions").glob("*/action.yml")):
         check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions)
-    audit = subprocess.run([tool("zizmor"), "--offline", "--persona=auditor", "--format=json", root / ".github"],
-                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    audit = subprocess.run(
+        [tool("zizmor"), "--offline", "--persona=auditor", "--format=json", root / ".github"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     findings = [(f["ident"], f["determinations"]["severity"]) for f in json.loads(audit.stdout)]
     assert all(severity in ("Informational", "Low") for _, severity in findings), findings
     # The one low finding README explains: release.yml has no workflow-wide concurrency on purpose.
@@ -71,6 +78,7 @@ def variant(baked):
 
 
 # --- static, every variant ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)
 def test_workflows_lint_clean(variant, framework, task):
@@ -186,8 +194,9 @@ def test_only_the_protected_branch_writes_and_only_its_commits_ship(variant):
     for reusable in ("_train.yml", "_gate.yml", "_export.yml"):
         text = (folder / reusable).read_text()
         # Only the writer environment tracks on the server; every other ref keeps its run local.
-        assert ("MLFLOW_TRACKING_URI: ${{ inputs.environment == 'registry' && secrets.MLFLOW_TRACKING_URI || '' }}"
-                in text)
+        assert (
+            "MLFLOW_TRACKING_URI: ${{ inputs.environment == 'registry' && secrets.MLFLOW_TRACKING_URI || '' }}" in text
+        )
         assert "register" not in yaml.safe_load(text)["jobs"][reusable[1:-4]].get("environment", "")
 
     assert "concurrency" not in release, "releases must queue, not cancel each other"
@@ -208,14 +217,29 @@ def test_template_ci_lint_clean():
 
 # --- executed with act ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    server = start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                    "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                    "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-                   log=folder / "server.log", env={"MLFLOW_DISABLE_TELEMETRY": "true"})
+    server = start(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        log=folder / "server.log",
+        env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", timeout=90, process=server, log=folder / "server.log")
@@ -224,8 +248,15 @@ def mlflow_server(tmp_path_factory):
         stop(server, timeout=5)
 
 
-def act_push(project: Path, job: str, tracking_uri: str, home: Path, workflow: str = "ci.yml",
-             event: Path | None = None, name: str = "push") -> subprocess.CompletedProcess:
+def act_push(
+    project: Path,
+    job: str,
+    tracking_uri: str,
+    home: Path,
+    workflow: str = "ci.yml",
+    event: Path | None = None,
+    name: str = "push",
+) -> subprocess.CompletedProcess:
     """`act push -j JOB` in host mode: the job and everything it needs, each job its own process tree.
 
     act fetches every remote action of a job before it runs, even steps it will skip; the workflows
@@ -234,28 +265,57 @@ def act_push(project: Path, job: str, tracking_uri: str, home: Path, workflow: s
     """
     stub = home / "stub-action"
     stub.mkdir(parents=True, exist_ok=True)
-    (stub / "action.yml").write_text("name: stub\ndescription: skipped under act\nruns:\n  using: composite\n"
-                                     "  steps: []\n")
-    remote = sorted({match for path in (project / ".github").rglob("*.yml")
-                     for match in re.findall(r"uses: ([\w.-]+/[\w./-]+@[0-9a-f]{40})", path.read_text())})
+    (stub / "action.yml").write_text(
+        "name: stub\ndescription: skipped under act\nruns:\n  using: composite\n  steps: []\n"
+    )
+    remote = sorted(
+        {
+            match
+            for path in (project / ".github").rglob("*.yml")
+            for match in re.findall(r"uses: ([\w.-]+/[\w./-]+@[0-9a-f]{40})", path.read_text())
+        }
+    )
     replacements = [arg for ref in remote for arg in ("--local-repository", f"{ref}={stub}")]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_", "ACT"))}
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", MLFLOW_DISABLE_TELEMETRY="true")
     options = ["-e", str(event)] if event else []
-    return subprocess.run([tool("act"), name, "-W", f".github/workflows/{workflow}", "-j", job, *options,
-                           "-P", "ubuntu-latest=-self-hosted", "--secret", f"MLFLOW_TRACKING_URI={tracking_uri}",
-                           *replacements], cwd=project, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            tool("act"),
+            name,
+            "-W",
+            f".github/workflows/{workflow}",
+            "-j",
+            job,
+            *options,
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--secret",
+            f"MLFLOW_TRACKING_URI={tracking_uri}",
+            *replacements,
+        ],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def head(folder: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def git(folder: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=folder,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
 
 
 def repository_copy(project: Path, folder: Path) -> Path:
@@ -325,10 +385,14 @@ def test_push_to_main_keeps_one_run_and_registers_what_passed_every_check(main_p
     assert [artifact.path for artifact in client.list_artifacts(run.info.run_id, "onnx")] == ["onnx/model.onnx"]
     [version] = [v for v in client.search_model_versions(f"name = '{SLUG}'") if v.run_id == run.info.run_id]
     onnx_file = Path(client.download_artifacts(run.info.run_id, "onnx/model.onnx"))
-    assert version.tags == {"run_id": run.info.run_id, "source_ref": "refs/heads/main",
-                            "git_sha": head(project), "gate.verdict": "passed",
-                            "export.parity": "passed",
-                            "onnx.sha256": hashlib.sha256(onnx_file.read_bytes()).hexdigest()}
+    assert version.tags == {
+        "run_id": run.info.run_id,
+        "source_ref": "refs/heads/main",
+        "git_sha": head(project),
+        "gate.verdict": "passed",
+        "export.parity": "passed",
+        "onnx.sha256": hashlib.sha256(onnx_file.read_bytes()).hexdigest(),
+    }
 
 
 def test_release_tag_on_main_ships_the_version_ci_registered(main_push, mlflow_server, tmp_path):
@@ -359,19 +423,30 @@ def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_serve
     git(project, "checkout", "-q", "-b", "feature")
     event = tmp_path / "dispatch.json"
     event.write_text(json.dumps({"ref": "refs/heads/feature", "inputs": {"model-version": "1"}}))
-    result = act_push(project, "resolve", mlflow_server, tmp_path / "home", workflow="release.yml", event=event,
-                      name="workflow_dispatch")
+    result = act_push(
+        project,
+        "resolve",
+        mlflow_server,
+        tmp_path / "home",
+        workflow="release.yml",
+        event=event,
+        name="workflow_dispatch",
+    )
     log = result.stdout + result.stderr
     assert job_result(log, "Check the commit and pick the verified model", reusable=False) == "failed", log[-8000:]
     assert "run the release from main, not refs/heads/feature" in log, log[-8000:]
 
 
-@pytest.mark.parametrize(("tags", "reason"), [
-    ({"source_ref": "refs/heads/feature"}, "registered from refs/heads/feature, not refs/heads/main"),
-    ({"gate.verdict": "failed"}, "gate verdict is failed"),
-    ({"export.parity": "failed"}, "parity check is failed"),
-    ({"onnx.sha256": "0" * 64}, "the file changed since"),
-], ids=["other-ref", "failed-gate", "failed-parity", "wrong-digest"])
+@pytest.mark.parametrize(
+    ("tags", "reason"),
+    [
+        ({"source_ref": "refs/heads/feature"}, "registered from refs/heads/feature, not refs/heads/main"),
+        ({"gate.verdict": "failed"}, "gate verdict is failed"),
+        ({"export.parity": "failed"}, "parity check is failed"),
+        ({"onnx.sha256": "0" * 64}, "the file changed since"),
+    ],
+    ids=["other-ref", "failed-gate", "failed-parity", "wrong-digest"],
+)
 def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server, tmp_path, tags, reason):
     """A version for the tagged commit whose tags say it must not ship (or whose file is not the one
     that passed parity) stops the release in resolve, with the reason."""
@@ -382,8 +457,13 @@ def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server
     sha = head(project)
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     [good] = [v for v in client.search_model_versions(f"name = '{SLUG}'") if v.tags["git_sha"] == head(main_push[0])]
-    client.create_model_version(SLUG, good.source, good.run_id, tags={**good.tags, "git_sha": sha, **tags},
-                                model_id=good.source.removeprefix("models:/"))
+    client.create_model_version(
+        SLUG,
+        good.source,
+        good.run_id,
+        tags={**good.tags, "git_sha": sha, **tags},
+        model_id=good.source.removeprefix("models:/"),
+    )
     result, log = resolve(project, mlflow_server, tmp_path / "home")
     assert result == "failed" and reason in log, log[-8000:]
     assert "Shipping model version" not in log

@@ -57,8 +57,10 @@ def main() -> None:
             assert np.allclose(exported.probabilities, native.probabilities, atol=settings.export.parity_tolerance)
         ort_ms = timed(lambda feeds=feeds: onnx_model.predict(session, feeds, context.schema.task), args.repeats)
         native_ms = timed(lambda batch=batch: context.framework.predict(model, batch), max(10, args.repeats // 10))
-        print(f"| {size} | {ort_ms[0]:.3f} | {ort_ms[1]:.3f} | {native_ms[0]:.3f} | {native_ms[1]:.3f} | "
-              f"{native_ms[0] / ort_ms[0]:.1f}x |")
+        print(
+            f"| {size} | {ort_ms[0]:.3f} | {ort_ms[1]:.3f} | {native_ms[0]:.3f} | {native_ms[1]:.3f} | "
+            f"{native_ms[0] / ort_ms[0]:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

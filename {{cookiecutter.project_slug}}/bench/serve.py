@@ -2,7 +2,7 @@
 
     python bench/serve.py                       # model: outputs/model.onnx; MLflow model: the run in outputs/run.json
     python bench/serve.py --run-id <id> --duration 10 --workers 1
-    python bench/serve.py --model-uri models:/credit-model@challenger --skip-mlflow
+    python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
 
 Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
 figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
@@ -71,11 +71,18 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def start(name: str, command: list[str], ready_url: str, log: Path, env: dict | None = None,
-          timeout: float = 120) -> Server:
+def start(
+    name: str, command: list[str], ready_url: str, log: Path, env: dict | None = None, timeout: float = 120
+) -> Server:
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=PROJECT,
-                               env={**os.environ, **(env or {})}, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     while time.perf_counter() - started < timeout:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
@@ -107,8 +114,9 @@ def wrk(url: str, connections: int, duration: int, body: str | None, scratch: Pa
     if body is not None:
         script = scratch / "post.lua"
         # A Lua long string: the JSON body needs no escaping.
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = [==[{body}]==]\n")
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body}]==]\n'
+        )
         command[1:1] = ["-s", str(script)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
@@ -157,12 +165,15 @@ def tracking_env() -> dict[str, str]:
 
 
 def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
-    lines = ["| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         rows = r.rps * (1000 if "1000 rows" in r.scenario else 1)
-        lines.append(f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} "
-                     f"| {r.errors} |")
+        lines.append(
+            f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} |"
+        )
     lines += ["", "| server | start-up to ready (s) | RSS after load (MB) |", "|---|---:|---:|"]
     lines += [f"| {name} | {server.startup_s:.2f} | {rss[name]:.0f} |" for name, server in servers.items()]
     return "\n".join(lines)
@@ -178,16 +189,19 @@ def targets(results: list[Result]) -> str:
     onnxb, mlflowb = get("onnx", "predict 1000 rows c=1"), get("mlflow", "predict 1000 rows c=1")
     checks = []
     if onnx1 and mlflow1:
-        checks.append((">= 30x mlflow single-row rps at c=1", f"{onnx1.rps / mlflow1.rps:.1f}x",
-                       onnx1.rps >= 30 * mlflow1.rps))
+        checks.append(
+            (">= 30x mlflow single-row rps at c=1", f"{onnx1.rps / mlflow1.rps:.1f}x", onnx1.rps >= 30 * mlflow1.rps)
+        )
     if onnx1:
         checks.append(("p99 single row at c=1 < 1 ms", f"{onnx1.p99_ms:.3f} ms", onnx1.p99_ms < 1.0))
     if onnx8 and health:
-        checks.append(("/predict rps >= 0.5x /health rps (c=8)", f"{onnx8.rps / health.rps:.2f}x",
-                       onnx8.rps >= 0.5 * health.rps))
+        checks.append(
+            ("/predict rps >= 0.5x /health rps (c=8)", f"{onnx8.rps / health.rps:.2f}x", onnx8.rps >= 0.5 * health.rps)
+        )
     if onnxb and mlflowb:
-        checks.append(("1000-row batch rps >= mlflow's", f"{onnxb.rps:,.0f} vs {mlflowb.rps:,.0f}",
-                       onnxb.rps >= mlflowb.rps))
+        checks.append(
+            ("1000-row batch rps >= mlflow's", f"{onnxb.rps:,.0f} vs {mlflowb.rps:,.0f}", onnxb.rps >= mlflowb.rps)
+        )
     lines = ["| target | measured | met |", "|---|---:|:---:|"]
     lines += [f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in checks]
     return "\n".join(lines)
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = list(one[0])
 
     def split(rows):  # MLflow's pandas-split input
-        return json.dumps({"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]} })
+        return json.dumps({"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}})
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     servers: dict[str, Server] = {}
@@ -219,32 +233,68 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         port = free_port()
-        servers["onnx"] = start("onnx", [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(args.model),
-                                         "--port", str(port), "--workers", str(args.workers)],
-                                f"http://127.0.0.1:{port}/ready", scratch / "onnx.log",
-                                env={"PYTHONPATH": str(PROJECT / "src")})
+        servers["onnx"] = start(
+            "onnx",
+            [
+                sys.executable,
+                "-m",
+                f"{PACKAGE}.serving",
+                "--model",
+                str(args.model),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            f"http://127.0.0.1:{port}/ready",
+            scratch / "onnx.log",
+            env={"PYTHONPATH": str(PROJECT / "src")},
+        )
         if not args.skip_mlflow:
             port = free_port()
             uri = mlflow_model_uri(args.run_id, args.model_uri)
-            servers["mlflow"] = start("mlflow", ["mlflow", "models", "serve", "-m", uri, "-p", str(port),
-                                                 "-w", str(args.workers), "--env-manager", "local"],
-                                      f"http://127.0.0.1:{port}/ping", scratch / "mlflow.log",
-                                      env={**tracking_env(), "MLFLOW_DISABLE_TELEMETRY": "true"}, timeout=180)
-        scenarios = {"onnx": [("health c=8", "/health", 8, None),
-                              ("predict 1 row c=1", "/predict", 1, json.dumps({"records": one})),
-                              ("predict 1 row c=8", "/predict", 8, json.dumps({"records": one})),
-                              ("predict 1000 rows c=1", "/predict", 1, json.dumps({"records": batch}))],
-                     "mlflow": [("predict 1 row c=1", "/invocations", 1, split(one)),
-                                ("predict 1 row c=8", "/invocations", 8, split(one)),
-                                ("predict 1000 rows c=1", "/invocations", 1, split(batch))]}
+            servers["mlflow"] = start(
+                "mlflow",
+                [
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    uri,
+                    "-p",
+                    str(port),
+                    "-w",
+                    str(args.workers),
+                    "--env-manager",
+                    "local",
+                ],
+                f"http://127.0.0.1:{port}/ping",
+                scratch / "mlflow.log",
+                env={**tracking_env(), "MLFLOW_DISABLE_TELEMETRY": "true"},
+                timeout=180,
+            )
+        scenarios = {
+            "onnx": [
+                ("health c=8", "/health", 8, None),
+                ("predict 1 row c=1", "/predict", 1, json.dumps({"records": one})),
+                ("predict 1 row c=8", "/predict", 8, json.dumps({"records": one})),
+                ("predict 1000 rows c=1", "/predict", 1, json.dumps({"records": batch})),
+            ],
+            "mlflow": [
+                ("predict 1 row c=1", "/invocations", 1, split(one)),
+                ("predict 1 row c=8", "/invocations", 8, split(one)),
+                ("predict 1000 rows c=1", "/invocations", 1, split(batch)),
+            ],
+        }
         for name, server in servers.items():
             # Warm-up: first requests pay for lazy imports and allocations; not what is measured.
             _, path, _, body = scenarios[name][1]
             wrk(server.url + path, 1, 2, body, scratch)
             for scenario, path, connections, body in scenarios[name]:
                 print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
-                results.append(Result(name, scenario, *wrk(server.url + path, connections, args.duration, body,
-                                                          scratch)))
+                results.append(
+                    Result(name, scenario, *wrk(server.url + path, connections, args.duration, body, scratch))
+                )
             rss[name] = rss_mb(server.process.pid)
     finally:
         for server in servers.values():

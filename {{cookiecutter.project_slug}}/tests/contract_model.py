@@ -44,26 +44,38 @@ def build(path: Path, task: str, unseen_categories: str = "ignore") -> Path:
     features, target = load_rows(task)
     numeric = [c for c in features.columns if features[c].dtype == np.float32]
     categorical = [c for c in features.columns if c not in numeric]
-    encode = ColumnTransformer([("numeric", StandardScaler(), numeric),
-                                ("categorical", OneHotEncoder(handle_unknown=unseen_categories), categorical)])
+    encode = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), numeric),
+            ("categorical", OneHotEncoder(handle_unknown=unseen_categories), categorical),
+        ]
+    )
     estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=1000)
     pipeline = Pipeline([("encode", encode), ("model", estimator)]).fit(features, target)
 
-    inputs = [(c, FloatTensorType([None, 1]) if c in numeric else StringTensorType([None, 1]))
-              for c in features.columns]
-    options = None if task == "regression" else {id(estimator): {"zipmap": False} }
+    inputs = [
+        (c, FloatTensorType([None, 1]) if c in numeric else StringTensorType([None, 1])) for c in features.columns
+    ]
+    options = None if task == "regression" else {id(estimator): {"zipmap": False}}
     model = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=17)
     if task == "regression":  # skl2onnx calls it `variable`; the contract says `prediction`
         model.graph.node.append(onnx.helper.make_node("Identity", ["variable"], ["prediction"]))
         model.graph.output[0].name = "prediction"
-    schema = {"task": task, "target": TARGETS[task], "features": [
-        {"name": c, "type": "number"} if c in numeric else
-        {"name": c, "type": "string", "categories": sorted(features[c].unique().tolist())}
-        for c in features.columns]}
+    schema = {
+        "task": task,
+        "target": TARGETS[task],
+        "features": [
+            {"name": c, "type": "number"}
+            if c in numeric
+            else {"name": c, "type": "string", "categories": sorted(features[c].unique().tolist())}
+            for c in features.columns
+        ],
+    }
     if task != "regression":
         schema["classes"] = [int(c) for c in pipeline.classes_]
-    metadata = contract.metadata(schema, {"model_name": "credit-model", "model_version": "7",
-                                          "run_id": "0123456789abcdef", "git_sha": "abc1234"})
+    metadata = contract.metadata(
+        schema, {"model_name": "{{ cookiecutter.project_slug }}", "model_version": "7", "run_id": "0123456789abcdef", "git_sha": "abc1234"}
+    )
     for key, value in metadata.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     onnx.checker.check_model(model)
@@ -75,8 +87,10 @@ def build(path: Path, task: str, unseen_categories: str = "ignore") -> Path:
 def sample_records(task: str, rows: int = 5) -> list[dict]:
     """Rows as a client sends them: JSON numbers and strings."""
     features, _ = load_rows(task, rows)
-    return [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
-            for row in features.to_dict(orient="records")]
+    return [
+        {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
+        for row in features.to_dict(orient="records")
+    ]
 
 
 def direct(path: Path, records: list[dict]) -> dict[str, np.ndarray]:

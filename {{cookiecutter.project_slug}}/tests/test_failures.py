@@ -109,8 +109,9 @@ def test_failed_parity_is_never_registered(workspace, capsys):
 
 
 def test_failed_gate_is_never_registered(workspace, capsys):
-    workspace.edit_config(lambda c: c["gate"].update(thresholds={name: {"min": 10.0, "max": -10.0}
-                                                                 for name in c["gate"]["thresholds"]}))
+    workspace.edit_config(
+        lambda c: c["gate"].update(thresholds={name: {"min": 10.0, "max": -10.0} for name in c["gate"]["thresholds"]})
+    )
     for stage in ("validate", "train", "evaluate"):
         assert workspace.cli(stage) == 0
     assert workspace.cli("gate") == 1

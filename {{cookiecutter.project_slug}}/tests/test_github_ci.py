@@ -30,8 +30,12 @@ def test_outputs_after_gate_and_register(tmp_path):
     assert github_ci.outputs(tmp_path)["verdict"] == "failed"
     write(tmp_path, "gate.json", {"passed": True, "run_id": RUN})
     write(tmp_path, "registered.json", {"run_id": RUN, "model_version": "3", "onnx_sha256": "d" * 64})
-    assert github_ci.outputs(tmp_path) == {"run_id": RUN, "verdict": "passed", "model_version": "3",
-                                           "onnx_sha256": "d" * 64}
+    assert github_ci.outputs(tmp_path) == {
+        "run_id": RUN,
+        "verdict": "passed",
+        "model_version": "3",
+        "onnx_sha256": "d" * 64,
+    }
     # A version registered from an earlier run says nothing about this one.
     write(tmp_path, "registered.json", {"run_id": "f" * 32, "model_version": "2"})
     assert github_ci.outputs(tmp_path)["model_version"] == ""
@@ -46,16 +50,19 @@ def test_ci_outputs_appends_to_github_output(tmp_path, monkeypatch):
     assert target.read_text() == f"earlier=1\nrun_id={RUN}\nverdict=\nmodel_version=\nonnx_sha256=\n"
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("run_id", RUN + "\nmode=registry"),
-    ("run_id", "abc<<EOF"),
-    ("model_version", "1\nverdict=passed"),
-    ("model_version", "01"),
-    ("onnx_sha256", "e" * 63),
-    ("verdict", "passed\n"),
-    ("path", "outputs/model.onnx\nx=y"),
-    ("unknown", "1"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("run_id", RUN + "\nmode=registry"),
+        ("run_id", "abc<<EOF"),
+        ("model_version", "1\nverdict=passed"),
+        ("model_version", "01"),
+        ("onnx_sha256", "e" * 63),
+        ("verdict", "passed\n"),
+        ("path", "outputs/model.onnx\nx=y"),
+        ("unknown", "1"),
+    ],
+)
 def test_values_of_the_wrong_shape_never_reach_github_output(tmp_path, monkeypatch, key, value):
     target = tmp_path / "out"
     monkeypatch.setenv("GITHUB_OUTPUT", str(target))
@@ -73,8 +80,12 @@ def test_ci_outputs_refuses_a_tampered_run_file(tmp_path, monkeypatch, capsys):
 
 
 def git(folder, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=folder, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
 
 
@@ -101,8 +112,12 @@ def test_comment_starts_with_the_marker_and_links_the_run(tmp_path, monkeypatch)
     write(tmp_path, "gate.md", "## Gate: PASSED - m\n\n| check | value |\n")
     monkeypatch.setenv("GITHUB_SHA", "0123456789abcdef")
     body_file = tmp_path / "body.md"
-    assert main(["pr-comment-body", "--outputs", str(tmp_path), "--run-url", "https://x/runs/1",
-                 "--output", str(body_file)]) == 0
+    assert (
+        main(
+            ["pr-comment-body", "--outputs", str(tmp_path), "--run-url", "https://x/runs/1", "--output", str(body_file)]
+        )
+        == 0
+    )
     body = body_file.read_text()
     assert body.splitlines()[0] == github_ci.MARKER == "<!-- {{ cookiecutter.package_name }}-gate-report -->"
     assert "## Gate: PASSED" in body and "[workflow run](https://x/runs/1)" in body and "`0123456789ab`" in body

@@ -35,10 +35,20 @@ class Store:
         onnx.write_bytes(payload + (b" tampered" if tamper_file else b""))
         self.client.log_artifact(run.info.run_id, str(onnx), "onnx")
         self.client.set_terminated(run.info.run_id)
-        tags = {"git_sha": sha, "run_id": run.info.run_id, "source_ref": MAIN, "gate.verdict": "passed",
-                "export.parity": "passed", "onnx.sha256": hashlib.sha256(payload).hexdigest()} | changed
-        version = self.client.create_model_version(MODEL, f"runs:/{run.info.run_id}/onnx", run.info.run_id,
-                                                   tags={k: v for k, v in tags.items() if v is not None})
+        tags = {
+            "git_sha": sha,
+            "run_id": run.info.run_id,
+            "source_ref": MAIN,
+            "gate.verdict": "passed",
+            "export.parity": "passed",
+            "onnx.sha256": hashlib.sha256(payload).hexdigest(),
+        } | changed
+        version = self.client.create_model_version(
+            MODEL,
+            f"runs:/{run.info.run_id}/onnx",
+            run.info.run_id,
+            tags={k: v for k, v in tags.items() if v is not None},
+        )
         return str(version.version)
 
 
@@ -70,14 +80,17 @@ def test_find_version_names_what_is_missing(store):
         registry.find_version(store.client, MODEL, "abc")
 
 
-@pytest.mark.parametrize(("changed", "reason"), [
-    ({"source_ref": "refs/heads/feature"}, "registered from refs/heads/feature, not refs/heads/main"),
-    ({"source_ref": None}, "registered from an unknown ref"),
-    ({"gate.verdict": "failed"}, "gate verdict is failed"),
-    ({"export.parity": "failed"}, "parity check is failed"),
-    ({"export.parity": None}, "parity check is missing"),
-    ({"onnx.sha256": None}, "no ONNX digest"),
-])
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [
+        ({"source_ref": "refs/heads/feature"}, "registered from refs/heads/feature, not refs/heads/main"),
+        ({"source_ref": None}, "registered from an unknown ref"),
+        ({"gate.verdict": "failed"}, "gate verdict is failed"),
+        ({"export.parity": "failed"}, "parity check is failed"),
+        ({"export.parity": None}, "parity check is missing"),
+        ({"onnx.sha256": None}, "no ONNX digest"),
+    ],
+)
 def test_a_version_that_did_not_earn_it_never_ships(store, changed, reason):
     version = store.add(A, **changed)
     with pytest.raises(UsageError, match=f"may ship: version 1: .*{reason}"):
@@ -97,8 +110,9 @@ def test_download_onnx_fetches_the_exact_bytes_of_that_version(store, tmp_path):
     store.add(A)
     client = store.client
     found = registry.shippable_version(client, MODEL, "1")
-    path = registry.download_verified(client, registry.run_of(found), found.tags["onnx.sha256"],
-                                      tmp_path / "out" / "model.onnx")
+    path = registry.download_verified(
+        client, registry.run_of(found), found.tags["onnx.sha256"], tmp_path / "out" / "model.onnx"
+    )
     assert path.read_bytes() == f"onnx of {A}".encode()
 
 
@@ -131,8 +145,12 @@ def test_cli_commands_write_github_outputs(store, tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     assert main(["find-version", "--config", str(CONFIG), "--git-sha", "aaaaaaa1"]) == 0
     assert main(["promote", "--config", str(CONFIG), "--version", "1"]) == 0
-    assert main(["download-onnx", "--config", str(CONFIG), "--version", "2",
-                 "--output", str(tmp_path / "o" / "model.onnx")]) == 0
+    assert (
+        main(
+            ["download-onnx", "--config", str(CONFIG), "--version", "2", "--output", str(tmp_path / "o" / "model.onnx")]
+        )
+        == 0
+    )
     lines = output.read_text().splitlines()
     assert "model_version=1" in lines and "previous_version=" in lines and "model_version=2" in lines
     assert f"onnx_sha256={hashlib.sha256(f'onnx of {B}'.encode()).hexdigest()}" in lines
@@ -144,8 +162,12 @@ def test_cli_refuses_to_promote_or_download_an_unverified_version(store, tmp_pat
     store.add(A, **{"gate.verdict": "failed"})
     assert main(["promote", "--config", str(CONFIG), "--version", "1"]) == 2
     assert "gate verdict is failed" in capsys.readouterr().err
-    assert main(["download-onnx", "--config", str(CONFIG), "--version", "1",
-                 "--output", str(tmp_path / "o" / "model.onnx")]) == 2
+    assert (
+        main(
+            ["download-onnx", "--config", str(CONFIG), "--version", "1", "--output", str(tmp_path / "o" / "model.onnx")]
+        )
+        == 2
+    )
     assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit):  # argparse: not a version number
         main(["promote", "--config", str(CONFIG), "--version", "1\nmode=registry"])

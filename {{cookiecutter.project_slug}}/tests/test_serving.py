@@ -85,6 +85,7 @@ def columns(records, rows=1, drop=None, **changes):
 def _set(index, name, value):
     def change(rows):
         rows[index][name] = value
+
     return change
 
 
@@ -180,7 +181,11 @@ def test_missing_or_foreign_model_stops_the_server(tmp_path):
 def test_metadata_describes_the_model(client, records):
     meta = client.get("/metadata").json()
     assert (meta["model_name"], meta["model_version"], meta["run_id"], meta["git_sha"]) == (
-        "credit-model", "7", "0123456789abcdef", "abc1234")
+        "{{ cookiecutter.project_slug }}",
+        "7",
+        "0123456789abcdef",
+        "abc1234",
+    )
     assert meta["task"] == TASK
     assert [f["name"] for f in meta["input_schema"]] == list(records[0])
     assert (meta["classes"] is not None) == CLASSIFICATION
@@ -259,8 +264,12 @@ def served(model_path, tmp_path_factory):
     port, log_path = free_port(), tmp_path_factory.mktemp("server") / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
     env = {**os.environ, **LIMITS, "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model",
-                               str(model_path), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model", str(model_path), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -311,8 +320,14 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
         return False
 
 
-def call(served: Served, method: str, path: str, body: bytes | None = None, content_type: str | None = JSON_TYPE,
-         timeout: float = 10) -> tuple[int, bytes]:
+def call(
+    served: Served,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str | None = JSON_TYPE,
+    timeout: float = 10,
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
@@ -363,8 +378,10 @@ def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, 
     assert len(largest) <= limit, "a full batch of the bundled rows must fit in the default body limit"
     largest += b" " * (limit - len(largest))
     outcome: dict = {}
-    senders = [threading.Thread(target=send_body, args=(served, body, outcome, name))
-               for name, body in (("hostile", hostile), ("largest", largest))]
+    senders = [
+        threading.Thread(target=send_body, args=(served, body, outcome, name))
+        for name, body in (("hostile", hostile), ("largest", largest))
+    ]
     slowest = 0.0
     for sender in senders:
         sender.start()
@@ -407,9 +424,11 @@ def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, s
 def test_silent_slow_and_idle_connections_are_closed(served):
     started = time.monotonic()
     address = ("127.0.0.1", served.port)
-    with socket.create_connection(address, timeout=5) as silent, \
-            socket.create_connection(address, timeout=5) as slow, \
-            socket.create_connection(address, timeout=5) as idle:
+    with (
+        socket.create_connection(address, timeout=5) as silent,
+        socket.create_connection(address, timeout=5) as slow,
+        socket.create_connection(address, timeout=5) as idle,
+    ):
         slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # then a header byte at a time
         threading.Thread(target=trickle_bytes, args=(slow, b"a"), daemon=True).start()
         idle.sendall(request_head("GET", "/health"))  # one request, then nothing on a kept-alive connection
@@ -433,8 +452,10 @@ def test_a_request_head_over_max_header_bytes_gets_431(served):
         assert closed_by_server(sock, within=2)
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "application/json; charset=latin-1", "application/jsonl"])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonl"],
+)
 def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type):
     body = json.dumps({"records": records[:1]}).encode()  # valid JSON, but not declared as such
     status, payload = call(served, "POST", "/predict", body, content_type=content_type)
@@ -442,11 +463,13 @@ def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type)
     assert "Content-Type: application/json" in json.loads(payload)["detail"]
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=UTF-8",
-                                          'application/json;charset="utf-8"'])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON; charset=UTF-8", 'application/json;charset="utf-8"']
+)
 def test_json_content_types_are_accepted(served, records, content_type):
-    status, payload = call(served, "POST", "/predict", json.dumps({"records": records[:1]}).encode(),
-                           content_type=content_type)
+    status, payload = call(
+        served, "POST", "/predict", json.dumps({"records": records[:1]}).encode(), content_type=content_type
+    )
     assert status == 200, payload
 
 

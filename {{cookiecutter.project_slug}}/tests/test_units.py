@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }} import data, lineage, metrics
-from {{ cookiecutter.package_name }}.ops import github_ci, registry
 from {{ cookiecutter.package_name }}.config import Column, Config, Data, Gate, Model, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.ops import github_ci, registry
 from {{ cookiecutter.package_name }}.predictions import ClassPredictions, ValuePredictions
 from {{ cookiecutter.package_name }}.stages import export, gate, validate
 
@@ -186,11 +186,11 @@ def test_lower_is_better(key, lower):
 # --- export: parity between the native model and ONNX ---------------------------------------------
 
 
-def classified(labels, probabilities) -> Predictions:
+def classified(labels, probabilities) -> ClassPredictions:
     return ClassPredictions(np.asarray(labels), np.asarray(probabilities, dtype=np.float64))
 
 
-def regressed(values) -> Predictions:
+def regressed(values) -> ValuePredictions:
     return ValuePredictions(np.asarray(values, dtype=np.float64))
 
 

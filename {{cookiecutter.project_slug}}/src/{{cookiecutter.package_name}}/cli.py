@@ -57,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
     for stage in PIPELINE:
         stage_parser(stage.name, stage.help, stage.attaches).set_defaults(handler=partial(run_stage, stage))
     stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False).set_defaults(
-        handler=run_pipeline)
+        handler=run_pipeline
+    )
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))
     data_parser.set_defaults(handler=sample_data)
@@ -71,8 +72,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for noisy in ("mlflow", "great_expectations", "alembic", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -76,16 +76,18 @@ def schema(config: Config, frame: pd.DataFrame) -> Schema:
     """Resolve the configured (or inferred) columns against the table actually read."""
     target = config.data.target
     if target not in frame.columns:
-        raise UsageError(f"data.target: column {target!r} is not in {config.data_path.name} "
-                         f"(columns: {', '.join(frame.columns)})")
+        raise UsageError(
+            f"data.target: column {target!r} is not in {config.data_path.name} (columns: {', '.join(frame.columns)})"
+        )
     features = config.data.features or [c for c in frame.columns if c != target]
     if target in features:
         raise UsageError(f"data.features: the target {target!r} cannot also be a feature")
     declared = config.data.columns
     unknown = [name for name in features if name not in declared and name not in frame.columns]
     if unknown:
-        raise UsageError(f"data.features: {', '.join(unknown)} not in {config.data_path.name} "
-                         "and not declared under data.columns")
+        raise UsageError(
+            f"data.features: {', '.join(unknown)} not in {config.data_path.name} and not declared under data.columns"
+        )
     # A declared column missing from the file is left for validation to report with the others.
     columns = {name: declared.get(name) or infer_column(frame[name]) for name in features}
     sensitive = [name for name in config.data.sensitive_features if name in frame.columns]

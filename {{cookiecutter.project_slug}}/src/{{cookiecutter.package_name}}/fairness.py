@@ -22,31 +22,39 @@ def _group_metrics(task: Task, classes: list) -> dict:
             "accuracy": sk.accuracy_score,
         }
     if task == "multiclass":
-        return {"accuracy": sk.accuracy_score,
-                "f1_macro": lambda t, p: sk.f1_score(t, p, average="macro")}
+        return {"accuracy": sk.accuracy_score, "f1_macro": lambda t, p: sk.f1_score(t, p, average="macro")}
     return {"mae": sk.mean_absolute_error, "mean_prediction": lambda t, p: float(np.mean(p))}
 
 
-def audit(task: Task, y_true: pd.Series, predicted: Predictions, groups: pd.DataFrame,
-          classes: list) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+def audit(
+    task: Task, y_true: pd.Series, predicted: Predictions, groups: pd.DataFrame, classes: list
+) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     """Scalar metrics named `<feature>.<metric>` and the by-group table of each feature."""
     scalars: dict[str, float] = {}
     tables: dict[str, pd.DataFrame] = {}
     y_true = np.asarray(y_true)
     for feature in groups.columns:
         if groups[feature].isna().any():
-            raise UsageError(f"data.sensitive_features: {feature!r} has missing values in the test split; "
-                             "fill them (e.g. 'unknown') so every row belongs to a group")
-        frame = fl.MetricFrame(metrics=_group_metrics(task, classes), y_true=y_true,
-                               y_pred=predicted.point, sensitive_features=groups[feature])
+            raise UsageError(
+                f"data.sensitive_features: {feature!r} has missing values in the test split; "
+                "fill them (e.g. 'unknown') so every row belongs to a group"
+            )
+        frame = fl.MetricFrame(
+            metrics=_group_metrics(task, classes),
+            y_true=y_true,
+            y_pred=predicted.point,
+            sensitive_features=groups[feature],
+        )
         tables[feature] = frame.by_group
         for name, value in frame.difference(method="between_groups").items():
             scalars[f"{feature}.{name}_difference"] = float(value)
         if task == "binary":
             # The difference metrics take 0/1 outcomes; labels may be any two values.
             is_positive = y_true == classes[1], np.asarray(predicted.point) == classes[1]
-            scalars[f"{feature}.demographic_parity_difference"] = float(fl.demographic_parity_difference(
-                *is_positive, sensitive_features=groups[feature]))
-            scalars[f"{feature}.equalized_odds_difference"] = float(fl.equalized_odds_difference(
-                *is_positive, sensitive_features=groups[feature]))
+            scalars[f"{feature}.demographic_parity_difference"] = float(
+                fl.demographic_parity_difference(*is_positive, sensitive_features=groups[feature])
+            )
+            scalars[f"{feature}.equalized_odds_difference"] = float(
+                fl.equalized_odds_difference(*is_positive, sensitive_features=groups[feature])
+            )
     return scalars, tables

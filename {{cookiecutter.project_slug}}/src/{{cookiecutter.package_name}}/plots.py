@@ -23,8 +23,14 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def draw(task: Task, y_true: np.ndarray, predicted: Predictions, classes: list,
-         by_group: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
+def draw(
+    task: Task,
+    y_true: np.ndarray,
+    predicted: Predictions,
+    classes: list,
+    by_group: dict[str, pd.DataFrame],
+    folder: Path,
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     if isinstance(predicted, ValuePredictions):
@@ -42,7 +48,8 @@ def draw(task: Task, y_true: np.ndarray, predicted: Predictions, classes: list,
         ConfusionMatrixDisplay.from_predictions(y_true, predicted.labels, labels=classes, ax=axes, colorbar=False)
         written.append(_save(figure, folder / "confusion_matrix.png"))
     for feature, table in by_group.items():
-        axes = table.plot.bar(subplots=True, layout=(1, len(table.columns)), figsize=(3 * len(table.columns), 3),
-                              legend=False, rot=0)
+        axes = table.plot.bar(
+            subplots=True, layout=(1, len(table.columns)), figsize=(3 * len(table.columns), 3), legend=False, rot=0
+        )
         written.append(_save(axes.flat[0].figure, folder / f"by_group_{feature}.png"))
     return written

@@ -11,7 +11,7 @@ import numpy as np
 class ClassPredictions:
     """Classification: a class per row and the probability of each class."""
 
-    labels: np.ndarray         # (rows,)
+    labels: np.ndarray  # (rows,)
     probabilities: np.ndarray  # (rows, classes), columns in class order
 
     @property

@@ -39,17 +39,31 @@ def generate(rows: int = ROWS, seed: int = SEED) -> pd.DataFrame:
     history = np.clip(np.round(rng.normal((age - 18) * 0.45, 3.0, rows), 1), 0, None)
     existing_debt = np.round(rng.exponential(0.25, rows) * income, 2)
 
-    capacity = (np.log(income) - np.log(loan_amount) * 0.8 - existing_debt / income * 1.5
-                + history * 0.05 - (employment == "unemployed") * 1.2 - (loan_term / 60) * 0.3)
+    capacity = (
+        np.log(income)
+        - np.log(loan_amount) * 0.8
+        - existing_debt / income * 1.5
+        + history * 0.05
+        - (employment == "unemployed") * 1.2
+        - (loan_term / 60) * 0.3
+    )
     bias = -SEX_PENALTY * (sex == "female") - YOUNG_PENALTY * (age <= 25)
     score = capacity - np.median(capacity) + 0.7 + bias + rng.normal(0, 0.6, rows)
 
-    frame = pd.DataFrame({
-        "age": age, "income": income, "loan_amount": loan_amount, "loan_term_months": loan_term,
-        "credit_history_years": history, "existing_debt": existing_debt,
-        "employment": employment, "purpose": purpose, "sex": sex,
-        "age_group": [next(label for low, high, label in AGE_GROUPS if low <= a <= high) for a in age],
-    })
+    frame = pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "loan_amount": loan_amount,
+            "loan_term_months": loan_term,
+            "credit_history_years": history,
+            "existing_debt": existing_debt,
+            "employment": employment,
+            "purpose": purpose,
+            "sex": sex,
+            "age_group": [next(label for low, high, label in AGE_GROUPS if low <= a <= high) for a in age],
+        }
+    )
     frame["approved"] = (score > 0).astype(int)
     frame["risk_grade"] = np.digitize(-score, np.quantile(-score, [0.5, 0.8]))
     frame["interest_rate"] = np.round(np.clip(9.0 - 2.2 * score + rng.normal(0, 0.5, rows), 2.5, 25.0), 3)

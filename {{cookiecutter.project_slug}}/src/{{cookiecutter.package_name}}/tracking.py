@@ -70,13 +70,16 @@ def find_run(config: Config, run_id: str | None) -> RunRef:
     state = config.outputs / lineage.RUN_FILE
     if state.is_file():
         return RunRef(json.loads(state.read_text())["run_id"], str(state))
-    raise UsageError("no run to attach to: run `train` first, or pass --run-id / set MLFLOW_RUN_ID "
-                     f"(looked for {state})")
+    raise UsageError(
+        f"no run to attach to: run `train` first, or pass --run-id / set MLFLOW_RUN_ID (looked for {state})"
+    )
 
 
 def check_run(client: MlflowClient, ref: RunRef) -> mlflow.entities.Run:
     try:
         return client.get_run(ref.run_id)
     except mlflow.exceptions.MlflowException as error:
-        raise UsageError(f"run {ref.run_id} (from {ref.source}) is not in the tracking store "
-                         f"{mlflow.get_tracking_uri()}: {error.message}") from error
+        raise UsageError(
+            f"run {ref.run_id} (from {ref.source}) is not in the tracking store "
+            f"{mlflow.get_tracking_uri()}: {error.message}"
+        ) from error

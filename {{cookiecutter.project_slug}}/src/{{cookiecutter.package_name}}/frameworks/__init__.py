@@ -40,11 +40,16 @@ def load(name: str) -> Framework:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as error:
         if error.name and error.name.endswith(module_name):
-            raise UsageError(f"model.framework: {name!r} is not part of this project (it was generated "
-                             "for another framework); bake a new project with that framework") from error
+            raise UsageError(
+                f"model.framework: {name!r} is not part of this project (it was generated "
+                "for another framework); bake a new project with that framework"
+            ) from error
         raise
-    (kind,) = [value for value in vars(module).values() if isinstance(value, type) and issubclass(value, Framework)
-               and vars(value).get("name") == name]
+    (kind,) = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Framework) and vars(value).get("name") == name
+    ]
     return kind()
 
 
@@ -65,7 +70,8 @@ def model_files(uri: str) -> Path:
 def untrusted(uri: str, file: str, problem: str) -> UntrustedModel:
     return UntrustedModel(
         f"model {uri}: {file} {problem}. This is not what the train stage writes, so it was refused and nothing "
-        "in it was run. Train again for a clean model, and check who can write to the tracking server's artifacts.")
+        "in it was run. Train again for a clean model, and check who can write to the tracking server's artifacts."
+    )
 
 
 # Loaders' advice on turning their safety off: the one thing not to do with a file from the server.

@@ -22,8 +22,9 @@ class Framework(ABC, Generic[Model]):
     name: ClassVar[str]
 
     @abstractmethod
-    def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
-              split: Split) -> Model:
+    def train(
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+    ) -> Model:
         """A fitted model; `params` is config.yaml's model.params, `split` gives the seed and validation size."""
 
     @abstractmethod

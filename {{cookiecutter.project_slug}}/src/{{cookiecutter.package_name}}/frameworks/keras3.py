@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KERAS_FILE = "data/model.keras"  # where mlflow.keras.log_model writes the native Keras 3 file
 
+
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch losses to MLflow and to TensorBoard event files (Keras's own callback needs TensorFlow)."""
 
@@ -44,23 +45,35 @@ class EpochLog(keras.callbacks.Callback):
 class Keras(tabular.NeuralNetwork):
     name = "keras"
 
-    def fit(self, data: tabular.Prepared, settings: dict[str, Any], seed: int,
-            board: SummaryWriter) -> tuple[keras.Model, int]:
+    def fit(
+        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter
+    ) -> tuple[keras.Model, int]:
         keras.utils.set_random_seed(seed)
         torch.use_deterministic_algorithms(True)
         layers = [keras.Input(shape=(data.x_train.shape[1],))]
         for units in settings["hidden_units"]:
             layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(settings["dropout"])]
-        layers.append(keras.layers.Dense(len(data.classes), activation="softmax") if data.classification
-                      else keras.layers.Dense(1))
+        layers.append(
+            keras.layers.Dense(len(data.classes), activation="softmax")
+            if data.classification
+            else keras.layers.Dense(1)
+        )
         network = keras.Sequential(layers)
-        network.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-                        loss="sparse_categorical_crossentropy" if data.classification else "mse")
+        network.compile(
+            optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+            loss="sparse_categorical_crossentropy" if data.classification else "mse",
+        )
         stopping = keras.callbacks.EarlyStopping(patience=settings["patience"], restore_best_weights=True)
-        history = network.fit(data.x_train, data.y_train, validation_data=(data.x_valid, data.y_valid),
-                              epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=True,
-                              callbacks=[stopping, EpochLog(board)],
-                              verbose=1 if sys.stderr.isatty() else 2)  # a bar on a terminal, a line per epoch in CI
+        history = network.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_valid, data.y_valid),
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            shuffle=True,
+            callbacks=[stopping, EpochLog(board)],
+            verbose=1 if sys.stderr.isatty() else 2,
+        )  # a bar on a terminal, a line per epoch in CI
         best = int(np.argmin(history.history["val_loss"]))
         log.info("trained %d epochs, best validation loss at epoch %d", len(history.history["loss"]), best)
         return network, best
@@ -68,8 +81,7 @@ class Keras(tabular.NeuralNetwork):
     def forward(self, network: keras.Model, x: np.ndarray) -> np.ndarray:
         return keras.ops.convert_to_numpy(network(x, training=False))
 
-    def log_network(self, network: keras.Model, name: str, input_example: np.ndarray,
-                    signature: ModelSignature) -> Any:
+    def log_network(self, network: keras.Model, name: str, input_example: np.ndarray, signature: ModelSignature) -> Any:
         # mlflow.keras 3.17 fails to save an input example for a Keras 3 model on the torch backend;
         # the signature still records the input's shape and type. Not the exported (SavedModel) format:
         # the native .keras file, which load_network reads in safe mode.

@@ -31,14 +31,20 @@ log = logging.getLogger(__name__)
 STATE_DICT = "state_dict.pt"  # the weights: tensors only, read back by torch's weights_only unpickler
 ARCHITECTURE = "network.json"  # Network's arguments, plain JSON
 
+
 class Network(nn.Module):
     """Logits from `body` in training; probabilities (classification) or values from `forward`."""
 
     def __init__(self, inputs: int, outputs: int, hidden: list[int], dropout: float, classification: bool):
         super().__init__()
         # All it takes to rebuild this network around its weights, logged as ARCHITECTURE.
-        self.architecture = {"inputs": inputs, "outputs": outputs, "hidden": list(hidden), "dropout": dropout,
-                             "classification": classification}
+        self.architecture = {
+            "inputs": inputs,
+            "outputs": outputs,
+            "hidden": list(hidden),
+            "dropout": dropout,
+            "classification": classification,
+        }
         layers, width = [], inputs
         for units in hidden:
             layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
@@ -54,14 +60,20 @@ class Network(nn.Module):
 class PyTorch(tabular.NeuralNetwork):
     name = "pytorch"
 
-    def fit(self, data: tabular.Prepared, settings: dict[str, Any], seed: int,
-            board: SummaryWriter) -> tuple[Network, int]:
+    def fit(
+        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter
+    ) -> tuple[Network, int]:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         log.info("training on %s", device)
-        network = Network(data.x_train.shape[1], len(data.classes) if data.classification else 1,
-                          settings["hidden_units"], settings["dropout"], data.classification).to(device)
+        network = Network(
+            data.x_train.shape[1],
+            len(data.classes) if data.classification else 1,
+            settings["hidden_units"],
+            settings["dropout"],
+            data.classification,
+        ).to(device)
         loss_fn = nn.CrossEntropyLoss() if data.classification else nn.MSELoss()
         optimiser = torch.optim.Adam(network.parameters(), lr=settings["learning_rate"])
         x_train, y_train = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
@@ -69,8 +81,9 @@ class PyTorch(tabular.NeuralNetwork):
         order = torch.Generator().manual_seed(seed)
         stopping, best_state = tabular.EarlyStopping(settings["patience"]), None
 
-        epochs = tqdm(range(settings["epochs"]), desc="epochs", unit="epoch", file=sys.stderr,
-                      disable=None)  # no bar when stderr is not a terminal (CI logs)
+        epochs = tqdm(
+            range(settings["epochs"]), desc="epochs", unit="epoch", file=sys.stderr, disable=None
+        )  # no bar when stderr is not a terminal (CI logs)
         for epoch in epochs:
             network.train()
             total = 0.0
@@ -98,8 +111,9 @@ class PyTorch(tabular.NeuralNetwork):
         with torch.no_grad():
             return network(torch.from_numpy(x)).numpy()
 
-    def log_network(self, network: Network, name: str, input_example: np.ndarray,
-                    signature: ModelSignature) -> mlflow.entities.LoggedModel:
+    def log_network(
+        self, network: Network, name: str, input_example: np.ndarray, signature: ModelSignature
+    ) -> mlflow.entities.LoggedModel:
         """A logged model (registrable like any other) holding the weights and ARCHITECTURE, and no code.
 
         Not mlflow.pytorch.log_model: its `pickle` format is the whole module, pickled (loading it runs
@@ -110,8 +124,9 @@ class PyTorch(tabular.NeuralNetwork):
             torch.save(network.state_dict(), Path(folder) / STATE_DICT)
             (Path(folder) / ARCHITECTURE).write_text(json.dumps(network.architecture))
             # The signature for the UI; no flavour, so no MLflow loader will try to run this model.
-            described = mlflow.models.Model(signature=signature, run_id=logged.source_run_id,
-                                            model_id=logged.model_id, model_uuid=logged.model_id)
+            described = mlflow.models.Model(
+                signature=signature, run_id=logged.source_run_id, model_id=logged.model_id, model_uuid=logged.model_id
+            )
             described.save(Path(folder) / "MLmodel")
             mlflow.MlflowClient().log_model_artifacts(logged.model_id, folder)
         return mlflow.finalize_logged_model(logged.model_id, "READY")
@@ -124,16 +139,24 @@ class PyTorch(tabular.NeuralNetwork):
             weights = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
             network.load_state_dict(weights)  # strict: every tensor's name and shape must match the architecture
         except Exception as error:  # missing, a refused global, not a torch file, or not this network's weights
-            raise untrusted(uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} "
-                                             f"({reason(error)})") from error
+            raise untrusted(
+                uri, STATE_DICT, f"is not a state dict of plain tensors for {ARCHITECTURE} ({reason(error)})"
+            ) from error
         return network.eval()
 
     def export_network(self, model: tabular.TabularModel) -> onnx.ModelProto:
         width = len(model.preprocess.get_feature_names_out())
         example = (torch.zeros(2, width),)
-        exported = torch.onnx.export(model.network, example, input_names=["features"], output_names=["output"],
-                                     dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                     opset_version=tabular.OPSET, dynamo=True, verbose=False)
+        exported = torch.onnx.export(
+            model.network,
+            example,
+            input_names=["features"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=tabular.OPSET,
+            dynamo=True,
+            verbose=False,
+        )
         assert exported is not None  # dynamo=True always returns the program
         return exported.model_proto
 
@@ -144,11 +167,20 @@ def _architecture(uri: str, folder: Path) -> dict:
     def count(value) -> bool:
         return type(value) is int and value > 0
 
-    if not (set(described) == {"inputs", "outputs", "hidden", "dropout", "classification"}
-            and count(described["inputs"]) and count(described["outputs"])
-            and type(described["hidden"]) is list and all(count(units) for units in described["hidden"])
-            and type(described["dropout"]) in (int, float) and 0 <= described["dropout"] < 1
-            and type(described["classification"]) is bool):
-        raise untrusted(uri, ARCHITECTURE, 'is not {"inputs": int, "outputs": int, "hidden": [int, ...], '
-                                           f'"dropout": number in [0, 1), "classification": bool}}: {described}')
+    if not (
+        set(described) == {"inputs", "outputs", "hidden", "dropout", "classification"}
+        and count(described["inputs"])
+        and count(described["outputs"])
+        and type(described["hidden"]) is list
+        and all(count(units) for units in described["hidden"])
+        and type(described["dropout"]) in (int, float)
+        and 0 <= described["dropout"] < 1
+        and type(described["classification"]) is bool
+    ):
+        raise untrusted(
+            uri,
+            ARCHITECTURE,
+            'is not {"inputs": int, "outputs": int, "hidden": [int, ...], '
+            f'"dropout": number in [0, 1), "classification": bool}}: {described}',
+        )
     return described

@@ -34,17 +34,21 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 class ScikitLearn(Framework[Pipeline]):
     name = "sklearn"
 
-    def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
-              split: Split) -> Pipeline:
-        estimator_type = (HistGradientBoostingRegressor if schema.task == "regression"
-                          else HistGradientBoostingClassifier)
+    def train(
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+    ) -> Pipeline:
+        estimator_type = (
+            HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
+        )
         try:
             estimator = estimator_type(**params, random_state=split.seed)
         except TypeError as error:
             raise UsageError(f"model.params: {error}") from error
         preprocess = ColumnTransformer(
-            [("numeric", SimpleImputer(strategy="median"), schema.numeric),
-             ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical)],
+            [
+                ("numeric", SimpleImputer(strategy="median"), schema.numeric),
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
+            ],
         )
         pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
         return pipeline.fit(features, target)
@@ -61,7 +65,9 @@ class ScikitLearn(Framework[Pipeline]):
     def log_model(self, model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
         example = features.head(5)
         info = mlflow.sklearn.log_model(
-            model, name="model", input_example=example,
+            model,
+            name="model",
+            input_example=example,
             signature=infer_signature(example, predicted.point[:5]),
             serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
             skops_trusted_types=TRUSTED_TYPES,
@@ -76,8 +82,10 @@ class ScikitLearn(Framework[Pipeline]):
         return read_skops(uri, model_files(uri), MODEL_FILE, TRUSTED_TYPES, Pipeline)
 
     def to_onnx(self, model: Pipeline, schema: Schema) -> onnx.ModelProto:
-        inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
-                  for name in schema.features]
+        inputs = [
+            (name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
+            for name in schema.features
+        ]
         options = {id(model): {"zipmap": False}} if schema.task != "regression" else None
         converted = skl_to_onnx(model, initial_types=inputs, options=options, target_opset=17)
         return finish(converted, {"variable": "prediction"})

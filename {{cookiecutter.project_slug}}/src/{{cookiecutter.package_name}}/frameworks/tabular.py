@@ -50,8 +50,14 @@ EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing a
 TRUSTED_TYPES = ["numpy.dtype"]  # beyond skops' defaults, all a fitted ColumnTransformer of ours holds
 
 
-DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "epochs": 25, "batch_size": 256,
-            "learning_rate": 0.003, "patience": 5}
+DEFAULTS = {
+    "hidden_units": [64, 32],
+    "dropout": 0.1,
+    "epochs": 25,
+    "batch_size": 256,
+    "learning_rate": 0.003,
+    "patience": 5,
+}
 
 
 @dataclass
@@ -79,24 +85,27 @@ class Prepared:
         return bool(self.classes)
 
 
-def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validation_size: float,
-            seed: int) -> Prepared:
+def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validation_size: float, seed: int) -> Prepared:
     """Fit the preprocessing on the training rows and carve out the early-stopping rows."""
-    preprocess = ColumnTransformer([
-        ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric),
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
-    ])
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
+        ]
+    )
     if schema.task == "regression":
         classes, y = [], target.to_numpy(np.float32).reshape(-1, 1)
     else:
         classes = sorted(target.unique().tolist())
         y = target.map({label: index for index, label in enumerate(classes)}).to_numpy(np.int64)
     stratify = None if schema.task == "regression" else y
-    f_train, f_valid, y_train, y_valid = train_test_split(features, y, test_size=validation_size,
-                                                          random_state=seed, stratify=stratify)
+    f_train, f_valid, y_train, y_valid = train_test_split(
+        features, y, test_size=validation_size, random_state=seed, stratify=stratify
+    )
     preprocess.fit(f_train)
-    return Prepared(transform(preprocess, f_train), y_train, transform(preprocess, f_valid), y_valid,
-                    preprocess, classes)
+    return Prepared(
+        transform(preprocess, f_train), y_train, transform(preprocess, f_valid), y_valid, preprocess, classes
+    )
 
 
 def transform(preprocess: ColumnTransformer, features: pd.DataFrame) -> np.ndarray:
@@ -139,8 +148,10 @@ def quiet_exporter() -> Iterator[None]:
 
 def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> onnx.ModelProto:
     """skl2onnx's preprocessing graph -> the network's graph -> the contract's named outputs."""
-    inputs = [(name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
-              for name in schema.features]
+    inputs = [
+        (name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
+        for name in schema.features
+    ]
     # Both graphs must import the same opset to be merged: follow the network's exporter.
     opset = next(o.version for o in network.opset_import if o.domain in ("", "ai.onnx"))
     preprocess = skl_to_onnx(model.preprocess, initial_types=inputs, target_opset={"": opset, "ai.onnx.ml": 3})
@@ -156,22 +167,28 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
     # label = classes[argmax(probabilities)], with the classes stored in the graph.
     class_values = np.asarray(model.classes)
     if class_values.dtype.kind in "OUS":
-        constant = helper.make_tensor("class_values", TensorProto.STRING, [len(class_values)],
-                                      [str(c).encode() for c in class_values])
+        constant = helper.make_tensor(
+            "class_values", TensorProto.STRING, [len(class_values)], [str(c).encode() for c in class_values]
+        )
     else:
-        constant = helper.make_tensor("class_values", TensorProto.INT64, [len(class_values)],
-                                      class_values.astype(np.int64))
+        constant = helper.make_tensor(
+            "class_values", TensorProto.INT64, [len(class_values)], class_values.astype(np.int64)
+        )
     graph.initializer.append(constant)
-    graph.node.extend([
-        helper.make_node("ArgMax", [f"net_{net_output}"], ["class_index"], axis=1, keepdims=0),
-        helper.make_node("Gather", ["class_values", "class_index"], ["label"], axis=0),
-        helper.make_node("Identity", [f"net_{net_output}"], ["probabilities"]),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("ArgMax", [f"net_{net_output}"], ["class_index"], axis=1, keepdims=0),
+            helper.make_node("Gather", ["class_values", "class_index"], ["label"], axis=0),
+            helper.make_node("Identity", [f"net_{net_output}"], ["probabilities"]),
+        ]
+    )
     del graph.output[:]
-    graph.output.extend([
-        helper.make_tensor_value_info("label", constant.data_type, [None]),
-        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(class_values)]),
-    ])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("label", constant.data_type, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(class_values)]),
+        ]
+    )
     return merged
 
 
@@ -184,8 +201,9 @@ def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: f
 class NeuralNetwork(Framework[TabularModel]):
     """A network on the preprocessed table; a subclass gives the five abstract methods at the end."""
 
-    def train(self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any],
-              split: Split) -> TabularModel:
+    def train(
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+    ) -> TabularModel:
         settings = self.settings(params)
         data = prepare(features, target, schema, split.validation_size, split.seed)
         with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
@@ -199,8 +217,9 @@ class NeuralNetwork(Framework[TabularModel]):
         """config.yaml's model.params over the defaults; a misspelt key is an error, not ignored."""
         unknown = set(params) - set(DEFAULTS)
         if unknown:
-            raise UsageError(f"model.params: unknown for {self.name}: {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(DEFAULTS)})")
+            raise UsageError(
+                f"model.params: unknown for {self.name}: {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})"
+            )
         return DEFAULTS | params
 
     def classes(self, model: TabularModel) -> list:
@@ -216,8 +235,9 @@ class NeuralNetwork(Framework[TabularModel]):
     def log_model(self, model: TabularModel, features: pd.DataFrame, predicted: Predictions) -> str:
         """The network as a logged model; the preprocessing and classes inside the same logged model."""
         example = transform(model.preprocess, features.head(5))
-        info = self.log_network(model.network, "model", example,
-                                infer_signature(example, self.forward(model.network, example)))
+        info = self.log_network(
+            model.network, "model", example, infer_signature(example, self.forward(model.network, example))
+        )
         with tempfile.TemporaryDirectory() as folder:
             extras = Path(folder) / EXTRAS
             extras.mkdir()

@@ -42,9 +42,11 @@ def _client():
         client = docker.from_env(timeout=600)
         client.ping()
     except Exception as error:
-        raise CheckFailed(f"no container engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {error}. "
-                         "Start Docker, or `podman system service --time=0 unix:///tmp/podman.sock` and set "
-                         "DOCKER_HOST=unix:///tmp/podman.sock") from error
+        raise CheckFailed(
+            f"no container engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {error}. "
+            "Start Docker, or `podman system service --time=0 unix:///tmp/podman.sock` and set "
+            "DOCKER_HOST=unix:///tmp/podman.sock"
+        ) from error
     return client
 
 
@@ -63,12 +65,20 @@ def default_tag() -> str:
 
 # --- image ---------------------------------------------------------------------------------------
 
+
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", default=default_tag(), help="image tag ($IMAGE_TAG; default %(default)s)")
-    parser.add_argument("--base-image", default=os.environ.get("IMAGE_BASE", DEFAULT_BASE),
-                        help="BASE_IMAGE build arg ($IMAGE_BASE; default: CUDA runtime for onnxruntime-gpu)")
-    parser.add_argument("--ort-package", default=os.environ.get("IMAGE_ORT_PACKAGE", "onnxruntime-gpu"),
-                        choices=["onnxruntime-gpu", "onnxruntime"], help="onnxruntime-gpu, or onnxruntime for CPU")
+    parser.add_argument(
+        "--base-image",
+        default=os.environ.get("IMAGE_BASE", DEFAULT_BASE),
+        help="BASE_IMAGE build arg ($IMAGE_BASE; default: CUDA runtime for onnxruntime-gpu)",
+    )
+    parser.add_argument(
+        "--ort-package",
+        default=os.environ.get("IMAGE_ORT_PACKAGE", "onnxruntime-gpu"),
+        choices=["onnxruntime-gpu", "onnxruntime"],
+        help="onnxruntime-gpu, or onnxruntime for CPU",
+    )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="ONNX file (in the project)")
     parser.add_argument("--project", type=Path, default=Path("."), help="build context: the project root")
     parser.add_argument("--quiet", action="store_true", help="do not stream the build log")
@@ -83,8 +93,7 @@ def registered_version(outputs: Path, run_id: str) -> str:
     return str(registered.get("model_version", "")) if registered.get("run_id") == run_id else ""
 
 
-def build_image(project: Path, tag: str, base_image: str, ort_package: str, model: Path,
-                quiet: bool = False) -> str:
+def build_image(project: Path, tag: str, base_image: str, ort_package: str, model: Path, quiet: bool = False) -> str:
     """Build docker/Dockerfile with the project as context; returns the image id."""
     project = project.resolve()
     model_path = (model if model.is_absolute() else project / model).resolve()
@@ -93,15 +102,28 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
     except ValueError:
         raise CheckFailed(f"{model_path}: the model must be inside the build context {project}") from None
     run_id = model_metadata(model_path).get(contract.RUN_ID, "")
-    build_args = {"BASE_IMAGE": base_image, "ORT_PACKAGE": ort_package, "MODEL_PATH": relative_model,
-                  "REVISION": lineage.git_sha(project), "MLFLOW_RUN_ID": run_id or "unknown",
-                  "MODEL_VERSION": registered_version(model_path.parent, run_id)}
+    build_args = {
+        "BASE_IMAGE": base_image,
+        "ORT_PACKAGE": ort_package,
+        "MODEL_PATH": relative_model,
+        "REVISION": lineage.git_sha(project),
+        "MLFLOW_RUN_ID": run_id or "unknown",
+        "MODEL_VERSION": registered_version(model_path.parent, run_id),
+    }
     client = _client()
     started = time.perf_counter()
     image_id = None
     output = []
-    for chunk in client.api.build(path=str(project), dockerfile="docker/Dockerfile", tag=tag, buildargs=build_args,
-                                  rm=True, forcerm=True, pull=False, decode=True):
+    for chunk in client.api.build(
+        path=str(project),
+        dockerfile="docker/Dockerfile",
+        tag=tag,
+        buildargs=build_args,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    ):
         if "stream" in chunk:
             output.append(chunk["stream"])
             if not quiet:
@@ -111,8 +133,11 @@ def build_image(project: Path, tag: str, base_image: str, ort_package: str, mode
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
     image = client.images.get(tag)
-    print(f"built {tag} ({image.short_id}, {image.attrs.get('Size', 0) / 1e6:.0f} MB) from {base_image} with "
-          f"{ort_package} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(
+        f"built {tag} ({image.short_id}, {image.attrs.get('Size', 0) / 1e6:.0f} MB) from {base_image} with "
+        f"{ort_package} in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
     return image_id or image.id
 
 
@@ -122,11 +147,17 @@ def build_command(args: argparse.Namespace) -> None:
 
 # --- image-run / image-stop --------------------------------------------------------------------------
 
+
 def _name_and_port(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", default=os.environ.get("IMAGE_NAME", f"{SLUG}-serving"),
-                        help="container name ($IMAGE_NAME)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGE_PORT", "8080")),
-                        help="host port mapped to the container's 8000 ($IMAGE_PORT)")
+    parser.add_argument(
+        "--name", default=os.environ.get("IMAGE_NAME", f"{SLUG}-serving"), help="container name ($IMAGE_NAME)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("IMAGE_PORT", "8080")),
+        help="host port mapped to the container's 8000 ($IMAGE_PORT)",
+    )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,8 +202,9 @@ def start_container(tag: str, name: str, port: int, gpus: bool = False, timeout:
 
     remove_container(name)
     requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None
-    container = _client().containers.run(tag, name=name, detach=True, ports={f"{CONTAINER_PORT}/tcp": port},
-                                         device_requests=requests)
+    container = _client().containers.run(
+        tag, name=name, detach=True, ports={f"{CONTAINER_PORT}/tcp": port}, device_requests=requests
+    )
     waited = wait_ready(f"http://127.0.0.1:{port}", timeout, container)
     print(f"{name} ready on http://127.0.0.1:{port} after {waited:.1f} s", file=sys.stderr)
     return waited
@@ -191,6 +223,7 @@ def stop_command(args: argparse.Namespace) -> None:
 
 
 # --- image-smoke -------------------------------------------------------------------------------------
+
 
 def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
     _name_and_port(parser)
@@ -211,8 +244,10 @@ def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> l
         with sample.open(newline="") as handle:
             reader = csv.DictReader(handle)
             picked = [row for _, row in zip(range(rows), reader, strict=False)]
-        return [{name: float(row[name]) if kind == contract.NUMBER else row[name] for name, kind in kinds.items()}
-                for row in picked]
+        return [
+            {name: float(row[name]) if kind == contract.NUMBER else row[name] for name, kind in kinds.items()}
+            for row in picked
+        ]
     made = []
     for index in range(rows):
         row = {}
@@ -234,8 +269,9 @@ def expected_predictions(model: Path, schema: dict, records: list[dict]) -> dict
 
 
 def post_json(url: str, payload: dict, timeout: float = 30) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
@@ -250,8 +286,9 @@ def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
         served = json.loads(response.read())
     problems = []
     if served.get("run_id") != metadata.get(contract.RUN_ID, ""):
-        problems.append(f"the container serves run {served.get('run_id')!r}, {model} is run "
-                        f"{metadata.get(contract.RUN_ID)!r}")
+        problems.append(
+            f"the container serves run {served.get('run_id')!r}, {model} is run {metadata.get(contract.RUN_ID)!r}"
+        )
     body = post_json(f"{url}/predict", {"records": records})
     expected = expected_predictions(model, json.loads(metadata[contract.SCHEMA]), records)
     if "label" in expected:
@@ -278,7 +315,10 @@ def smoke_command(args: argparse.Namespace) -> None:
 COMMANDS = {
     "image": ("build the serving image (docker/Dockerfile)", add_image_arguments, build_command),
     "image-run": ("run the image and wait for /ready", add_run_arguments, start_command),
-    "image-smoke": ("send sample rows to the running container; compare with onnxruntime", add_smoke_arguments,
-                    smoke_command),
+    "image-smoke": (
+        "send sample rows to the running container; compare with onnxruntime",
+        add_smoke_arguments,
+        smoke_command,
+    ),
     "image-stop": ("stop and remove the container by name", add_stop_arguments, stop_command),
 }

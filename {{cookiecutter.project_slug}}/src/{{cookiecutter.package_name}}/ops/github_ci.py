@@ -43,8 +43,10 @@ def checked(values: dict[str, str]) -> str:
         if shape is None:
             raise UsageError(f"refusing to publish output {key!r}: not one of {', '.join(OUTPUT_SHAPES)}")
         if not shape.fullmatch(value):
-            raise UsageError(f"refusing to publish {key}={value!r}: it must match {shape.pattern} "
-                             "(a value read from the tracking store or outputs/ has been tampered with)")
+            raise UsageError(
+                f"refusing to publish {key}={value!r}: it must match {shape.pattern} "
+                "(a value read from the tracking store or outputs/ has been tampered with)"
+            )
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
@@ -86,18 +88,29 @@ def commit_on_branch(sha: str, branch: str, repository: Path) -> bool:
     if not re.fullmatch(r"[0-9a-f]{7,40}", sha):
         raise UsageError(f"--sha {sha!r}: give 7 to 40 lowercase hex characters of a commit id")
     for ref in (f"refs/remotes/origin/{branch}", f"refs/heads/{branch}"):
-        exists = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], cwd=repository,
-                                capture_output=True).returncode == 0
+        exists = (
+            subprocess.run(
+                ["git", "rev-parse", "--verify", "--quiet", ref], cwd=repository, capture_output=True
+            ).returncode
+            == 0
+        )
         if exists:
-            return subprocess.run(["git", "merge-base", "--is-ancestor", sha, ref], cwd=repository,
-                                  capture_output=True).returncode == 0
-    raise UsageError(f"branch {branch!r} is not in the clone at {repository}: check out with fetch-depth: 0 "
-                     "so the release can see the protected branch")
+            return (
+                subprocess.run(
+                    ["git", "merge-base", "--is-ancestor", sha, ref], cwd=repository, capture_output=True
+                ).returncode
+                == 0
+            )
+    raise UsageError(
+        f"branch {branch!r} is not in the clone at {repository}: check out with fetch-depth: 0 "
+        "so the release can see the protected branch"
+    )
 
 
 def run_url() -> str:
-    server, repository, run = (os.environ.get(name, "") for name in
-                               ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    server, repository, run = (
+        os.environ.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
     return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else ""
 
 
@@ -108,8 +121,10 @@ def comment_body(folder: Path, url: str, sha: str = "") -> str:
     if report.is_file():
         lines.append(report.read_text().rstrip())
     else:
-        lines.append("## Gate: did not run\n\nThe pipeline stopped before the gate (validation or training "
-                     "failed); see the workflow run.")
+        lines.append(
+            "## Gate: did not run\n\nThe pipeline stopped before the gate (validation or training "
+            "failed); see the workflow run."
+        )
     footer = []
     if sha:
         footer.append(f"commit `{sha[:12]}`")
@@ -122,6 +137,7 @@ def comment_body(folder: Path, url: str, sha: str = "") -> str:
 
 # --- CLI commands -------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`ci-outputs`: publish what the stages wrote to $GITHUB_OUTPUT (and stdout), shape-checked."""
     parser.add_argument("--outputs", type=Path, default=Path("outputs"), help="folder the stages wrote to")
@@ -130,8 +146,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     values = outputs(args.outputs)
     if not values["run_id"]:
-        raise UsageError(f"no run id in {args.outputs}/{lineage.RUN_FILE}, {lineage.GATE_FILE} or "
-                         f"{lineage.REGISTERED_FILE}: run `train` first")
+        raise UsageError(
+            f"no run id in {args.outputs}/{lineage.RUN_FILE}, {lineage.GATE_FILE} or "
+            f"{lineage.REGISTERED_FILE}: run `train` first"
+        )
     publish(values)
 
 
@@ -144,8 +162,10 @@ def add_branch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_branch(args: argparse.Namespace) -> None:
     if not commit_on_branch(args.sha, args.branch, args.repository):
-        raise CheckFailed(f"commit {args.sha} is not on {args.branch}: only commits merged into the protected "
-                          "branch are released. Merge it first, then tag the merge commit.")
+        raise CheckFailed(
+            f"commit {args.sha} is not on {args.branch}: only commits merged into the protected "
+            "branch are released. Merge it first, then tag the merge commit."
+        )
     print(f"commit {args.sha} is on {args.branch}")
 
 
@@ -157,8 +177,9 @@ def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_comment(args: argparse.Namespace) -> None:
-    body = comment_body(args.outputs, args.run_url if args.run_url is not None else run_url(),
-                        os.environ.get("GITHUB_SHA", ""))
+    body = comment_body(
+        args.outputs, args.run_url if args.run_url is not None else run_url(), os.environ.get("GITHUB_SHA", "")
+    )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(body)
@@ -169,8 +190,14 @@ def run_comment(args: argparse.Namespace) -> None:
 # name -> (help, add_arguments, run): what cli.py registers as subcommands.
 COMMANDS = {
     "ci-outputs": ("write run_id / verdict / model_version / onnx_sha256 to $GITHUB_OUTPUT", add_arguments, run),
-    "commit-on-branch": ("fail unless a commit is on the protected branch (what a release may ship)",
-                         add_branch_arguments, run_branch),
-    "pr-comment-body": ("the pull-request comment (gate report + marker) as Markdown",
-                        add_comment_arguments, run_comment),
+    "commit-on-branch": (
+        "fail unless a commit is on the protected branch (what a release may ship)",
+        add_branch_arguments,
+        run_branch,
+    ),
+    "pr-comment-body": (
+        "the pull-request comment (gate report + marker) as Markdown",
+        add_comment_arguments,
+        run_comment,
+    ),
 }

@@ -31,8 +31,9 @@ def client_for(tracking_uri: str | None) -> MlflowClient:
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_REGISTRY_URI")
     if not uri:
-        raise UsageError("no tracking server: set MLFLOW_TRACKING_URI (the registry CI registered into) "
-                         "or pass --tracking-uri")
+        raise UsageError(
+            "no tracking server: set MLFLOW_TRACKING_URI (the registry CI registered into) or pass --tracking-uri"
+        )
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(uri, registry_uri=uri)
@@ -42,13 +43,21 @@ def find_version(client: MlflowClient, model_name: str, git_sha: str, protected_
     """The newest version registered from `git_sha` (full or abbreviated) that passes every check."""
     if not re.fullmatch(r"[0-9a-f]{7,40}", git_sha):
         raise UsageError(f"--git-sha {git_sha!r}: give 7 to 40 lowercase hex characters of the commit id")
-    versions = sorted((v for v in client.search_model_versions(f"name = '{model_name}'")
-                       if v.tags.get(lineage.GIT_SHA, "").startswith(git_sha)),
-                      key=lambda v: int(v.version), reverse=True)
+    versions = sorted(
+        (
+            v
+            for v in client.search_model_versions(f"name = '{model_name}'")
+            if v.tags.get(lineage.GIT_SHA, "").startswith(git_sha)
+        ),
+        key=lambda v: int(v.version),
+        reverse=True,
+    )
     if not versions:
-        raise UsageError(f"no version of model {model_name!r} has tag {lineage.GIT_SHA}={git_sha} in "
-                         f"{client.tracking_uri}: did CI on {protected_ref} pass the gate and register for this "
-                         "commit?")
+        raise UsageError(
+            f"no version of model {model_name!r} has tag {lineage.GIT_SHA}={git_sha} in "
+            f"{client.tracking_uri}: did CI on {protected_ref} pass the gate and register for this "
+            "commit?"
+        )
     refused = []
     for version in versions:
         problems = trust_problems(version.tags, protected_ref)
@@ -64,8 +73,9 @@ def get_version(client: MlflowClient, model_name: str, version: str):
     try:
         return client.get_model_version(model_name, version)
     except MlflowException as error:
-        raise UsageError(f"model {model_name!r} version {version} not found in {client.tracking_uri}: "
-                         f"{error.message}") from error
+        raise UsageError(
+            f"model {model_name!r} version {version} not found in {client.tracking_uri}: {error.message}"
+        ) from error
 
 
 def shippable_version(client: MlflowClient, model_name: str, version: str, protected_ref: str = PROTECTED_REF):
@@ -91,8 +101,10 @@ def download_verified(client: MlflowClient, run_id: str, expected_sha256: str, o
             raise UsageError(f"run {run_id} has no {ONNX_ARTIFACT}: did its export job finish? ({error})") from error
         actual = sha256_of(local)
         if actual != expected_sha256:
-            raise UsageError(f"{ONNX_ARTIFACT} of run {run_id} has sha256 {actual}, but {expected_sha256} was "
-                             "recorded when it passed the parity check: the file changed since; refusing it")
+            raise UsageError(
+                f"{ONNX_ARTIFACT} of run {run_id} has sha256 {actual}, but {expected_sha256} was "
+                "recorded when it passed the parity check: the file changed since; refusing it"
+            )
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(local, output)
     return output
@@ -112,6 +124,7 @@ def promote(client: MlflowClient, model_name: str, version: str, alias: str) -> 
 
 # --- CLI commands: each gets --config (for the model name), --tracking-uri and --protected-ref -----
 
+
 def version_number(text: str) -> str:
     if not re.fullmatch(r"[1-9][0-9]{0,9}", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a model version number (1, 2, ...)")
@@ -121,8 +134,11 @@ def version_number(text: str) -> str:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI")
-    parser.add_argument("--protected-ref", default=PROTECTED_REF,
-                        help=f"the only ref whose versions may ship (default: {PROTECTED_REF})")
+    parser.add_argument(
+        "--protected-ref",
+        default=PROTECTED_REF,
+        help=f"the only ref whose versions may ship (default: {PROTECTED_REF})",
+    )
 
 
 def _model_name(args: argparse.Namespace) -> str:
@@ -178,8 +194,11 @@ def run_promote(args: argparse.Namespace) -> None:
 
 # name -> (help, add_arguments, run): what cli.py registers as subcommands.
 COMMANDS = {
-    "find-version": ("the verified version CI registered from a commit (by its git_sha tag)",
-                     add_find_arguments, run_find),
+    "find-version": (
+        "the verified version CI registered from a commit (by its git_sha tag)",
+        add_find_arguments,
+        run_find,
+    ),
     "download-onnx": ("the digest-checked ONNX file of a verified version", add_download_arguments, run_download),
     "promote": ("move an alias (default: champion) to a verified version", add_promote_arguments, run_promote),
 }

@@ -109,6 +109,7 @@ class Predictor:
 
 # --- routes: each reads what it serves from app.state --------------------------------------------
 
+
 async def health() -> Response:
     return Response(OK, media_type=JSON)
 
@@ -136,11 +137,16 @@ async def predict(request: Request) -> Response:
 
 def add_routes(app: FastAPI, predict_operation: dict) -> None:
     app.add_api_route("/health", health, methods=["GET"], summary="Liveness: the process answers")
-    app.add_api_route("/ready", ready, methods=["GET"],
-                      summary="Readiness: model loaded and a warm-up prediction passed",
-                      responses={503: {"description": "Not ready yet"} })
-    app.add_api_route("/metadata", metadata, methods=["GET"],
-                      summary="What model is served: lineage, input schema, task and classes")
+    app.add_api_route(
+        "/ready",
+        ready,
+        methods=["GET"],
+        summary="Readiness: model loaded and a warm-up prediction passed",
+        responses={503: {"description": "Not ready yet"}},
+    )
+    app.add_api_route(
+        "/metadata", metadata, methods=["GET"], summary="What model is served: lineage, input schema, task and classes"
+    )
     app.add_api_route("/metrics", prometheus, methods=["GET"], summary="Prometheus metrics", include_in_schema=False)
     app.add_api_route("/predict", predict, methods=["POST"], summary="Predict rows", openapi_extra=predict_operation)
 
@@ -150,8 +156,7 @@ def add_openapi(app: FastAPI, components: dict) -> None:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, description=app.description,
-                                   routes=app.routes)
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             document.setdefault("components", {}).setdefault("schemas", {}).update(components)
             app.openapi_schema = document
         return app.openapi_schema
@@ -166,16 +171,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(ROUTES)
     predictor = Predictor(model, settings, metrics)
     description = model.describe()
-    app = FastAPI(title=f"{description['model_name'] or 'model'} inference",
-                  version=description["model_version"] or "unversioned", lifespan=predictor.lifespan,
-                  description=f"{model.task} model from run {description['run_id'] or 'unknown'}; "
-                              "POST /predict with rows or columns.")
+    app = FastAPI(
+        title=f"{description['model_name'] or 'model'} inference",
+        version=description["model_version"] or "unversioned",
+        lifespan=predictor.lifespan,
+        description=f"{model.task} model from run {description['run_id'] or 'unknown'}; "
+        "POST /predict with rows or columns.",
+    )
     components, operation = schemas(model, settings.max_batch_rows)
     add_routes(app, operation)
     add_openapi(app, components)
     app.state.model = model
     app.state.predictor = predictor
     # Outermost: metrics for every request, and the hot routes served without the router.
-    app.add_middleware(FastLane, predict=predictor.predict, metrics=metrics,
-                       max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout)
+    app.add_middleware(
+        FastLane,
+        predict=predictor.predict,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+    )
     return app

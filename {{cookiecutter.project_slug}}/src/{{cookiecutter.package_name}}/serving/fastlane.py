@@ -56,8 +56,7 @@ def content_type_problem(value: bytes | None) -> str | None:
 
 
 def _has_body(headers) -> bool:
-    return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding"
-               for name, value in headers)
+    return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding" for name, value in headers)
 
 
 class FastLane:
@@ -109,11 +108,18 @@ class FastLane:
             try:
                 body = await self._read_body(receive)
             except BodyTooLarge:
-                refusal = 413, _detail(f"body: over the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES); "
-                                       "split the batch")
+                refusal = (
+                    413,
+                    _detail(f"body: over the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES); split the batch"),
+                )
             except BodyTimeout:
-                refusal = 408, _detail(f"body: not received within {self.body_timeout:g} s of the headers "
-                                       "(BODY_TIMEOUT); send the whole body at once")
+                refusal = (
+                    408,
+                    _detail(
+                        f"body: not received within {self.body_timeout:g} s of the headers "
+                        "(BODY_TIMEOUT); send the whole body at once"
+                    ),
+                )
             else:
                 if body is None:
                     return None
@@ -134,11 +140,12 @@ class FastLane:
                 length = value
         problem = content_type_problem(content_type)
         if problem is not None:
-            return 415, _detail(f"{problem}: send the body as JSON with the header "
-                                "Content-Type: application/json")
+            return 415, _detail(f"{problem}: send the body as JSON with the header Content-Type: application/json")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return 413, _detail(f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
-                                "bytes (MAX_BODY_BYTES); split the batch")
+            return 413, _detail(
+                f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
+                "bytes (MAX_BODY_BYTES); split the batch"
+            )
         return None
 
     async def _read_body(self, receive) -> bytes | None:

@@ -67,8 +67,11 @@ def _describe(value) -> str:
 
 def _decode(body: bytes):
     if not body.strip():
-        raise InputError(400, 'empty request body: send a JSON object with "records" (an array of rows) or "columns" '
-                              '(column name: array of values)')
+        raise InputError(
+            400,
+            'empty request body: send a JSON object with "records" (an array of rows) or "columns" '
+            "(column name: array of values)",
+        )
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -94,8 +97,9 @@ def _column_array(feature: Feature, values: list, where) -> np.ndarray:
         bad = ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX)
         if bad.any():
             index = int(np.argmax(bad))
-            raise InputError(422, f"{where(index)}: expected a finite number within float32 range, "
-                                  f"got {values[index]!r}")
+            raise InputError(
+                422, f"{where(index)}: expected a finite number within float32 range, got {values[index]!r}"
+            )
         return array.astype(np.float32).reshape(-1, 1)
     if not set(map(type, values)) <= {str}:
         index = next(i for i, v in enumerate(values) if type(v) is not str)
@@ -105,8 +109,11 @@ def _column_array(feature: Feature, values: list, where) -> np.ndarray:
         allowed = set(feature.categories)
         if not allowed.issuperset(values):
             index = next(i for i, v in enumerate(values) if v not in allowed)
-            raise InputError(422, f"{where(index)}: unknown category {values[index]!r}; this model accepts "
-                                  f"only: {', '.join(feature.categories)}")
+            raise InputError(
+                422,
+                f"{where(index)}: unknown category {values[index]!r}; this model accepts "
+                f"only: {', '.join(feature.categories)}",
+            )
     return np.array(values, dtype=object).reshape(-1, 1)
 
 
@@ -128,8 +135,7 @@ def _arrays(plan: Plan, columns: dict[str, list], where) -> dict[str, np.ndarray
                 block = None
         if block is None or not (np.isfinite(block) & (np.abs(block) <= FLOAT32_MAX)).all():
             for feature in numeric:  # raises for the first bad value, with its field and row
-                out[feature.name] = _column_array(feature, columns[feature.name],
-                                                  lambda i, n=feature.name: where(i, n))
+                out[feature.name] = _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
         else:
             block = block.astype(np.float32)
             for index, feature in enumerate(numeric):
@@ -143,8 +149,9 @@ def _check_size(rows: int, field: str, plan: Plan) -> None:
     if rows == 0:
         raise InputError(422, f"{field}: empty batch; send at least one row")
     if rows > plan.max_rows:
-        raise InputError(413, f"{field}: {rows} rows is over the limit of {plan.max_rows} (MAX_BATCH_ROWS); "
-                              "split the batch")
+        raise InputError(
+            413, f"{field}: {rows} rows is over the limit of {plan.max_rows} (MAX_BATCH_ROWS); split the batch"
+        )
 
 
 def _record_problem(records: list, plan: Plan) -> InputError:
@@ -158,8 +165,11 @@ def _record_problem(records: list, plan: Plan) -> InputError:
             return InputError(422, f"records[{index}]: missing column {', '.join(map(repr, missing))}")
         unknown = [name for name in row if name not in expected]
         if unknown:
-            return InputError(422, f"records[{index}]: unknown column {', '.join(map(repr, unknown))} "
-                                   f"(the model takes: {', '.join(plan.names)})")
+            return InputError(
+                422,
+                f"records[{index}]: unknown column {', '.join(map(repr, unknown))} "
+                f"(the model takes: {', '.join(plan.names)})",
+            )
     return InputError(422, "records: malformed rows")
 
 
@@ -186,8 +196,9 @@ def _from_columns(columns, plan: Plan) -> dict[str, np.ndarray]:
         raise InputError(422, f"columns: missing column {', '.join(map(repr, missing))}")
     unknown = [name for name in columns if name not in set(plan.names)]
     if unknown:
-        raise InputError(422, f"columns: unknown column {', '.join(map(repr, unknown))} "
-                              f"(the model takes: {', '.join(plan.names)})")
+        raise InputError(
+            422, f"columns: unknown column {', '.join(map(repr, unknown))} (the model takes: {', '.join(plan.names)})"
+        )
     for name in plan.names:
         if not isinstance(columns[name], list):
             raise InputError(422, f"columns.{name}: expected an array of values, got {_describe(columns[name])}")
@@ -195,8 +206,10 @@ def _from_columns(columns, plan: Plan) -> dict[str, np.ndarray]:
     rows = lengths[plan.names[0]]
     uneven = [f"{name} has {length}" for name, length in lengths.items() if length != rows]
     if uneven:
-        raise InputError(422, f"columns: every column needs the same number of values; "
-                              f"{plan.names[0]} has {rows}, {', '.join(uneven)}")
+        raise InputError(
+            422,
+            f"columns: every column needs the same number of values; {plan.names[0]} has {rows}, {', '.join(uneven)}",
+        )
     _check_size(rows, "columns", plan)
     return _arrays(plan, columns, lambda i, n: f"columns.{n}[{i}]")
 
@@ -215,5 +228,3 @@ def parse(body: bytes, plan: Plan) -> dict[str, np.ndarray]:
 
 def rows_of(feeds: dict[str, np.ndarray]) -> int:
     return len(next(iter(feeds.values())))
-
-

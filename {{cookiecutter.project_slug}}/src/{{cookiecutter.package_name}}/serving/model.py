@@ -90,8 +90,10 @@ def choose_providers(requested: tuple[str, ...]) -> list[str]:
     if requested:
         missing = [p for p in requested if p not in available]
         if missing:
-            raise ModelError(f"ORT_PROVIDERS: {', '.join(missing)} not available in this onnxruntime "
-                             f"build (available: {', '.join(available)})")
+            raise ModelError(
+                f"ORT_PROVIDERS: {', '.join(missing)} not available in this onnxruntime "
+                f"build (available: {', '.join(available)})"
+            )
         return list(requested)
     # CUDA first when this build has it (onnxruntime-gpu); onnxruntime falls back to CPU, with a
     # logged error, when the library is there but no GPU or driver is.
@@ -101,8 +103,10 @@ def choose_providers(requested: tuple[str, ...]) -> list[str]:
 def _contract(session: ort.InferenceSession, path: Path) -> tuple[dict, dict[str, str]]:
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     if contract.SCHEMA not in metadata:
-        raise ModelError(f"{path}: no '{contract.SCHEMA}' metadata; export the model with the project's "
-                         "`export` stage, which writes it")
+        raise ModelError(
+            f"{path}: no '{contract.SCHEMA}' metadata; export the model with the project's "
+            "`export` stage, which writes it"
+        )
     try:
         schema = json.loads(metadata[contract.SCHEMA])
     except json.JSONDecodeError as error:
@@ -145,10 +149,20 @@ def load(settings: Settings) -> Model:
     if task not in contract.TASKS:
         raise ModelError(f"{path}: '{contract.SCHEMA}' task {task!r} is not binary, multiclass or regression")
     outputs = _check_io(session, path, schema, task)
-    features = [Feature(f["name"], f["type"], tuple(str(c) for c in f.get("categories", [])))
-                for f in schema["features"]]
-    model = Model(session=session, path=path, task=task, features=features, classes=schema.get("classes", []),
-                  metadata=metadata, providers=session.get_providers(), outputs=outputs, schema=schema)
+    features = [
+        Feature(f["name"], f["type"], tuple(str(c) for c in f.get("categories", []))) for f in schema["features"]
+    ]
+    model = Model(
+        session=session,
+        path=path,
+        task=task,
+        features=features,
+        classes=schema.get("classes", []),
+        metadata=metadata,
+        providers=session.get_providers(),
+        outputs=outputs,
+        schema=schema,
+    )
     log.info("loaded %s: %s model, %d inputs, providers %s", path, task, len(features), model.providers)
     return model
 

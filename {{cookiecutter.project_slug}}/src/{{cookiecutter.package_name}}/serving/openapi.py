@@ -20,8 +20,11 @@ def _value_type(feature: Feature) -> Any:
     if feature.kind == "number":
         return Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False)]
     if feature.categories:
-        note = ("Known values listed; unseen values are refused." if feature.strict_categories else
-                "Known values listed; an unseen value is accepted and treated as none of them.")
+        note = (
+            "Known values listed; unseen values are refused."
+            if feature.strict_categories
+            else "Known values listed; an unseen value is accepted and treated as none of them."
+        )
         return Annotated[Literal[feature.categories], Field(description=note)]  # type: ignore[valid-type]
     return str
 
@@ -33,17 +36,29 @@ def _field_name(index: int) -> str:
 
 def request_models(model: Model, max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
     forbid = ConfigDict(extra="forbid", populate_by_name=False)
-    record = create_model("Record", __config__=forbid, **{
-        _field_name(i): (_value_type(f), Field(alias=f.name)) for i, f in enumerate(model.features)})
-    columns = create_model("Columns", __config__=forbid, **{
-        _field_name(i): (list[_value_type(f)], Field(alias=f.name, min_length=1, max_length=max_rows))
-        for i, f in enumerate(model.features)})
+    record = create_model(
+        "Record",
+        __config__=forbid,
+        **{_field_name(i): (_value_type(f), Field(alias=f.name)) for i, f in enumerate(model.features)},
+    )
+    columns = create_model(
+        "Columns",
+        __config__=forbid,
+        **{
+            _field_name(i): (list[_value_type(f)], Field(alias=f.name, min_length=1, max_length=max_rows))
+            for i, f in enumerate(model.features)
+        },
+    )
     records_body = create_model(
-        "RecordsRequest", __config__=forbid,
-        records=(list[record], Field(min_length=1, max_length=max_rows, description="One object per row")))
+        "RecordsRequest",
+        __config__=forbid,
+        records=(list[record], Field(min_length=1, max_length=max_rows, description="One object per row")),
+    )
     columns_body = create_model(
-        "ColumnsRequest", __config__=forbid,
-        columns=(columns, Field(description="One array per column, all of the same length")))
+        "ColumnsRequest",
+        __config__=forbid,
+        columns=(columns, Field(description="One array per column, all of the same length")),
+    )
     return records_body, columns_body
 
 
@@ -74,7 +89,7 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
         components[extra.__name__] = described
 
     def body(name: str) -> dict:
-        media = {"schema": {"$ref": REF.format(model=name)} }  # spaced: "}" twice would be Jinja syntax
+        media = {"schema": {"$ref": REF.format(model=name)}}  # spaced: "}" twice would be Jinja syntax
         return dict(content={"application/json": media})
 
     problem = body("Problem")

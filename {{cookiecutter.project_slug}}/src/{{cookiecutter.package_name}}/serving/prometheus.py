@@ -18,12 +18,22 @@ class Metrics:
         # A registry per app (not the global one): several apps in one test process do not collide.
         self.registry = CollectorRegistry()
         self.routes = routes
-        self.requests = Counter("http_requests_total", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("http_request_duration_seconds", "Time to handle the request",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.errors = Counter("predict_errors_total", "Rejected or failed predictions by reason",
-                              ["reason"], registry=self.registry)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to handle the request",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "predict_errors_total", "Rejected or failed predictions by reason", ["reason"], registry=self.registry
+        )
         self.rows = Counter("predict_rows_total", "Rows predicted", registry=self.registry)
 
     @staticmethod

@@ -63,8 +63,9 @@ class HeadLimits:
         self._head_bytes += len(data)
         if self._head_bytes > self._max_bytes and not self.transport.is_closing():
             self._stop_head()
-            self._refuse(431, f"request head over {self._max_bytes} bytes (MAX_HEADER_BYTES): send fewer "
-                              "or shorter headers")
+            self._refuse(
+                431, f"request head over {self._max_bytes} bytes (MAX_HEADER_BYTES): send fewer or shorter headers"
+            )
 
     def connection_lost(self, exc) -> None:
         self._stop_head()
@@ -90,8 +91,10 @@ class HeadLimits:
 
     def _refuse(self, status: int, detail: str) -> None:
         body = orjson.dumps({"detail": detail})
-        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
         self.transport.write(head.encode() + body)
         self.transport.close()
 

@@ -14,8 +14,13 @@ APP_FACTORY = f"{__package__}.app:create_app"
 # uvicorn's protocols plus a deadline and a size cap for request heads (protocol.py).
 PROTOCOLS = {"httptools": f"{__package__}.protocol:GuardedHttpTools", "h11": f"{__package__}.protocol:GuardedH11"}
 OPTIONS = {  # flag -> the environment variable uvicorn's worker processes read it back from
-    "model": "MODEL_PATH", "host": "HOST", "port": "PORT", "workers": "WORKERS",
-    "max_batch_rows": "MAX_BATCH_ROWS", "threads": "ORT_INTRA_OP_THREADS", "providers": "ORT_PROVIDERS",
+    "model": "MODEL_PATH",
+    "host": "HOST",
+    "port": "PORT",
+    "workers": "WORKERS",
+    "max_batch_rows": "MAX_BATCH_ROWS",
+    "threads": "ORT_INTRA_OP_THREADS",
+    "providers": "ORT_PROVIDERS",
 }
 
 
@@ -26,10 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=defaults.port, help="($PORT)")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="processes ($WORKERS)")
     parser.add_argument("--max-batch-rows", type=int, default=defaults.max_batch_rows, help="($MAX_BATCH_ROWS)")
-    parser.add_argument("--threads", type=int, default=defaults.intra_op_threads,
-                        help="onnxruntime intra-op threads per worker ($ORT_INTRA_OP_THREADS)")
-    parser.add_argument("--providers", default=",".join(defaults.providers),
-                        help="onnxruntime providers in order ($ORT_PROVIDERS; default CUDA if available, CPU)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.intra_op_threads,
+        help="onnxruntime intra-op threads per worker ($ORT_INTRA_OP_THREADS)",
+    )
+    parser.add_argument(
+        "--providers",
+        default=",".join(defaults.providers),
+        help="onnxruntime providers in order ($ORT_PROVIDERS; default CUDA if available, CPU)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
 
 
@@ -43,9 +55,18 @@ def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s %(message)s")
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-                access_log=args.access_log, log_level="info", http=PROTOCOLS[parser], loop=loop,
-                **limits(settings))
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=args.access_log,
+        log_level="info",
+        http=PROTOCOLS[parser],
+        loop=loop,
+        **limits(settings),
+    )
 
 
 def limits(settings: Settings) -> dict:

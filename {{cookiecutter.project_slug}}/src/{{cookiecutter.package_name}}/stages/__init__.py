@@ -68,6 +68,10 @@ def run_pipeline(config: Config) -> list[StageResult]:
     for stage in PIPELINE:
         results.append(stage.run(config, run_id))
         run_id = results[-1].run_id or run_id
-    log.info("pipeline done in %.1f s: %s (run %s)", time.perf_counter() - started,
-             " -> ".join(stage.name for stage in PIPELINE), run_id)
+    log.info(
+        "pipeline done in %.1f s: %s (run %s)",
+        time.perf_counter() - started,
+        " -> ".join(stage.name for stage in PIPELINE),
+        run_id,
+    )
     return results

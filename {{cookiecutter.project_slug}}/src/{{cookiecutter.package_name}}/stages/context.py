@@ -45,13 +45,22 @@ def attach(config: Config, run_id: str | None) -> RunContext:
     ref = tracking.find_run(config, run_id)
     run = tracking.check_run(client, ref)
     if run.data.tags.get(lineage.stage_tag("train")) != lineage.DONE:
-        raise UsageError(f"run {ref.run_id} (from {ref.source}) has no trained model: its train stage did not "
-                         "finish; run `train` again")
+        raise UsageError(
+            f"run {ref.run_id} (from {ref.source}) has no trained model: its train stage did not "
+            "finish; run `train` again"
+        )
     log.info("attached to run %s (from %s)", ref.run_id, ref.source)
     described = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/{lineage.SCHEMA_ARTIFACT}")
-    schema = Schema(task=described["task"], target=described["target"],
-                    columns={f["name"]: data.Column(type=f["type"], values=f.get("categories"))
-                             for f in described["features"]},
-                    sensitive=list(config.data.sensitive_features))
-    return RunContext(client=client, run=run, framework=frameworks.load(run.data.tags[lineage.FRAMEWORK]),
-                      schema=schema, classes=json.loads(run.data.tags.get(lineage.MODEL_CLASSES, "[]")))
+    schema = Schema(
+        task=described["task"],
+        target=described["target"],
+        columns={f["name"]: data.Column(type=f["type"], values=f.get("categories")) for f in described["features"]},
+        sensitive=list(config.data.sensitive_features),
+    )
+    return RunContext(
+        client=client,
+        run=run,
+        framework=frameworks.load(run.data.tags[lineage.FRAMEWORK]),
+        schema=schema,
+        classes=json.loads(run.data.tags.get(lineage.MODEL_CLASSES, "[]")),
+    )

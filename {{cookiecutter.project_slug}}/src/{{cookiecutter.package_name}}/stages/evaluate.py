@@ -32,8 +32,10 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
     model = context.framework.load_model(context.model_uri)
     predicted = context.framework.predict(model, features)
 
-    scores = {f"test.{name}": value
-              for name, value in metrics.compute(context.schema.task, y_true, predicted, context.classes).items()}
+    scores = {
+        f"test.{name}": value
+        for name, value in metrics.compute(context.schema.task, y_true, predicted, context.classes).items()
+    }
     groups = rows[[name for name in context.schema.sensitive if name in rows.columns]]
     audit, by_group = fairness.audit(context.schema.task, y_true, predicted, groups, context.classes)
     scores |= {f"fairness.{name}": value for name, value in audit.items()}
@@ -48,6 +50,9 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
         mlflow.set_tag(lineage.stage_tag("evaluate"), lineage.DONE)
     config.outputs.mkdir(parents=True, exist_ok=True)
     (config.outputs / lineage.EVALUATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
-    log.info("evaluated on %d held-out rows: %s", len(rows),
-             ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
+    log.info(
+        "evaluated on %d held-out rows: %s",
+        len(rows),
+        ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+    )
     return Evaluated(run_id=context.run_id, scores=scores)

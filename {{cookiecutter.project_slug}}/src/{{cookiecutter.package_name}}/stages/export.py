@@ -49,7 +49,7 @@ def parity(native: Predictions, exported: Predictions, tolerance: float) -> tupl
     difference = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
     worst = float(difference.max())
     allowed = tolerance * np.maximum(1.0, np.abs(np.asarray(expected, np.float64)))
-    if (over := int(np.sum(difference > allowed))):
+    if over := int(np.sum(difference > allowed)):
         problems.append(f"{over} values differ by more than {tolerance:g} (max {worst:.3g})")
     return worst, problems
 
@@ -65,9 +65,16 @@ def run(config: Config, run_id: str | None = None) -> Exported:
     converted = context.framework.to_onnx(model, schema)
     tags = context.run.data.tags
     # No model version inside the file: a version exists only once `register` has checked this file.
-    stamped = onnx_model.stamp(converted, schema, context.classes, {
-        "model_name": config.tracking.model_name, "run_id": context.run_id,
-        "git_sha": tags.get(lineage.GIT_SHA, "unknown")})
+    stamped = onnx_model.stamp(
+        converted,
+        schema,
+        context.classes,
+        {
+            "model_name": config.tracking.model_name,
+            "run_id": context.run_id,
+            "git_sha": tags.get(lineage.GIT_SHA, "unknown"),
+        },
+    )
     exported = onnx_model.predict(onnx_model.session(stamped), onnx_model.feeds(features, schema), schema.task)
     worst, problems = parity(native, exported, config.export.parity_tolerance)
 
@@ -75,8 +82,9 @@ def run(config: Config, run_id: str | None = None) -> Exported:
         mlflow.log_metric("export.parity_max_abs_diff", worst)
         if problems:
             mlflow.set_tags({lineage.stage_tag("export"): lineage.FAILED, lineage.EXPORT_PARITY: lineage.FAILED})
-            raise CheckFailed(f"ONNX parity failed on {len(rows)} held-out rows: {'; '.join(problems)}. "
-                              "No ONNX file was written.")
+            raise CheckFailed(
+                f"ONNX parity failed on {len(rows)} held-out rows: {'; '.join(problems)}. No ONNX file was written."
+            )
         config.outputs.mkdir(parents=True, exist_ok=True)
         target = config.outputs / lineage.ONNX_FILE
         # Written beside the target and renamed: a reader never sees half a model.
@@ -86,10 +94,15 @@ def run(config: Config, run_id: str | None = None) -> Exported:
         os.replace(handle.name, target)
         mlflow.log_artifact(str(target), Path(lineage.ONNX_ARTIFACT).parent.as_posix())
         # The digest is what `register` and the release compare every later copy of the file with.
-        mlflow.set_tags({lineage.EXPORT_PARITY: lineage.PASSED,
-                         lineage.ONNX_SHA256: hashlib.sha256(payload).hexdigest(),
-                         lineage.stage_tag("export"): lineage.DONE})
+        mlflow.set_tags(
+            {
+                lineage.EXPORT_PARITY: lineage.PASSED,
+                lineage.ONNX_SHA256: hashlib.sha256(payload).hexdigest(),
+                lineage.stage_tag("export"): lineage.DONE,
+            }
+        )
     size = target.stat().st_size
-    log.info("exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024,
-             len(rows), worst)
+    log.info(
+        "exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024, len(rows), worst
+    )
     return Exported(run_id=context.run_id, path=target, max_abs_diff=worst, size_bytes=size)

@@ -47,12 +47,28 @@ def threshold_checks(config: Config, observed: dict[str, float], champion: dict[
     checks = []
     for name, bound in config.gate.thresholds.items():
         value = observed.get(name)
-        passed = (value is not None and (bound.min is None or value >= bound.min)
-                  and (bound.max is None or value <= bound.max))
-        text = " and ".join(part for part in (f">= {bound.min:g}" if bound.min is not None else "",
-                                              f"<= {bound.max:g}" if bound.max is not None else "") if part)
-        checks.append(Check(name, value, text if value is not None else f"{text} (metric not logged by this run)",
-                            passed, champion.get(name)))
+        passed = (
+            value is not None
+            and (bound.min is None or value >= bound.min)
+            and (bound.max is None or value <= bound.max)
+        )
+        text = " and ".join(
+            part
+            for part in (
+                f">= {bound.min:g}" if bound.min is not None else "",
+                f"<= {bound.max:g}" if bound.max is not None else "",
+            )
+            if part
+        )
+        checks.append(
+            Check(
+                name,
+                value,
+                text if value is not None else f"{text} (metric not logged by this run)",
+                passed,
+                champion.get(name),
+            )
+        )
     return checks
 
 
@@ -69,8 +85,16 @@ def regression_checks(config: Config, observed: dict[str, float], champion: dict
             limit, passed = best + tolerance, value is not None and value <= best + tolerance
         else:
             limit, passed = best - tolerance, value is not None and value >= best - tolerance
-        checks.append(Check(f"{name} vs champion", value, f"{'<=' if lower_is_better else '>='} {limit:.4g} "
-                            f"(champion {best:.4g} {'+' if lower_is_better else '-'} {tolerance:g})", passed, best))
+        checks.append(
+            Check(
+                f"{name} vs champion",
+                value,
+                f"{'<=' if lower_is_better else '>='} {limit:.4g} "
+                f"(champion {best:.4g} {'+' if lower_is_better else '-'} {tolerance:g})",
+                passed,
+                best,
+            )
+        )
     return checks
 
 
@@ -89,11 +113,19 @@ def render(checks: list[Check], passed: bool, run_id: str, champion_version: str
     def number(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
-    lines = [f"## Gate: {'PASSED' if passed else 'FAILED'} - {model_name}", "",
-             f"Run `{run_id}`; champion: {'version ' + champion_version if champion_version else 'none yet'}.", "",
-             "| check | value | threshold | champion | result |", "|---|---:|---|---:|---|"]
-    lines += [f"| {c.name} | {number(c.value)} | {c.threshold} | {number(c.champion)} | "
-              f"{'pass' if c.passed else '**FAIL**'} |" for c in checks]
+    lines = [
+        f"## Gate: {'PASSED' if passed else 'FAILED'} - {model_name}",
+        "",
+        f"Run `{run_id}`; champion: {'version ' + champion_version if champion_version else 'none yet'}.",
+        "",
+        "| check | value | threshold | champion | result |",
+        "|---|---:|---|---:|---|",
+    ]
+    lines += [
+        f"| {c.name} | {number(c.value)} | {c.threshold} | {number(c.champion)} | "
+        f"{'pass' if c.passed else '**FAIL**'} |"
+        for c in checks
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -61,16 +61,18 @@ def run(config: Config, run_id: str | None = None) -> Registered:
     context = attach(config, run_id)
     tags, ref = context.run.data.tags, lineage.source_ref()
     if problems := refusals(tags, ref):
-        raise CheckFailed(f"run {context.run_id} may not be registered: {'; '.join(problems)}. "
-                          "Nothing was registered.")
+        raise CheckFailed(f"run {context.run_id} may not be registered: {'; '.join(problems)}. Nothing was registered.")
     expected = tags[lineage.ONNX_SHA256]
     if (actual := stored_digest(context.client, context.run_id)) != expected:
-        raise CheckFailed(f"{lineage.ONNX_ARTIFACT} of run {context.run_id} hashes to {actual}, not the {expected} "
-                          "export recorded after its parity check: the file changed since. Nothing was registered.")
+        raise CheckFailed(
+            f"{lineage.ONNX_ARTIFACT} of run {context.run_id} hashes to {actual}, not the {expected} "
+            "export recorded after its parity check: the file changed since. Nothing was registered."
+        )
 
     model_name = config.tracking.model_name
-    version_tags = ({lineage.RUN_ID: context.run_id, lineage.SOURCE_REF: ref}
-                    | {key: tags[key] for key in lineage.VERSION_TAGS})
+    version_tags = {lineage.RUN_ID: context.run_id, lineage.SOURCE_REF: ref} | {
+        key: tags[key] for key in lineage.VERSION_TAGS
+    }
     version = create_version(context.client, model_name, context.model_uri, context.run_id, version_tags)
     context.client.set_registered_model_alias(model_name, lineage.CHALLENGER, version)
     with mlflow.start_run(run_id=context.run_id):
@@ -78,6 +80,12 @@ def run(config: Config, run_id: str | None = None) -> Registered:
     registered = Registered(context.run_id, model_name, version, expected)
     config.outputs.mkdir(parents=True, exist_ok=True)
     (config.outputs / lineage.REGISTERED_FILE).write_text(json.dumps(registered.__dict__, indent=2) + "\n")
-    log.info("registered %s version %s from %s (alias %r, ONNX sha256 %s)", model_name, version, ref,
-             lineage.CHALLENGER, expected[:12])
+    log.info(
+        "registered %s version %s from %s (alias %r, ONNX sha256 %s)",
+        model_name,
+        version,
+        ref,
+        lineage.CHALLENGER,
+        expected[:12],
+    )
     return registered

@@ -35,23 +35,39 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
         log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
-        mlflow.set_tags({lineage.GIT_SHA: lineage.git_sha(config.root), lineage.SOURCE_REF: lineage.source_ref(),
-                         lineage.FRAMEWORK: config.model.framework, lineage.TASK: config.task})
-        mlflow.log_params({"framework": config.model.framework, "task": config.task,
-                           "data.path": config.data.path.name, "data.sha256": data.fingerprint(config.data_path),
-                           "split.test_size": config.split.test_size, "split.seed": config.split.seed,
-                           "rows.train": len(split.train), "rows.test": len(split.test),
-                           **{f"model.{key}": value for key, value in config.model.params.items()}})
+        mlflow.set_tags(
+            {
+                lineage.GIT_SHA: lineage.git_sha(config.root),
+                lineage.SOURCE_REF: lineage.source_ref(),
+                lineage.FRAMEWORK: config.model.framework,
+                lineage.TASK: config.task,
+            }
+        )
+        mlflow.log_params(
+            {
+                "framework": config.model.framework,
+                "task": config.task,
+                "data.path": config.data.path.name,
+                "data.sha256": data.fingerprint(config.data_path),
+                "split.test_size": config.split.test_size,
+                "split.seed": config.split.seed,
+                "rows.train": len(split.train),
+                "rows.test": len(split.test),
+                **{f"model.{key}": value for key, value in config.model.params.items()},
+            }
+        )
         mlflow.log_artifact(str(validated), lineage.VALIDATION_FOLDER)
         mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
         train_features = data.features(split.train, schema)
-        model = framework.train(train_features, data.target(split.train, schema), schema,
-                                config.model.params, config.split)
+        model = framework.train(
+            train_features, data.target(split.train, schema), schema, config.model.params, config.split
+        )
         predicted = framework.predict(model, train_features)
-        scores = metrics.compute(config.task, data.target(split.train, schema).to_numpy(), predicted,
-                                 framework.classes(model))
+        scores = metrics.compute(
+            config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)
+        )
         mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
         model_uri = framework.log_model(model, train_features, predicted)
         mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
@@ -64,6 +80,9 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
         # Only a finished run becomes the one later stages attach to.
         lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
-    log.info("trained %s; train %s", config.model.framework,
-             ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
+    log.info(
+        "trained %s; train %s",
+        config.model.framework,
+        ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+    )
     return Trained(run_id=run_id, model_uri=model_uri)

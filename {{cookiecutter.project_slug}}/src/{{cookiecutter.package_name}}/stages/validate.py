@@ -40,8 +40,7 @@ def expectations(config: Config, frame: pd.DataFrame) -> list:
         if column.type == "number":
             suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES))
             if column.min is not None or column.max is not None:
-                suite.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=column.min,
-                                                              max_value=column.max))
+                suite.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=column.min, max_value=column.max))
         else:
             suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
             if column.values and config.data.columns:
@@ -57,8 +56,11 @@ def expectations(config: Config, frame: pd.DataFrame) -> list:
     elif declared_target and declared_target.values:
         suite.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=target, value_set=declared_target.values))
     else:
-        suite.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
-            column=target, min_value=MIN_CLASSES[config.task], max_value=2 if config.task == "binary" else None))
+        suite.append(
+            gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=target, min_value=MIN_CLASSES[config.task], max_value=2 if config.task == "binary" else None
+            )
+        )
     return suite
 
 
@@ -67,8 +69,11 @@ def run_suite(config: Config, frame: pd.DataFrame) -> dict:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # tqdm bars flood CI logs
-    batch = (context.data_sources.add_pandas("input").add_dataframe_asset("table")
-             .add_batch_definition_whole_dataframe("all rows"))
+    batch = (
+        context.data_sources.add_pandas("input")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("all rows")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=f"{config.tracking.model_name}-input"))
     for expectation in expectations(config, frame):
         suite.add_expectation(expectation)
@@ -100,12 +105,25 @@ def run(config: Config, run_id: str | None = None) -> Validated:
     failures = describe_failures(result)
     config.outputs.mkdir(parents=True, exist_ok=True)
     saved = config.outputs / lineage.VALIDATION_FILE
-    saved.write_text(json.dumps({"success": not failures, "data": str(path), "sha256": data.fingerprint(path),
-                                 "failures": failures, "result": result}, indent=2, default=str) + "\n")
+    saved.write_text(
+        json.dumps(
+            {
+                "success": not failures,
+                "data": str(path),
+                "sha256": data.fingerprint(path),
+                "failures": failures,
+                "result": result,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     if failures:
         record_rejection(config, saved)
-        raise CheckFailed(f"{path}: {len(failures)} expectation(s) failed:\n  " + "\n  ".join(failures)
-                          + f"\nfull result: {saved}")
+        raise CheckFailed(
+            f"{path}: {len(failures)} expectation(s) failed:\n  " + "\n  ".join(failures) + f"\nfull result: {saved}"
+        )
     log.info("validation passed: %d expectations", len(result["expectations"]))
     return Validated(run_id=None, path=saved)
 
@@ -117,9 +135,11 @@ def record_rejection(config: Config, result: Path) -> None:
     from .. import tracking
 
     client = tracking.connect(config)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(config, client), run_name="rejected-data",
-                          tags={lineage.stage_tag("validate"): lineage.FAILED,
-                                lineage.GIT_SHA: lineage.git_sha(config.root)}):
+    with mlflow.start_run(
+        experiment_id=tracking.experiment_id(config, client),
+        run_name="rejected-data",
+        tags={lineage.stage_tag("validate"): lineage.FAILED, lineage.GIT_SHA: lineage.git_sha(config.root)},
+    ):
         mlflow.log_artifact(str(result), lineage.VALIDATION_FOLDER)
         mlflow.log_param("data.path", config.data_path.name)
 
