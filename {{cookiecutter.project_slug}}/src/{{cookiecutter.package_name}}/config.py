@@ -75,10 +75,11 @@ class Tracking(Strict):
 class Config(Strict):
     task: Task
     data: Data
-    split: Split = Split()
+    # Defaults built by each section's own field defaults (pydantic's default_factory keeps mypy exact).
+    split: Split = Field(default_factory=lambda: Split.model_validate({}))
     model: Model
-    gate: Gate = Gate()
-    export: Export = Export()
+    gate: Gate = Field(default_factory=lambda: Gate.model_validate({}))
+    export: Export = Field(default_factory=lambda: Export.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
 

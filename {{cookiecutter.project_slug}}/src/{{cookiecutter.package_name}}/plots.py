@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,8 +16,11 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E40
 from .config import Task  # noqa: E402
 from .predictions import Predictions, ValuePredictions  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _save(figure, path: Path) -> Path:
+
+def _save(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)

@@ -38,7 +38,8 @@ class EpochLog(keras.callbacks.Callback):
         super().__init__()
         self.board = board
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs or {}
         tabular.log_epoch(self.board, epoch, logs["loss"], logs["val_loss"])
 
 
@@ -114,7 +115,7 @@ class Keras(tabular.NeuralNetwork):
             return onnx.load(path)
 
 
-def _foreign_modules(config) -> set[str]:
+def _foreign_modules(config: object) -> set[str]:
     """The `module` of every object in a Keras config that is not Keras's own."""
     if isinstance(config, list):
         return set().union(*map(_foreign_modules, config))

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from ..errors import CheckFailed
 from . import read_json, reason, tabular, untrusted
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ class PyTorch(tabular.NeuralNetwork):
             elif stopping.stop:
                 log.info("early stop at epoch %d: no better validation loss since epoch %d", epoch, stopping.best_epoch)
                 break
+        if best_state is None:  # no epoch ran, or every validation loss was NaN
+            raise CheckFailed(
+                "training never produced a finite validation loss: check the data for NaN or "
+                "infinite values and lower model.params.learning_rate"
+            )
         network.load_state_dict(best_state)
         return network.cpu().eval(), stopping.best_epoch
 
@@ -164,7 +170,7 @@ class PyTorch(tabular.NeuralNetwork):
 def _architecture(uri: str, folder: Path) -> dict:
     described = read_json(uri, folder, ARCHITECTURE, dict)
 
-    def count(value) -> bool:
+    def count(value: object) -> bool:
         return type(value) is int and value > 0
 
     if not (

@@ -168,7 +168,10 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
     class_values = np.asarray(model.classes)
     if class_values.dtype.kind in "OUS":
         constant = helper.make_tensor(
-            "class_values", TensorProto.STRING, [len(class_values)], [str(c).encode() for c in class_values]
+            "class_values",
+            TensorProto.STRING,
+            [len(class_values)],
+            [str(c).encode() for c in class_values],  # type: ignore[misc]  # onnx's stubs omit bytes for STRING
         )
     else:
         constant = helper.make_tensor(

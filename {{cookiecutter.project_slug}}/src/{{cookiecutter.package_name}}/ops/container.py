@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ CONTAINER_PORT = 8000
 DEFAULT_MODEL = Path("outputs") / lineage.ONNX_FILE
 
 
-def _client():
+def _client() -> Any:  # docker.DockerClient; the SDK ships no type information
     # Every failure here and below is a CheckFailed (exit code 1) saying what failed and how to look.
     try:
         import docker
@@ -178,7 +179,7 @@ def remove_container(name: str) -> bool:
     return True
 
 
-def wait_ready(url: str, timeout: float, container=None) -> float:
+def wait_ready(url: str, timeout: float, container: Any = None) -> float:
     """Poll /ready; returns seconds waited. Raises with the container's log if it dies or times out."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:

@@ -21,6 +21,7 @@ from ..lineage import ONNX_ARTIFACT, sha256_of, trust_problems
 from .github_ci import publish
 
 if TYPE_CHECKING:  # mlflow is imported when a command runs, not when the CLI builds its parser
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
 PROTECTED_REF = "refs/heads/main"
@@ -67,7 +68,7 @@ def find_version(client: MlflowClient, model_name: str, git_sha: str, protected_
     raise UsageError(f"no version of model {model_name!r} for commit {git_sha} may ship: " + " | ".join(refused))
 
 
-def get_version(client: MlflowClient, model_name: str, version: str):
+def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -78,7 +79,9 @@ def get_version(client: MlflowClient, model_name: str, version: str):
         ) from error
 
 
-def shippable_version(client: MlflowClient, model_name: str, version: str, protected_ref: str = PROTECTED_REF):
+def shippable_version(
+    client: MlflowClient, model_name: str, version: str, protected_ref: str = PROTECTED_REF
+) -> ModelVersion:
     """The version, if its tags pass every check (a rollback target is held to the same rules)."""
     found = get_version(client, model_name, version)
     if problems := trust_problems(found.tags, protected_ref):
@@ -86,8 +89,8 @@ def shippable_version(client: MlflowClient, model_name: str, version: str, prote
     return found
 
 
-def run_of(version) -> str:
-    return version.tags.get(lineage.RUN_ID) or version.run_id
+def run_of(version: ModelVersion) -> str:
+    return str(version.tags.get(lineage.RUN_ID) or version.run_id)
 
 
 def download_verified(client: MlflowClient, run_id: str, expected_sha256: str, output: Path) -> Path:

@@ -105,7 +105,7 @@ def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None,
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None, {}  # no registered model or no champion yet: the project's first model
         raise
-    run_id = version.tags.get(lineage.RUN_ID) or version.run_id
+    run_id = str(version.tags.get(lineage.RUN_ID) or version.run_id)
     return str(version.version), client.get_run(run_id).data.metrics
 
 

@@ -6,12 +6,16 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .. import data, lineage
 from ..config import Config
 from ..errors import CheckFailed
+
+if TYPE_CHECKING:  # great_expectations takes 2-3 s to import: only when the stage runs
+    from great_expectations.expectations import Expectation
 from . import StageResult
 
 log = logging.getLogger(__name__)
@@ -25,14 +29,14 @@ class Validated(StageResult):
     path: Path  # the full result of a passing suite, saved for train to log with the run
 
 
-def expectations(config: Config, frame: pd.DataFrame) -> list:
+def expectations(config: Config, frame: pd.DataFrame) -> list[Expectation]:
     """One expectation per rule the config states (or, for an undeclared file, per inferred column)."""
     import great_expectations.expectations as gxe  # 2-3 s to import: only this stage needs it
 
     schema = data.schema(config, frame)
     target = config.data.target
     mostly = 1.0 - config.data.max_null_fraction
-    suite = [gxe.ExpectTableRowCountToBeBetween(min_value=50)]
+    suite: list[Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=50)]
     # Declared columns are checked even when absent from the file (then they fail ExpectColumnToExist).
     declared = {name: column for name, column in config.data.columns.items() if name != target}
     for name, column in (declared | schema.columns).items():
@@ -66,9 +70,10 @@ def expectations(config: Config, frame: pd.DataFrame) -> list:
 
 def run_suite(config: Config, frame: pd.DataFrame) -> dict:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}  # tqdm bars flood CI logs
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # tqdm bars flood CI logs
     batch = (
         context.data_sources.add_pandas("input")
         .add_dataframe_asset("table")
