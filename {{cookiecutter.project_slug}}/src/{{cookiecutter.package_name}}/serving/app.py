@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -46,7 +48,7 @@ class Predictor:
         self.plan: Plan | None = None
 
     @asynccontextmanager
-    async def lifespan(self, app: FastAPI):
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         """Warm up before reporting ready."""
         warm_up(self.model)
         # Built after the probe: it may have marked columns whose unseen categories the model refuses.
@@ -80,6 +82,7 @@ class Predictor:
 
     def checked(self, body: bytes) -> dict | tuple[int, bytes]:
         """The model's inputs from a /predict body, or (status, JSON) saying what is wrong with it."""
+        assert self.plan is not None  # set in lifespan() before `ready`, which predict() checks first
         try:
             return parse(body, self.plan)
         except InputError as error:
@@ -154,14 +157,14 @@ def add_routes(app: FastAPI, predict_operation: dict) -> None:
 def add_openapi(app: FastAPI, components: dict) -> None:
     """The generated document plus the request and response schemas built from the model."""
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             document.setdefault("components", {}).setdefault("schemas", {}).update(components)
             app.openapi_schema = document
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -183,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_openapi(app, components)
     app.state.model = model
     app.state.predictor = predictor
+    assert settings.max_body_bytes is not None  # Settings.__post_init__ derives it when unset
     # Outermost: metrics for every request, and the hot routes served without the router.
     app.add_middleware(
         FastLane,

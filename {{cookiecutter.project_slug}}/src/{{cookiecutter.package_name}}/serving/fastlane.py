@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
 
 import orjson
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .deadlines import Deadlines, tick_for
 from .prometheus import Metrics
@@ -55,20 +58,32 @@ def content_type_problem(value: bytes | None) -> str | None:
     return None
 
 
-def _has_body(headers) -> bool:
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+def _has_body(headers: Headers) -> bool:
     return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding" for name, value in headers)
 
 
 class FastLane:
-    def __init__(self, app, predict, metrics: Metrics, max_body_bytes: int, body_timeout: float):
+    def __init__(
+        self,
+        app: ASGIApp,
+        predict: Callable[[bytes], Awaitable[tuple[int, bytes]]],
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_timeout: float,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.deadlines = Deadlines(tick_for(body_timeout))
         self.predict = predict  # async (body bytes) -> (status, JSON bytes)
         self.metrics = metrics
-        self.timers = {route: metrics.latency.labels(route) for route in (*metrics.routes, "other")}
-        self.counters: dict[tuple, object] = {}
+        self.timers: dict[str, Histogram] = {
+            route: metrics.latency.labels(route) for route in (*metrics.routes, "other")
+        }
+        self.counters: dict[tuple[str, str, int], Counter] = {}
 
     def _count(self, route: str, method: str, status: int) -> None:
         key = (route, method, status)
@@ -81,7 +96,7 @@ class FastLane:
         self.timers[route].observe(time.perf_counter() - started)
         self._count(route, self.metrics.method(method), status)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -102,7 +117,7 @@ class FastLane:
             finally:
                 self._record(route, method, status, started)
 
-    async def _predict(self, scope, receive, send) -> int | None:
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int | None:
         refusal = self._refusal(scope["headers"])
         if refusal is None:
             try:
@@ -130,9 +145,10 @@ class FastLane:
         await self._respond(send, status, payload, close=True)
         return status
 
-    def _refusal(self, headers) -> tuple[int, bytes] | None:
+    def _refusal(self, headers: Headers) -> tuple[int, bytes] | None:
         """(status, JSON) when the headers alone show the body cannot be used, else None."""
-        content_type = length = None
+        content_type: bytes | None = None
+        length: bytes | None = None
         for name, value in headers:
             if name == b"content-type":
                 content_type = value
@@ -148,18 +164,20 @@ class FastLane:
             )
         return None
 
-    async def _read_body(self, receive) -> bytes | None:
+    async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None if the client disconnected. Raises BodyTooLarge as soon as it passes
         max_body_bytes, BodyTimeout when it is still incomplete body_timeout after the headers."""
         task = asyncio.current_task()
-        expired = []  # tells the deadline's cancellation from any other (shutdown, disconnect)
+        assert task is not None  # an ASGI app always runs inside a task
+        expired: list[bool] = []  # tells the deadline's cancellation from any other (shutdown, disconnect)
 
         def expire() -> None:
             expired.append(True)
             task.cancel()
 
         self.deadlines.watch(task, self.body_timeout, expire)
-        chunks, size, more = [], 0, True
+        chunks: list[bytes] = []
+        size, more = 0, True
         try:
             while more:
                 message = await receive()
@@ -180,18 +198,18 @@ class FastLane:
             self.deadlines.forget(task)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _forward(self, scope, receive, send) -> int:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Hand the request to FastAPI; returns the status it answered with."""
         status = 500
         unread = _has_body(scope["headers"])
 
-        async def receive_tracked():
+        async def receive_tracked() -> Message:
             nonlocal unread
             message = await receive()
             unread = unread and message.get("more_body", False)
             return message
 
-        async def observe(message):
+        async def observe(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -205,7 +223,7 @@ class FastLane:
         return status
 
     @staticmethod
-    async def _respond(send, status: int, payload: bytes, close: bool = False) -> None:
+    async def _respond(send: Send, status: int, payload: bytes, close: bool = False) -> None:
         headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
         if close:
             headers.append(CLOSE)

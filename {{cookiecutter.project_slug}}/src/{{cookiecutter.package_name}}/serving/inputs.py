@@ -13,8 +13,10 @@ refuses them, they are rejected here with a 422 naming the row and the known val
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import orjson
@@ -52,7 +54,7 @@ class Plan:
         return tuple(f for f in self.features if f.kind != "number")
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -65,7 +67,7 @@ def _describe(value) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-def _decode(body: bytes):
+def _decode(body: bytes) -> Any:  # whatever the JSON holds
     if not body.strip():
         raise InputError(
             400,
@@ -83,7 +85,7 @@ def _decode(body: bytes):
             raise InputError(400, f"malformed JSON: {error}") from None
 
 
-def _column_array(feature: Feature, values: list, where) -> np.ndarray:
+def _column_array(feature: Feature, values: list[Any], where: Callable[[int], str]) -> np.ndarray:
     if feature.kind == "number":
         if not set(map(type, values)) <= NUMBER_TYPES:
             index = next(i for i, v in enumerate(values) if type(v) not in NUMBER_TYPES)
@@ -117,14 +119,19 @@ def _column_array(feature: Feature, values: list, where) -> np.ndarray:
     return np.array(values, dtype=object).reshape(-1, 1)
 
 
-def _arrays(plan: Plan, columns: dict[str, list], where) -> dict[str, np.ndarray]:
+def _at(where: Callable[[int, str], str], name: str) -> Callable[[int], str]:
+    """`where` for one column: row index -> its place in the request."""
+    return lambda index: where(index, name)
+
+
+def _arrays(plan: Plan, columns: dict[str, list[Any]], where: Callable[[int, str], str]) -> dict[str, np.ndarray]:
     """All numeric columns converted and checked as one block (one numpy call, not one per column);
     only when the block is bad is each column checked alone, to name the first bad value."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     numeric = plan.numeric
     if numeric:
         values = [columns[f.name] for f in numeric]
-        kinds = set()
+        kinds: set[type] = set()
         for column in values:
             kinds.update(map(type, column))
         block = None
@@ -135,13 +142,13 @@ def _arrays(plan: Plan, columns: dict[str, list], where) -> dict[str, np.ndarray
                 block = None
         if block is None or not (np.isfinite(block) & (np.abs(block) <= FLOAT32_MAX)).all():
             for feature in numeric:  # raises for the first bad value, with its field and row
-                out[feature.name] = _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
+                out[feature.name] = _column_array(feature, columns[feature.name], _at(where, feature.name))
         else:
             block = block.astype(np.float32)
             for index, feature in enumerate(numeric):
                 out[feature.name] = block[index].reshape(-1, 1)
     for feature in plan.text:
-        out[feature.name] = _column_array(feature, columns[feature.name], lambda i, n=feature.name: where(i, n))
+        out[feature.name] = _column_array(feature, columns[feature.name], _at(where, feature.name))
     return out
 
 
@@ -154,7 +161,7 @@ def _check_size(rows: int, field: str, plan: Plan) -> None:
         )
 
 
-def _record_problem(records: list, plan: Plan) -> InputError:
+def _record_problem(records: list[Any], plan: Plan) -> InputError:
     """The slow path, taken only once a batch is known to be bad: find the first bad row and say why."""
     expected = set(plan.names)
     for index, row in enumerate(records):
@@ -173,7 +180,7 @@ def _record_problem(records: list, plan: Plan) -> InputError:
     return InputError(422, "records: malformed rows")
 
 
-def _from_records(records, plan: Plan) -> dict[str, np.ndarray]:
+def _from_records(records: object, plan: Plan) -> dict[str, np.ndarray]:
     if not isinstance(records, list):
         raise InputError(422, f"records: expected an array of objects, got {_describe(records)}")
     _check_size(len(records), "records", plan)
@@ -188,7 +195,7 @@ def _from_records(records, plan: Plan) -> dict[str, np.ndarray]:
     return _arrays(plan, columns, lambda i, n: f"records[{i}].{n}")
 
 
-def _from_columns(columns, plan: Plan) -> dict[str, np.ndarray]:
+def _from_columns(columns: object, plan: Plan) -> dict[str, np.ndarray]:
     if not isinstance(columns, dict):
         raise InputError(422, f"columns: expected an object of column: [values], got {_describe(columns)}")
     missing = [name for name in plan.names if name not in columns]

@@ -58,8 +58,9 @@ class Model:
 
     def example_feeds(self, rows: int = 1, unseen: str | None = None) -> dict[str, np.ndarray]:
         """Plausible inputs from the schema alone: zeros and each column's first known category."""
-        columns = {}
+        columns: dict[str, list[float | str]] = {}
         for feature in self.features:
+            value: float | str
             if feature.kind == contract.NUMBER:
                 value = 0.0
             elif unseen == feature.name:

@@ -6,6 +6,7 @@ category values; they document the API and are never used to validate requests (
 
 from __future__ import annotations
 
+from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
@@ -25,8 +26,13 @@ def _value_type(feature: Feature) -> Any:
             if feature.strict_categories
             else "Known values listed; an unseen value is accepted and treated as none of them."
         )
-        return Annotated[Literal[feature.categories], Field(description=note)]  # type: ignore[valid-type]
+        return Annotated[Literal[feature.categories], Field(description=note)]
     return str
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type only known at run time (which mypy cannot check)."""
+    return GenericAlias(list, (item,))
 
 
 def _field_name(index: int) -> str:
@@ -36,23 +42,20 @@ def _field_name(index: int) -> str:
 
 def request_models(model: Model, max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
     forbid = ConfigDict(extra="forbid", populate_by_name=False)
-    record = create_model(
-        "Record",
-        __config__=forbid,
-        **{_field_name(i): (_value_type(f), Field(alias=f.name)) for i, f in enumerate(model.features)},
-    )
-    columns = create_model(
-        "Columns",
-        __config__=forbid,
-        **{
-            _field_name(i): (list[_value_type(f)], Field(alias=f.name, min_length=1, max_length=max_rows))
-            for i, f in enumerate(model.features)
-        },
-    )
+    # Typed Any: create_model's keyword arguments are checked against its own `__config__`, `__doc__`...
+    record_fields: dict[str, Any] = {
+        _field_name(i): (_value_type(f), Field(alias=f.name)) for i, f in enumerate(model.features)
+    }
+    record = create_model("Record", __config__=forbid, **record_fields)
+    column_fields: dict[str, Any] = {
+        _field_name(i): (_list_of(_value_type(f)), Field(alias=f.name, min_length=1, max_length=max_rows))
+        for i, f in enumerate(model.features)
+    }
+    columns = create_model("Columns", __config__=forbid, **column_fields)
     records_body = create_model(
         "RecordsRequest",
         __config__=forbid,
-        records=(list[record], Field(min_length=1, max_length=max_rows, description="One object per row")),
+        records=(_list_of(record), Field(min_length=1, max_length=max_rows, description="One object per row")),
     )
     columns_body = create_model(
         "ColumnsRequest",
@@ -80,7 +83,9 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
     """(components.schemas entries, the /predict operation's extra OpenAPI fields)."""
     records_body, columns_body = request_models(model, max_rows)
     response = ClassificationResponse if model.classification else RegressionResponse
-    request = TypeAdapter(Union[records_body, columns_body]).json_schema(ref_template=REF)  # noqa: UP007
+    # Built at run time from the generated models: Any, as mypy cannot check a type made of variables.
+    request_type: Any = Union[records_body, columns_body]  # noqa: UP007
+    request = TypeAdapter(request_type).json_schema(ref_template=REF)
     components = dict(request.pop("$defs", {}))
     components["PredictRequest"] = request
     for extra in (response, Problem):

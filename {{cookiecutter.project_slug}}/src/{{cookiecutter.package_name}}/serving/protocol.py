@@ -16,15 +16,29 @@ the same environment variables as its app.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from functools import cache
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .deadlines import Deadlines, tick_for
 from .settings import Settings
+
+if TYPE_CHECKING:
+
+    class _HTTPProtocol(asyncio.Protocol):
+        """What HeadLimits uses of the uvicorn protocol class it is mixed into."""
+
+        transport: asyncio.Transport
+        # The h11 or httptools RequestResponseCycle (their two classes differ), None until the first head.
+        cycle: Any
+
+else:
+    _HTTPProtocol = object
 
 _IDLE = object()  # no head being received: a request is under way, or none has started
 
@@ -35,17 +49,17 @@ def _limits() -> tuple[float, int, Deadlines]:
     return settings.header_timeout, settings.max_header_bytes, Deadlines(tick_for(settings.header_timeout))
 
 
-class HeadLimits:
+class HeadLimits(_HTTPProtocol):
     """Mixed in before a uvicorn HTTP protocol class, whose `cycle` is the request under way:
     a new cycle object means the parser has read a complete head."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timeout, self._max_bytes, self._deadlines = _limits()
-        self._head_cycle = _IDLE  # the cycle current when this head started
+        self._head_cycle: object = _IDLE  # the cycle current when this head started
         self._head_bytes = 0
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._start_head()
 
@@ -67,7 +81,7 @@ class HeadLimits:
                 431, f"request head over {self._max_bytes} bytes (MAX_HEADER_BYTES): send fewer or shorter headers"
             )
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head()
         super().connection_lost(exc)
 
