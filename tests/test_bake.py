@@ -43,12 +43,18 @@ def test_every_option_bakes_clean(baked, task, framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_generated_code_passes_its_own_lint(baked, framework):
+def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framework, tmp_path):
+    """What the project's CI lint job runs: ruff format --check, ruff check, mypy (its own config)."""
     project = baked(task="binary", framework=framework)
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=project, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    for command in (
+        ["ruff", "format", "--check", "src", "tests", "bench"],
+        ["ruff", "check", "src", "tests", "bench"],
+        ["mypy", "--cache-dir", str(tmp_path / "mypy"), "src"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", *command], cwd=project, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
 
 
 def test_project_builds_a_wheel_with_its_console_script(baked, tmp_path):

@@ -217,13 +217,17 @@ def test_pre_commit_config_is_valid_and_runs_every_checker(baked):
     assert hooks["mypy"]["entry"] == ".venv/bin/python -m mypy src" and hooks["mypy"]["pass_filenames"] is False
 
 
-def test_template_code_passes_the_projects_lint_rules(baked):
+def test_template_code_is_formatted_and_passes_the_projects_lint_rules(baked):
     project = baked()
     template_rules = tomllib.loads((TEMPLATE / "ruff.toml").read_text())
     project_rules = pyproject(project)["tool"]["ruff"]
     assert template_rules["lint"]["select"] == project_rules["lint"]["select"]
     assert template_rules["line-length"] == project_rules["line-length"]
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "tests", "hooks"], cwd=TEMPLATE, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "tests", "hooks", "scripts"],
+            cwd=TEMPLATE,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
