@@ -18,7 +18,8 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from {{ cookiecutter.package_name }}.serving import contract
@@ -46,7 +47,8 @@ def build(path: Path, task: str, unseen_categories: str = "ignore") -> Path:
     categorical = [c for c in features.columns if c not in numeric]
     encode = ColumnTransformer(
         [
-            ("numeric", StandardScaler(), numeric),
+            # The contract says a NaN is a missing value for the model to impute.
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
             ("categorical", OneHotEncoder(handle_unknown=unseen_categories), categorical),
         ]
     )
@@ -97,6 +99,6 @@ def direct(path: Path, records: list[dict]) -> dict[str, np.ndarray]:
     """onnxruntime run directly on the same rows: what the server must return."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     schema = json.loads(session.get_modelmeta().custom_metadata_map[contract.SCHEMA])
-    feeds = contract.feeds_from_records(records, contract.kinds(schema))
+    feeds = contract.feeds_from_records(records, schema)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))

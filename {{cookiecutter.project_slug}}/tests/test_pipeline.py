@@ -63,9 +63,9 @@ def test_onnx_file_reproduces_the_native_model(pipeline_run):
     model = onnx.load(pipeline_run.outputs / "model.onnx")
     described = json.loads({entry.key: entry.value for entry in model.metadata_props}["mlops.schema"])
     assert described["task"] == settings.task
-    assert [i.name for i in model.graph.input] == [f["name"] for f in described["features"]]
+    assert [i.name for i in model.graph.input] == [f["input"] for f in described["features"]]
 
-    frame = data.read_table(settings.data_path)
+    frame = data.read_table(settings.data_path, settings.data.csv)
     schema = data.schema(settings, frame)
     rows = data.features(frame.sample(200, random_state=1), schema)
     exported = onnx_model.predict(onnx_model.session(model), onnx_model.feeds(rows, schema), schema.task)

@@ -69,6 +69,17 @@ def test_integers_are_numbers_and_unseen_categories_are_accepted(client, model_p
     check_matches(response.json(), direct(model_path, [row]))
 
 
+def test_null_is_a_missing_value_imputed_as_in_training(client, model_path, records):
+    rows = [dict(records[0], age=None), dict(records[1], sex=None), dict(records[2], age=None, purpose=None)]
+    response = client.post("/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    expected = direct(model_path, rows)  # NaN for numbers, contract.MISSING_CATEGORY for categories
+    check_matches(response.json(), expected)
+    assert np.isfinite(response.json()["probabilities" if CLASSIFICATION else "predictions"]).all()
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    assert client.post("/predict", json={"columns": columns}).json() == response.json()
+
+
 def bad(records, change):
     rows = [dict(row) for row in records[:3]]
     change(rows)
@@ -96,7 +107,7 @@ BAD_BODIES = {
     "number for a category": (lambda r: bad(r, _set(0, "sex", 1)), 422, ["records[0].sex", "string", "number 1"]),
     "bool for a number": (lambda r: bad(r, _set(2, "income", True)), 422, ["records[2].income", "boolean true"]),
     "bool for a category": (lambda r: bad(r, _set(0, "purpose", False)), 422, ["records[0].purpose", "boolean"]),
-    "null": (lambda r: bad(r, _set(1, "loan_amount", None)), 422, ["records[1].loan_amount", "null"]),
+    "list for a number": (lambda r: bad(r, _set(1, "loan_amount", [1])), 422, ["records[1].loan_amount", "array"]),
     "above float32": (lambda r: bad(r, _set(0, "income", 1e39)), 422, ["records[0].income", "float32"]),
     "row not an object": (lambda r: {"records": [r[0], [1, 2]]}, 422, ["records[1]", "object"]),
     "records not a list": (lambda r: {"records": r[0]}, 422, ["records", "array"]),
@@ -217,8 +228,9 @@ def test_openapi_is_generated_from_the_model_schema(client, records):
     record = document["components"]["schemas"]["Record"]
     assert set(record["properties"]) == set(records[0])
     assert record["additionalProperties"] is False
-    assert record["properties"]["age"]["type"] == "number"
-    assert record["properties"]["sex"]["enum"] == ["female", "male"]
+    age, sex = record["properties"]["age"]["anyOf"], record["properties"]["sex"]["anyOf"]
+    assert [kind["type"] for kind in age] == ["number", "null"]  # null: a missing value
+    assert sex[0]["enum"] == ["female", "male"] and sex[1] == {"type": "null"}
     operation = document["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
 

@@ -26,6 +26,15 @@ class Column(Strict):
     values: list[str | int] | None = None
 
 
+class Csv(Strict):
+    """How to read a CSV file (a Parquet file carries its own types and needs none of this)."""
+
+    separator: str = Field(",", min_length=1, description="',' ';' '\\t' '|' ...")
+    missing_values: list[str] = Field(default_factory=list, description="markers read as missing, e.g. ['?', 'n/a']")
+    strip_whitespace: bool = Field(True, description="' State-gov ' reads as 'State-gov'; an all-blank cell as missing")
+    encoding: str = "utf-8"
+
+
 class Data(Strict):
     path: Path
     target: str
@@ -33,6 +42,7 @@ class Data(Strict):
     sensitive_features: list[str] = Field(default_factory=list)
     columns: dict[str, Column] = Field(default_factory=dict, description="empty: inferred from the file")
     max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    csv: Csv = Field(default_factory=lambda: Csv.model_validate({}))
 
 
 class Split(Strict):

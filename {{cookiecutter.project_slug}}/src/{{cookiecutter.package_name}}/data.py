@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .config import Column, Config, Task
+from .config import Column, Config, Csv, Task
 from .errors import UsageError
+from .serving import contract
 
 log = logging.getLogger(__name__)
 
@@ -38,32 +39,127 @@ class Schema:
     def categorical(self) -> list[str]:
         return [name for name, column in self.columns.items() if column.type == "string"]
 
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Column name -> the model's input name (an identifier: see contract.input_names)."""
+        return dict(zip(self.features, contract.input_names(self.features), strict=True))
+
+    @property
+    def input_kinds(self) -> dict[str, str]:
+        """Input name -> "number" or "string", in model input order: what the frameworks build on."""
+        return {self.inputs[name]: column.type for name, column in self.columns.items()}
+
+    @property
+    def numeric_inputs(self) -> list[str]:
+        return [self.inputs[name] for name in self.numeric]
+
+    @property
+    def categorical_inputs(self) -> list[str]:
+        return [self.inputs[name] for name in self.categorical]
+
     def as_dict(self) -> dict:
         """The JSON form carried inside the ONNX file and logged with the run."""
         return {
             "task": self.task,
             "target": self.target,
             "features": [
-                {"name": name, "type": column.type, **({"categories": column.values} if column.values else {})}
+                {
+                    "name": name,
+                    "input": self.inputs[name],
+                    "type": column.type,
+                    **({"categories": column.values} if column.values else {}),
+                }
                 for name, column in self.columns.items()
             ],
         }
 
 
-def read_table(path: Path) -> pd.DataFrame:
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def table_format(path: Path) -> str:
+    """"csv" or "parquet", from the file name (`data.csv.gz` is a compressed CSV)."""
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    if suffixes and suffixes[-1] in CSV_SUFFIXES:
+        return "csv"
+    if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
+        return "parquet"
+    raise UsageError(
+        f"{path}: unknown table format {''.join(path.suffixes) or '(no extension)'}; name the file "
+        f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)} (a CSV may also end in {', '.join(COMPRESSIONS)})"
+    )
+
+
+def header(path: Path, csv: Csv) -> list[str]:
+    """The column names exactly as the file has them (pandas would rename repeated and blank ones)."""
+    if table_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    first = pd.read_csv(path, sep=csv.separator, encoding=csv.encoding, header=None, nrows=1, dtype=str)
+    names = ["" if pd.isna(name) else str(name) for name in first.iloc[0]] if len(first) else []
+    return [name.strip() for name in names] if csv.strip_whitespace else names
+
+
+def name_problems(names: list[str]) -> list[str]:
+    """What makes a set of column names unusable: blank names and repeated names."""
+    problems = []
+    blank = [str(index + 1) for index, name in enumerate(names) if not name.strip()]
+    if blank:
+        problems.append(f"column(s) number {', '.join(blank)} have no name")
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    repeated = [f"{name!r} ({count} times)" for name, count in counts.items() if count > 1 and name.strip()]
+    if repeated:
+        problems.append(f"repeated column name(s): {', '.join(repeated)}")
+    return problems
+
+
+def read_table(path: Path, csv: Csv) -> pd.DataFrame:
+    """The table at `path` (CSV read with `csv`'s options, or Parquet), its column names checked."""
     if not path.is_file():
         raise UsageError(f"{path}: data file not found (set data.path in config.yaml or pass --data)")
+    kind = table_format(path)
     try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise UsageError(f"{path}: not a readable CSV file: {error}") from error
+        names = header(path, csv)
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(
+                path,
+                sep=csv.separator,
+                encoding=csv.encoding,
+                na_values=csv.missing_values or None,
+                skipinitialspace=csv.strip_whitespace,
+                low_memory=False,  # one dtype per column, not one per chunk of rows
+            )
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable {kind} file: {error}") from error
+    if problems := name_problems(names):
+        raise UsageError(f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file")
+    frame.columns = names
+    if csv.strip_whitespace and kind == "csv":
+        for name in frame.columns:
+            if pd.api.types.is_string_dtype(frame[name]):
+                stripped = frame[name].str.strip()
+                frame[name] = stripped.where(stripped != "")  # an all-blank cell is a missing value
     if frame.empty:
         raise UsageError(f"{path}: the file has no rows")
     return frame
 
 
 def fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of the file, read in blocks: a large table is not held in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def infer_column(series: pd.Series) -> Column:
@@ -97,23 +193,61 @@ def schema(config: Config, frame: pd.DataFrame) -> Schema:
 
 
 def features(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Model inputs with the dtypes the ONNX graph takes, so native and ONNX see the same numbers.
+    """Model inputs, named by input name, with the dtypes the ONNX graph takes.
 
     Numbers become float32 *before* training: tree splits learnt on float64 values can land between
-    two float32 values and flip in the exported model.
+    two float32 values and flip in the exported model. Missing numbers stay NaN for the model's own
+    imputer; missing categories become contract.MISSING_CATEGORY, a category like any other.
     """
     out = {}
-    for name in schema.features:
+    for name, input_name in schema.inputs.items():
         if name in schema.numeric:
-            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float32)
+            out[input_name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float32)
         else:
-            out[name] = frame[name].astype("str").where(frame[name].notna(), "missing")
+            out[input_name] = frame[name].astype("str").where(frame[name].notna(), contract.MISSING_CATEGORY)
     return pd.DataFrame(out, index=frame.index)
+
+
+def labels(values: pd.Series) -> pd.Series:
+    """Class labels as the model learns them: text stripped, booleans as "False"/"True", whole floats as ints."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(str)
+    if pd.api.types.is_float_dtype(values):
+        whole = values.dropna()
+        if (whole == whole.round()).all():
+            return values.astype("Int64") if values.isna().any() else values.astype(np.int64)
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    return values.astype(str).str.strip().where(values.notna())
 
 
 def target(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     values = frame[schema.target]
-    return values.astype(np.float32) if schema.task == "regression" else values
+    return values.astype(np.float32) if schema.task == "regression" else labels(values)
+
+
+def target_problem(values: pd.Series, task: Task) -> str | None:
+    """Why this column cannot be the target of `task`, or None; checked before any training."""
+    present = values.dropna()
+    if present.empty:
+        return "it has no values"
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            examples = ", ".join(repr(v) for v in present.astype(str).unique()[:3])
+            return (
+                f"a regression target must be numeric; it holds {examples}: "
+                "pick a numeric column, or set task to binary or multiclass"
+            )
+        return None
+    classes = sorted(labels(present).astype(str).unique().tolist())
+    shown = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
+    if len(classes) < 2:
+        return f"it has only one class ({shown}): a classifier needs at least two"
+    if task == "binary" and len(classes) > 2:
+        return f"task is binary but it has {len(classes)} classes ({shown}): set task: multiclass"
+    if task == "multiclass" and len(classes) == 2:
+        return f"task is multiclass but it has 2 classes ({shown}): set task: binary"
+    return None
 
 
 @dataclass(frozen=True)
@@ -126,7 +260,7 @@ class Partition:
 
 def split(frame: pd.DataFrame, schema: Schema, test_size: float, seed: int) -> Partition:
     """The same rows land in the test split in every stage and every run with the same seed."""
-    stratify = None if schema.task == "regression" else frame[schema.target]
+    stratify = None if schema.task == "regression" else labels(frame[schema.target])
     try:
         train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
     except ValueError as error:

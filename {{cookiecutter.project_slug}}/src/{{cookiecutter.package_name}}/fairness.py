@@ -8,8 +8,9 @@ from fairlearn import metrics as fl
 from sklearn import metrics as sk
 
 from .config import Task
-from .errors import UsageError
 from .predictions import Predictions
+
+MISSING_GROUP = "(missing)"
 
 
 def _group_metrics(task: Task, classes: list) -> dict:
@@ -34,16 +35,13 @@ def audit(
     tables: dict[str, pd.DataFrame] = {}
     y_true = np.asarray(y_true)
     for feature in groups.columns:
-        if groups[feature].isna().any():
-            raise UsageError(
-                f"data.sensitive_features: {feature!r} has missing values in the test split; "
-                "fill them (e.g. 'unknown') so every row belongs to a group"
-            )
+        # Rows with no recorded group are audited as a group of their own, not dropped.
+        members = groups[feature].astype(str).where(groups[feature].notna(), MISSING_GROUP)
         frame = fl.MetricFrame(
             metrics=_group_metrics(task, classes),
             y_true=y_true,
             y_pred=predicted.point,
-            sensitive_features=groups[feature],
+            sensitive_features=members,
         )
         tables[feature] = frame.by_group
         for name, value in frame.difference(method="between_groups").items():
@@ -52,9 +50,9 @@ def audit(
             # The difference metrics take 0/1 outcomes; labels may be any two values.
             is_positive = y_true == classes[1], np.asarray(predicted.point) == classes[1]
             scalars[f"{feature}.demographic_parity_difference"] = float(
-                fl.demographic_parity_difference(*is_positive, sensitive_features=groups[feature])
+                fl.demographic_parity_difference(*is_positive, sensitive_features=members)
             )
             scalars[f"{feature}.equalized_odds_difference"] = float(
-                fl.equalized_odds_difference(*is_positive, sensitive_features=groups[feature])
+                fl.equalized_odds_difference(*is_positive, sensitive_features=members)
             )
     return scalars, tables

@@ -43,7 +43,7 @@ CHALLENGER = "challenger"  # the newest registered version
 
 # --- artifact paths in a run ---------------------------------------------------------------------
 SCHEMA_ARTIFACT = "schema.json"
-TEST_SPLIT_ARTIFACT = "split/test.csv"
+TEST_SPLIT_ARTIFACT = "split/test.parquet"  # Parquet keeps each column's type ("007" stays text)
 ONNX_ARTIFACT = "onnx/model.onnx"
 VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"

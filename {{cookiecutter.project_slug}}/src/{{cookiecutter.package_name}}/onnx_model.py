@@ -34,8 +34,8 @@ def stamp(model: onnx.ModelProto, schema: Schema, classes: list, info: dict[str,
 
 
 def feeds(frame: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]:
-    """Each column as an (N, 1) array of the dtype its input takes."""
-    return contract.feeds(frame, {name: column.type for name, column in schema.columns.items()})
+    """Each input of `frame` (data.features: columns named by input) as an (N, 1) array of its dtype."""
+    return contract.feeds(frame, schema.input_kinds)
 
 
 def session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:

@@ -46,8 +46,8 @@ class ScikitLearn(Framework[Pipeline]):
             raise UsageError(f"model.params: {error}") from error
         preprocess = ColumnTransformer(
             [
-                ("numeric", SimpleImputer(strategy="median"), schema.numeric),
-                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
+                ("numeric", SimpleImputer(strategy="median"), schema.numeric_inputs),
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_inputs),
             ],
         )
         pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
@@ -83,8 +83,8 @@ class ScikitLearn(Framework[Pipeline]):
 
     def to_onnx(self, model: Pipeline, schema: Schema) -> onnx.ModelProto:
         inputs = [
-            (name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
-            for name in schema.features
+            (name, FloatTensorType([None, 1]) if kind == "number" else StringTensorType([None, 1]))
+            for name, kind in schema.input_kinds.items()
         ]
         options = {id(model): {"zipmap": False}} if schema.task != "regression" else None
         converted = skl_to_onnx(model, initial_types=inputs, options=options, target_opset=17)

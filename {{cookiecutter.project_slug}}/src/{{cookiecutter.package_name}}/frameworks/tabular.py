@@ -89,8 +89,8 @@ def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validatio
     """Fit the preprocessing on the training rows and carve out the early-stopping rows."""
     preprocess = ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric),
-            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical),
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric_inputs),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_inputs),
         ]
     )
     if schema.task == "regression":
@@ -149,8 +149,8 @@ def quiet_exporter() -> Iterator[None]:
 def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelProto) -> onnx.ModelProto:
     """skl2onnx's preprocessing graph -> the network's graph -> the contract's named outputs."""
     inputs = [
-        (name, FloatTensorType([None, 1]) if name in schema.numeric else StringTensorType([None, 1]))
-        for name in schema.features
+        (name, FloatTensorType([None, 1]) if kind == "number" else StringTensorType([None, 1]))
+        for name, kind in schema.input_kinds.items()
     ]
     # Both graphs must import the same opset to be merged: follow the network's exporter.
     opset = next(o.version for o in network.opset_import if o.domain in ("", "ai.onnx"))

@@ -11,7 +11,6 @@ environment variables (IMAGE_TAG, IMAGE_BASE, IMAGE_ORT_PACKAGE, IMAGE_NAME, IMA
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -235,25 +234,36 @@ def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> list[dict]:
-    """Real rows from a CSV (default: the config's data file) if there is one, else rows made from the schema."""
-    if sample is None and config.is_file():
+    """Real rows from a table (default: the config's data file) if there is one, else rows made from the schema.
+
+    The table is read as the pipeline reads it (the config's CSV options, or Parquet), and sent by
+    the users' own column names, with missing values as JSON null.
+    """
+    settings = None
+    if config.is_file():
         from .. import config as configuration
 
-        sample = configuration.load(config).data_path
-    kinds = contract.kinds(schema)
+        settings = configuration.load(config)
+        sample = sample or settings.data_path
     if sample is not None and sample.is_file():
-        with sample.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            picked = [row for _, row in zip(range(rows), reader, strict=False)]
+        from .. import data
+        from ..config import Csv
+
+        table = data.read_table(sample, settings.data.csv if settings else Csv.model_validate({})).head(rows)
+        kinds = {feature["name"]: feature["type"] for feature in schema["features"]}
+        picked = table[list(kinds)].astype(object).where(table[list(kinds)].notna(), None)
         return [
-            {name: float(row[name]) if kind == contract.NUMBER else row[name] for name, kind in kinds.items()}
-            for row in picked
+            {
+                name: None if value is None else float(value) if kinds[name] == contract.NUMBER else str(value)
+                for name, value in row.items()
+            }
+            for row in picked.to_dict(orient="records")
         ]
     made = []
     for index in range(rows):
         row = {}
         for feature in schema["features"]:
-            categories = feature.get("categories") or ["missing"]
+            categories = feature.get("categories") or [contract.MISSING_CATEGORY]
             number = feature["type"] == contract.NUMBER
             row[feature["name"]] = float(index) if number else categories[index % len(categories)]
         made.append(row)
@@ -264,7 +274,7 @@ def expected_predictions(model: Path, schema: dict, records: list[dict]) -> dict
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = contract.feeds_from_records(records, contract.kinds(schema))
+    feeds = contract.feeds_from_records(records, schema)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 

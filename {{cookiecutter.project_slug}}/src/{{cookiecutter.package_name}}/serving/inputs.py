@@ -3,7 +3,8 @@
 No per-row pydantic validation: the body is decoded with orjson, each column is collected with one
 list comprehension and type-checked with one set of types, and the column-to-dtype plan is
 resolved once per process. Every rejection is an `InputError` with a 4xx status and a message that
-names the field (and row) and says what to send instead.
+names the field (and row) and says what to send instead. A JSON null is a missing value: the
+model imputes it exactly as it did for the missing values it was trained with.
 
 Unseen categories are accepted when the model copes with them (the template's encoders ignore
 unknown values: all their one-hot columns are 0); when the start-up probe found that the model
@@ -21,10 +22,14 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import contract
 from .model import Feature
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMBER_TYPES = frozenset((int, float))  # bool is a subclass of int but its own type: excluded
+NULL = type(None)
+NUMBER_OR_NULL = NUMBER_TYPES | {NULL}
+TEXT_OR_NULL = frozenset((str, NULL))
 
 
 class InputError(ValueError):
@@ -87,28 +92,31 @@ def _decode(body: bytes) -> Any:  # whatever the JSON holds
 
 def _column_array(feature: Feature, values: list[Any], where: Callable[[int], str]) -> np.ndarray:
     if feature.kind == "number":
-        if not set(map(type, values)) <= NUMBER_TYPES:
-            index = next(i for i, v in enumerate(values) if type(v) not in NUMBER_TYPES)
-            raise InputError(422, f"{where(index)}: expected a number, got {_describe(values[index])}")
+        if not set(map(type, values)) <= NUMBER_OR_NULL:
+            index = next(i for i, v in enumerate(values) if type(v) not in NUMBER_OR_NULL)
+            raise InputError(422, f"{where(index)}: expected a number or null, got {_describe(values[index])}")
         try:
-            array = np.array(values, dtype=np.float64)
+            array = np.array(values, dtype=np.float64)  # null becomes NaN, which the model imputes
         except OverflowError:  # an integer too large even for float64
-            index = next(i for i, v in enumerate(values) if abs(v) > 1e308)
+            index = next(i for i, v in enumerate(values) if v is not None and abs(v) > 1e308)
             raise InputError(422, f"{where(index)}: {values[index]} is out of range") from None
         # The model computes in float32: a finite float64 beyond its range would become infinity.
-        bad = ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX)
+        bad = (~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX)) & _not_null(values)
         if bad.any():
             index = int(np.argmax(bad))
             raise InputError(
                 422, f"{where(index)}: expected a finite number within float32 range, got {values[index]!r}"
             )
         return array.astype(np.float32).reshape(-1, 1)
-    if not set(map(type, values)) <= {str}:
-        index = next(i for i, v in enumerate(values) if type(v) is not str)
+    kinds = set(map(type, values))
+    if not kinds <= TEXT_OR_NULL:
+        index = next(i for i, v in enumerate(values) if type(v) not in TEXT_OR_NULL)
         known = f" (one of: {', '.join(feature.categories)})" if feature.categories else ""
-        raise InputError(422, f"{where(index)}: expected a string{known}, got {_describe(values[index])}")
+        raise InputError(422, f"{where(index)}: expected a string or null{known}, got {_describe(values[index])}")
+    if NULL in kinds:
+        values = [contract.MISSING_CATEGORY if value is None else value for value in values]
     if feature.strict_categories:
-        allowed = set(feature.categories)
+        allowed = set(feature.categories) | {contract.MISSING_CATEGORY}
         if not allowed.issuperset(values):
             index = next(i for i, v in enumerate(values) if v not in allowed)
             raise InputError(
@@ -119,6 +127,11 @@ def _column_array(feature: Feature, values: list[Any], where: Callable[[int], st
     return np.array(values, dtype=object).reshape(-1, 1)
 
 
+def _not_null(values: list[Any]) -> np.ndarray | bool:
+    """Where the values are not JSON null (a NaN from a null is a missing value, not a bad number)."""
+    return True if None not in values else np.array([value is not None for value in values])
+
+
 def _at(where: Callable[[int, str], str], name: str) -> Callable[[int], str]:
     """`where` for one column: row index -> its place in the request."""
     return lambda index: where(index, name)
@@ -126,7 +139,9 @@ def _at(where: Callable[[int, str], str], name: str) -> Callable[[int], str]:
 
 def _arrays(plan: Plan, columns: dict[str, list[Any]], where: Callable[[int, str], str]) -> dict[str, np.ndarray]:
     """All numeric columns converted and checked as one block (one numpy call, not one per column);
-    only when the block is bad is each column checked alone, to name the first bad value."""
+    only when the block is bad is each column checked alone, to name the first bad value.
+
+    Columns arrive by the users' names and leave by the model's input names."""
     out: dict[str, np.ndarray] = {}
     numeric = plan.numeric
     if numeric:
@@ -135,20 +150,20 @@ def _arrays(plan: Plan, columns: dict[str, list[Any]], where: Callable[[int, str
         for column in values:
             kinds.update(map(type, column))
         block = None
-        if kinds <= NUMBER_TYPES:
+        if kinds <= NUMBER_TYPES:  # nulls take the slow path, which knows a null from a bad NaN
             try:
                 block = np.array(values, dtype=np.float64)
             except OverflowError:
                 block = None
         if block is None or not (np.isfinite(block) & (np.abs(block) <= FLOAT32_MAX)).all():
             for feature in numeric:  # raises for the first bad value, with its field and row
-                out[feature.name] = _column_array(feature, columns[feature.name], _at(where, feature.name))
+                out[feature.input] = _column_array(feature, columns[feature.name], _at(where, feature.name))
         else:
             block = block.astype(np.float32)
             for index, feature in enumerate(numeric):
-                out[feature.name] = block[index].reshape(-1, 1)
+                out[feature.input] = block[index].reshape(-1, 1)
     for feature in plan.text:
-        out[feature.name] = _column_array(feature, columns[feature.name], _at(where, feature.name))
+        out[feature.input] = _column_array(feature, columns[feature.name], _at(where, feature.name))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class Feature:
-    name: str
+    name: str  # the column's name, as clients send it
     kind: str  # "number" | "string"
+    input: str  # the ONNX input it feeds (contract.input_names)
     categories: tuple[str, ...] = ()
     # True when the model errors on a category it was not trained on (found by probing at start-up):
     # then the server rejects such values itself with a 422 instead of letting onnxruntime fail.
@@ -66,9 +68,9 @@ class Model:
             elif unseen == feature.name:
                 value = UNSEEN_PROBE
             else:
-                value = feature.categories[0] if feature.categories else "missing"
-            columns[feature.name] = [value] * rows
-        return contract.feeds(columns, {feature.name: feature.kind for feature in self.features})
+                value = feature.categories[0] if feature.categories else contract.MISSING_CATEGORY
+            columns[feature.input] = [value] * rows
+        return contract.feeds(columns, {feature.input: feature.kind for feature in self.features})
 
     def describe(self) -> dict:
         return {
@@ -151,7 +153,8 @@ def load(settings: Settings) -> Model:
         raise ModelError(f"{path}: '{contract.SCHEMA}' task {task!r} is not binary, multiclass or regression")
     outputs = _check_io(session, path, schema, task)
     features = [
-        Feature(f["name"], f["type"], tuple(str(c) for c in f.get("categories", []))) for f in schema["features"]
+        Feature(f["name"], f["type"], f.get("input", f["name"]), tuple(str(c) for c in f.get("categories", [])))
+        for f in schema["features"]
     ]
     model = Model(
         session=session,
@@ -181,5 +184,5 @@ def warm_up(model: Model) -> None:
         try:
             model.run(model.example_feeds(unseen=feature.name))
         except Exception:  # the model's encoder refuses unknown values
-            model.features[index] = Feature(feature.name, feature.kind, feature.categories, strict_categories=True)
+            model.features[index] = dataclasses.replace(feature, strict_categories=True)
             log.info("%s: the model refuses unseen categories; the server will reject them", feature.name)

@@ -17,17 +17,21 @@ from .model import Feature, Model
 REF = "#/components/schemas/{model}"
 
 
+MISSING_NOTE = "null when unknown: the model imputes it as it did in training."
+
+
 def _value_type(feature: Feature) -> Any:
     if feature.kind == "number":
-        return Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False)]
+        number = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False)]
+        return Annotated[number | None, Field(description=MISSING_NOTE)]
     if feature.categories:
         note = (
             "Known values listed; unseen values are refused."
             if feature.strict_categories
             else "Known values listed; an unseen value is accepted and treated as none of them."
         )
-        return Annotated[Literal[feature.categories], Field(description=note)]
-    return str
+        return Annotated[Literal[feature.categories] | None, Field(description=f"{note} {MISSING_NOTE}")]
+    return Annotated[str | None, Field(description=MISSING_NOTE)]
 
 
 def _list_of(item: Any) -> Any:

@@ -37,7 +37,7 @@ class RunContext:
 
     def test_rows(self) -> pd.DataFrame:
         folder = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=lineage.TEST_SPLIT_ARTIFACT)
-        return pd.read_csv(folder)
+        return pd.read_parquet(folder)
 
 
 def attach(config: Config, run_id: str | None) -> RunContext:

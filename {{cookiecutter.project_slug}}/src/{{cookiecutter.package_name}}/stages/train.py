@@ -27,7 +27,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     """Starts a new run: `run_id` is not used. Runs after `validate` passed on this data file (PIPELINE)."""
     client = tracking.connect(config)
     validated = config.outputs / lineage.VALIDATION_FILE
-    frame = data.read_table(config.data_path)
+    frame = data.read_table(config.data_path, config.data.csv)
     schema = data.schema(config, frame)
     split = data.split(frame, schema, config.split.test_size, config.split.seed)
     framework = frameworks.load(config.model.framework)
@@ -75,7 +75,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         # Later stages (other processes, other CI jobs) evaluate on exactly these rows.
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / Path(lineage.TEST_SPLIT_ARTIFACT).name
-            split.test.to_csv(path, index=False)
+            split.test.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
         mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
         # Only a finished run becomes the one later stages attach to.

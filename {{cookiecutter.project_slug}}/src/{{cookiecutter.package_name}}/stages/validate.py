@@ -46,7 +46,8 @@ def expectations(config: Config, frame: pd.DataFrame) -> list[Expectation]:
             if column.min is not None or column.max is not None:
                 suite.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=column.min, max_value=column.max))
         else:
-            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
+            if name in config.data.columns:  # an inferred text column is whatever the file holds (even booleans)
+                suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
             if column.values and config.data.columns:
                 suite.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=column.values))
         if mostly < 1.0:
@@ -97,6 +98,9 @@ def describe_failures(result: dict) -> list[str]:
         detail = f"observed {observed!r}" if observed is not None else ""
         if examples:
             detail = f"{item['result'].get('unexpected_count')} bad values, e.g. {examples[:3]}"
+        if item["expectation_type"] == "expect_column_values_to_not_be_null":
+            share = item["result"].get("unexpected_percent") or 0.0
+            detail = f"{share:.2f}% missing; data.max_null_fraction allows {100 * (1 - item['kwargs'].get('mostly', 1.0)):.2f}%"
         failures.append(f"{column}: {item['expectation_type']} failed ({detail})")
     return failures
 
@@ -104,10 +108,12 @@ def describe_failures(result: dict) -> list[str]:
 def run(config: Config, run_id: str | None = None) -> Validated:
     """Validation comes before any run: `run_id` is not used."""
     path = config.data_path
-    frame = data.read_table(path)
+    frame = data.read_table(path, config.data.csv)
     log.info("validating %s (%d rows, %d columns)", path, len(frame), frame.shape[1])
     result = run_suite(config, frame)
     failures = describe_failures(result)
+    if config.data.target in frame.columns and (problem := data.target_problem(frame[config.data.target], config.task)):
+        failures.insert(0, f"{config.data.target}: cannot be the target: {problem}")
     config.outputs.mkdir(parents=True, exist_ok=True)
     saved = config.outputs / lineage.VALIDATION_FILE
     saved.write_text(
