@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, run
@@ -60,6 +61,7 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         framework_modules()[framework]
     )
     assert not any((project / "src" / PACKAGE / "frameworks" / f"{name}.py").exists() for name in others)
+    make_awkward(project, task)
     cli(project, "pipeline")
 
     first = run_id(project)
@@ -68,19 +70,22 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     artifacts = {a.path for a in store(project).list_artifacts(first)}
     assert "tensorboard" in artifacts
 
-    # The exported file takes the raw columns and matches the native model on held-out rows.
+    # The exported file takes the raw columns, by the input names its schema maps them to, and
+    # matches the native model on held-out rows (missing values included).
     session = ort.InferenceSession(str(project / "outputs" / "model.onnx"))
-    test_rows = store(project).download_artifacts(first, "split/test.csv", str(tmp_path))
-    rows = pd.read_csv(test_rows)
-    features = [i.name for i in session.get_inputs()]
-    assert set(features) < set(rows.columns)
+    test_rows = store(project).download_artifacts(first, "split/test.parquet", str(tmp_path))
+    rows = pd.read_parquet(test_rows)
+    schema = json.loads(session.get_modelmeta().custom_metadata_map["mlops.schema"])
+    assert {f["name"]: f["input"] for f in schema["features"]}["loan amount"] == "loan_amount"
+    assert [f["input"] for f in schema["features"]] == [i.name for i in session.get_inputs()]
+    assert rows["income/month"].isna().any() and rows["Purpose"].isna().any()
     feeds = {
-        i.name: (
-            rows[i.name].to_numpy(np.float32)
-            if i.type == "tensor(float)"
-            else rows[i.name].astype(str).to_numpy(object)
+        f["input"]: (
+            rows[f["name"]].to_numpy(np.float32)
+            if f["type"] == "number"
+            else rows[f["name"]].astype(str).where(rows[f["name"]].notna(), "missing").to_numpy(object)
         ).reshape(-1, 1)
-        for i in session.get_inputs()
+        for f in schema["features"]
     }
     output = session.run(None, feeds)
     native = run(project, "-c", NATIVE, test_rows).stdout
@@ -99,6 +104,24 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         }
 
 
+# Names that are not identifiers, one differing from another only in case, as users' tables have them.
+RENAMED = {"income": "income/month", "loan_amount": "loan amount", "credit_history_years": "credit-history.years"}
+RENAMED |= {"purpose": "Purpose", "employment": "1st employment"}
+
+
+def make_awkward(project, task) -> None:
+    """The bundled table as users' tables come: awkward names and a few missing values."""
+    path = project / "data" / f"credit_{task}.csv"
+    frame = pd.read_csv(path).rename(columns=RENAMED)
+    rng = np.random.default_rng(0)
+    for column in ("income/month", "Purpose"):
+        frame.loc[rng.uniform(size=len(frame)) < 0.02, column] = None
+    frame.to_csv(path, index=False)
+    settings = yaml.safe_load((project / "config.yaml").read_text())
+    settings["data"].update(columns={}, max_null_fraction=0.05)
+    (project / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
 # Native predictions through the project's own framework module, as the export stage computes them.
 NATIVE = """
 import json, sys
@@ -109,7 +132,7 @@ from credit_model.stages.context import attach
 settings = config.load(__import__("pathlib").Path("config.yaml"))
 context = attach(settings, None)
 model = context.framework.load_model(context.model_uri)
-rows = data.features(pd.read_csv(sys.argv[1]), context.schema)
+rows = data.features(pd.read_parquet(sys.argv[1]), context.schema)
 predicted = context.framework.predict(model, rows)
 out = predicted.probabilities if isinstance(predicted, ClassPredictions) else predicted.values
 print(json.dumps(out.tolist()))

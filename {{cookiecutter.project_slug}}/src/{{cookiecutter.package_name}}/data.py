@@ -127,6 +127,10 @@ def read_table(path: Path, csv: Csv) -> pd.DataFrame:
     kind = table_format(path)
     try:
         names = header(path, csv)
+        if problems := name_problems(names):
+            raise UsageError(
+                f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file"
+            )
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
@@ -140,17 +144,24 @@ def read_table(path: Path, csv: Csv) -> pd.DataFrame:
             )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError) as error:
         raise UsageError(f"{path}: not a readable {kind} file: {error}") from error
-    if problems := name_problems(names):
-        raise UsageError(f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file")
     frame.columns = names
     if csv.strip_whitespace and kind == "csv":
         for name in frame.columns:
             if pd.api.types.is_string_dtype(frame[name]):
-                stripped = frame[name].str.strip()
-                frame[name] = stripped.where(stripped != "")  # an all-blank cell is a missing value
+                frame[name] = stripped(frame[name], csv.missing_values)
     if frame.empty:
         raise UsageError(f"{path}: the file has no rows")
     return frame
+
+
+def stripped(column: pd.Series, missing_values: list[str]) -> pd.Series:
+    """A text column without surrounding spaces; then blank cells and markers (" ? ") are missing, and
+    a column of numbers that only read as text because of them (" 40 ; ? ") becomes numeric."""
+    text = column.str.strip()
+    text = text.where(~text.isin(["", *missing_values]))
+    present = text.notna()
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers if present.any() and numbers.notna().sum() == present.sum() else text
 
 
 def fingerprint(path: Path) -> str:

@@ -55,7 +55,10 @@ class Model:
         results = self.session.run(self.outputs, feeds)
         if self.classification:
             labels, probabilities = results
-            return {"predictions": labels.reshape(-1), "probabilities": probabilities, "classes": self.classes}
+            labels = labels.reshape(-1)
+            if labels.dtype == object:  # text labels: orjson serialises numeric arrays only
+                labels = labels.tolist()
+            return {"predictions": labels, "probabilities": probabilities, "classes": self.classes}
         return {"predictions": results[0].reshape(-1)}
 
     def example_feeds(self, rows: int = 1, unseen: str | None = None) -> dict[str, np.ndarray]:
