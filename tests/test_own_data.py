@@ -155,7 +155,9 @@ def test_parquet_with_a_boolean_target_from_init_config(tmp_path, baked):
     frame["defaulted"] = frame.pop("income").str.strip() == ">50K"  # booleans as labels
     frame.to_parquet(project / "data" / "loans.parquet", index=False)
 
-    cli(project, "init-config", "--data", "data/loans.parquet", "--target", "defaulted", "--output", "config.loans.yaml")
+    cli(
+        project, "init-config", "--data", "data/loans.parquet", "--target", "defaulted", "--output", "config.loans.yaml"
+    )
     written = yaml.safe_load((project / "config.loans.yaml").read_text())
     assert written["task"] == "binary" and written["data"]["sensitive_features"] == []  # suggested, not switched on
     assert "sex" in (project / "config.loans.yaml").read_text()  # ... but suggested in a comment

@@ -45,12 +45,15 @@ def test_the_schema_stores_each_columns_input_name():
     settings = configuration.Config(
         task="binary",
         data={"path": "t.csv", "target": "y"},
-        model={"framework": "{{ cookiecutter.framework }}"},
+        model={"framework": "sklearn"},
         tracking={"experiment": "e", "model_name": "m"},
     )
     schema = data.schema(settings, frame)
     described = schema.as_dict()["features"]
-    assert [(f["name"], f["input"]) for f in described] == [("work-class", "work_class"), ("hours per week", "hours_per_week")]
+    assert [(f["name"], f["input"]) for f in described] == [
+        ("work-class", "work_class"),
+        ("hours per week", "hours_per_week"),
+    ]
     assert list(data.features(frame, schema).columns) == ["work_class", "hours_per_week"]
     assert contract.kinds(schema.as_dict()) == {"work_class": "string", "hours_per_week": "number"}
 
@@ -152,7 +155,10 @@ def test_too_many_nulls_and_a_bad_target_fail_validation_naming_them(workspace, 
     with pytest.raises(CheckFailed) as failed:
         validate.run(configuration.load(workspace.config))
     message = str(failed.value)
-    assert "income: expect_column_values_to_not_be_null failed (25.00% missing; data.max_null_fraction allows 5.00%)" in message
+    assert (
+        "income: expect_column_values_to_not_be_null failed (25.00% missing; data.max_null_fraction allows 5.00%)"
+        in message
+    )
     assert "purpose" not in message
     assert f"{settings.data.target}: cannot be the target: it has only one class ('one class')" in message
     saved = yaml.safe_load((workspace.outputs / "validation.json").read_text())

@@ -80,7 +80,7 @@ COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 
 def table_format(path: Path) -> str:
-    """"csv" or "parquet", from the file name (`data.csv.gz` is a compressed CSV)."""
+    """ "csv" or "parquet", from the file name (`data.csv.gz` is a compressed CSV)."""
     suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
     if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes.pop()
@@ -128,9 +128,7 @@ def read_table(path: Path, csv: Csv) -> pd.DataFrame:
     try:
         names = header(path, csv)
         if problems := name_problems(names):
-            raise UsageError(
-                f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file"
-            )
+            raise UsageError(f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file")
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
