@@ -11,7 +11,6 @@ figures depend on the machine; run it on the machine you will serve from. Needs 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -130,16 +129,19 @@ def wrk(url: str, connections: int, duration: int, body: str | None, scratch: Pa
     return rps, millis("50"), millis("99"), errors
 
 
-def sample_rows(model: Path, data: Path, rows: int) -> list[dict]:
+def sample_rows(model: Path, data: Path, rows: int) -> tuple[list[dict], dict[str, str]]:
+    """Rows by the table's column names (what the ONNX server takes), and column -> input name (what
+    the native MLflow model's signature takes)."""
     import onnxruntime as ort
 
+    from {{ cookiecutter.package_name }}.ops import container
+    from {{ cookiecutter.package_name }}.serving import contract
+
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    numeric = {i.name for i in session.get_inputs() if i.type == "tensor(float)"}
-    names = [i.name for i in session.get_inputs()]
-    with data.open(newline="") as handle:
-        table = list(csv.DictReader(handle))
-    picked = [table[i % len(table)] for i in range(rows)]
-    return [{n: float(row[n]) if n in numeric else row[n] for n in names} for row in picked]
+    schema = json.loads(session.get_modelmeta().custom_metadata_map[contract.SCHEMA])
+    table = container.sample_rows(schema, data, PROJECT / "config.yaml", 1000)
+    inputs = {f["name"]: f.get("input", f["name"]) for f in schema["features"]}
+    return [table[i % len(table)] for i in range(rows)], inputs
 
 
 def mlflow_model_uri(run_id: str | None, model_uri: str | None) -> str:
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=PROJECT / "outputs" / "model.onnx", help="ONNX file")
     parser.add_argument("--run-id", help="MLflow run whose model `mlflow models serve` serves")
     parser.add_argument("--model-uri", help="MLflow model URI (instead of --run-id)")
-    parser.add_argument("--data", type=Path, help="CSV to take rows from (default: the bundled data)")
+    parser.add_argument("--data", type=Path, help="table to take rows from (default: the bundled data)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     parser.add_argument("--skip-mlflow", action="store_true")
@@ -220,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     data = args.data or next((PROJECT / "data").glob("credit_*.csv"))
-    one = sample_rows(args.model, data, 1)
-    batch = sample_rows(args.model, data, 1000)
+    batch, inputs = sample_rows(args.model, data, 1000)
+    one = batch[:1]
     columns = list(one[0])
 
-    def split(rows):  # MLflow's pandas-split input
-        return json.dumps({"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}})
+    def split(rows):  # MLflow's pandas-split input, by the native model's input names
+        names = [inputs[c] for c in columns]
+        return json.dumps({"dataframe_split": {"columns": names, "data": [[r[c] for c in columns] for r in rows]}})
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     servers: dict[str, Server] = {}
