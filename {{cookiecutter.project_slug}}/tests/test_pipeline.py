@@ -7,6 +7,11 @@ import json
 import os
 import pickle
 import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -114,3 +119,37 @@ def test_no_file_of_the_logged_model_can_run_code(tmp_path, pipeline_run):
         finally:
             path.write_bytes(original)
         assert not marker.exists(), f"{path.relative_to(folder)}, replaced by a pickle, was unpickled"
+
+
+def test_the_embedded_store_moves_with_the_project_folder(workspace, tmp_path_factory, monkeypatch):
+    """Trained in one folder; judged, exported and registered in another, the first one gone, in a
+    new process: what happens when the next CI job's workspace is at another path (act,
+    self-hosted runners)."""
+    first, elsewhere = workspace, tmp_path_factory.mktemp("elsewhere")
+    assert first.cli("train") == 0 and first.cli("evaluate") == 0
+    moved = type(first)(Path(shutil.move(first.root, elsewhere / "project")))
+    assert not first.root.exists()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # what mlflow.set_tracking_uri left: a new job starts without it
+    # A new process, as a new job is (one for the three stages, to keep the test short).
+    stages = (
+        f"for stage in ('gate', 'export', 'register'): assert main([stage, '--config', {str(moved.config)!r}]) == 0"
+    )
+    command = [sys.executable, "-c", f"from {{ cookiecutter.package_name }}.cli import main\n{stages}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert not first.root.exists(), "a stage wrote to the old folder"
+
+    client = moved.client()
+    run = client.get_run(run_state(moved))
+    assert [run.data.tags[f"stage.{stage}"] for stage in ("gate", "export", "register")] == ["done"] * 3
+    onnx_file = Path(client.download_artifacts(run.info.run_id, "onnx/model.onnx", str(elsewhere)))
+    assert onnx_file.read_bytes() == (moved.outputs / "model.onnx").read_bytes()
+    # What the store records now lies under the new folder, the version's files included.
+    model = client.get_logged_model(run.data.tags["model.uri"].removeprefix("models:/"))
+    experiment = client.get_experiment(run.info.experiment_id)
+    new_root = (moved.root / "mlruns").as_uri()
+    for location in (experiment.artifact_location, run.info.artifact_uri, model.artifact_location):
+        assert location.startswith(new_root), location
+    with closing(sqlite3.connect(moved.root / "mlflow.db")) as db:
+        [(stored,)] = db.execute("SELECT storage_location FROM model_versions").fetchall()
+    assert stored == model.artifact_location

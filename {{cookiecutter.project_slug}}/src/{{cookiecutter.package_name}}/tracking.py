@@ -7,8 +7,13 @@ run id travels explicitly: --run-id, else $MLFLOW_RUN_ID, else outputs/run.json 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -16,6 +21,8 @@ from mlflow.tracking import MlflowClient
 from . import lineage
 from .config import Config
 from .errors import UsageError
+
+log = logging.getLogger(__name__)
 
 
 def embedded_uri(config: Config) -> str:
@@ -27,8 +34,51 @@ def tracking_uri(config: Config) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or embedded_uri(config)
 
 
+# Where the embedded store records an artifact location: (table, column).
+_LOCATIONS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+)
+
+
+def relocate_embedded_store(config: Config) -> list[str]:
+    """Point the embedded store at this project's own `mlruns/` when the folder has moved; returns the old roots.
+
+    MLflow records every artifact location as an absolute path (a relative one is resolved against the
+    working directory when the experiment is created; MLflow has no relative artifact root). Copied to
+    another folder (the next CI job's workspace under act or on a self-hosted runner, a colleague's
+    checkout), the store would still read the old folder: "Failed to download artifacts". The store is
+    this project's own SQLite file, so its recorded root, where it is not this folder's `mlruns/`, is
+    rewritten to it in every table that records one, before MLflow reads anything.
+    """
+    database = config.root / "mlflow.db"
+    if not database.is_file():
+        return []
+    here = (config.root / "mlruns").resolve()
+    with closing(sqlite3.connect(database)) as db, db:
+        # The experiments `experiment_id` below created: their location is `file://<project>/mlruns`.
+        recorded = {row[0] for row in db.execute("SELECT artifact_location FROM experiments")}
+        moved = sorted(uri for uri in recorded if uri.startswith("file://") and uri.endswith("/mlruns"))
+        moved = [uri for uri in moved if uri != here.as_uri()]
+        for old in moved:
+            # Runs in an experiment of MLflow's own making may record a plain path instead of a URI.
+            for before, after in ((old, here.as_uri()), (url2pathname(urlparse(old).path), str(here))):
+                for table, column in _LOCATIONS:  # fixed names; the values are bound
+                    db.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                        f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                        (after, len(before) + 1, before, len(before) + 1, before + "/"),
+                    )
+    return moved
+
+
 def connect(config: Config) -> MlflowClient:
     uri = tracking_uri(config)
+    if uri == embedded_uri(config):
+        for old in relocate_embedded_store(config):
+            log.info("the embedded store moved: artifact locations under %s now point to %s", old, config.root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri)
