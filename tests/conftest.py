@@ -85,3 +85,11 @@ def baked(tmp_path_factory):
         return _baked[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def act_tools(tmp_path_factory) -> Path:
+    """setup-python's tool cache for every act run of the session: one installed environment (act_support.py)."""
+    from act_support import tool_cache
+
+    return tool_cache(tmp_path_factory.mktemp("act-tools"))

@@ -1,13 +1,12 @@
 """The generated project's CI/CD: every workflow, the Dependabot file, the deploy script and the
 Kubernetes overlays pass their linters with zero findings on every baked variant; the push workflow
-runs for real under act against a real MLflow server (one run across separate jobs; a gate out of
-reach fails the workflow and registers nothing)."""
+runs for real under act, with the actions' real code (act_support.py), against a real MLflow server
+(one run across separate jobs; a gate out of reach fails the workflow and registers nothing)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from act_support import run_act
 from conftest import FRAMEWORKS, SLUG, TEMPLATE
 from processes import free_port, start, stop, wait_for_http
 
@@ -24,6 +24,7 @@ TASKS = ("binary", "multiclass", "regression")
 VARIANTS = [pytest.param(framework, task, id=f"{framework}-{task}") for framework in FRAMEWORKS for task in TASKS]
 BIN = Path(sys.executable).parent
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+OWNER = "your-org"  # cookiecutter.json's github_owner
 
 
 def tool(name: str) -> str:
@@ -253,54 +254,13 @@ def act_push(
     job: str,
     tracking_uri: str,
     home: Path,
+    tools: Path,
     workflow: str = "ci.yml",
     event: Path | None = None,
     name: str = "push",
 ) -> subprocess.CompletedProcess:
-    """`act push -j JOB` in host mode: the job and everything it needs, each job its own process tree.
-
-    act fetches every remote action of a job before it runs, even steps it will skip; the workflows
-    skip those steps under act (`if: ${{ !env.ACT }}`), so an empty local stand-in satisfies the fetch.
-    act gives every secret to every job: which environment holds which secret is GitHub's to enforce.
-    """
-    stub = home / "stub-action"
-    stub.mkdir(parents=True, exist_ok=True)
-    (stub / "action.yml").write_text(
-        "name: stub\ndescription: skipped under act\nruns:\n  using: composite\n  steps: []\n"
-    )
-    remote = sorted(
-        {
-            match
-            for path in (project / ".github").rglob("*.yml")
-            for match in re.findall(r"uses: ([\w.-]+/[\w./-]+@[0-9a-f]{40})", path.read_text())
-        }
-    )
-    replacements = [arg for ref in remote for arg in ("--local-repository", f"{ref}={stub}")]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_", "ACT"))}
-    env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", MLFLOW_DISABLE_TELEMETRY="true")
-    options = ["-e", str(event)] if event else []
-    return subprocess.run(
-        [
-            tool("act"),
-            name,
-            "-W",
-            f".github/workflows/{workflow}",
-            "-j",
-            job,
-            *options,
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "--secret",
-            f"MLFLOW_TRACKING_URI={tracking_uri}",
-            *replacements,
-        ],
-        cwd=project,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    """`act push -j JOB` with the real actions (act_support.py), the tracking server as the secret."""
+    return run_act(project, home, name, job, workflow, event, {"MLFLOW_TRACKING_URI": tracking_uri}, tools)
 
 
 def head(folder: Path) -> str:
@@ -331,6 +291,7 @@ def repository_copy(project: Path, folder: Path) -> Path:
     git(copy, "init", "-q", "-b", "main")
     git(copy, "add", "-A")
     git(copy, "commit", "-q", "-m", "baked")
+    git(copy, "remote", "add", "origin", f"https://github.com/{OWNER}/{SLUG}")  # act's github.repository
     return copy
 
 
@@ -348,19 +309,20 @@ def tag_event(folder: Path) -> Path:
     return event
 
 
-def resolve(project: Path, server: str, home: Path) -> tuple[str | None, str]:
+def resolve(project: Path, server: str, home: Path, tools: Path) -> tuple[str | None, str]:
     """release.yml's resolve job for a tag on the checked-out commit: (result, log)."""
-    result = act_push(project, "resolve", server, home, workflow="release.yml", event=tag_event(home.parent))
+    git(project, "tag", "-f", "v1.0.0")  # the real checkout fetches the tag the event names
+    result = act_push(project, "resolve", server, home, tools, workflow="release.yml", event=tag_event(home.parent))
     log = result.stdout + result.stderr
     return job_result(log, "Check the commit and pick the verified model", reusable=False), log
 
 
 @pytest.fixture(scope="module")
-def main_push(variant, mlflow_server, tmp_path_factory):
+def main_push(variant, mlflow_server, tmp_path_factory, act_tools):
     """A push to main under act: train -> gate -> export -> register, against the real server."""
     folder = tmp_path_factory.mktemp("main-push")
     project = repository_copy(variant("sklearn", "binary"), folder)
-    result = act_push(project, "register", mlflow_server, folder / "home")
+    result = act_push(project, "register", mlflow_server, folder / "home", act_tools)
     return project, result.returncode, result.stdout + result.stderr
 
 
@@ -395,29 +357,29 @@ def test_push_to_main_keeps_one_run_and_registers_what_passed_every_check(main_p
     }
 
 
-def test_release_tag_on_main_ships_the_version_ci_registered(main_push, mlflow_server, tmp_path):
+def test_release_tag_on_main_ships_the_version_ci_registered(main_push, mlflow_server, tmp_path, act_tools):
     from mlflow.tracking import MlflowClient
 
     project, returncode, log = main_push
     assert returncode == 0, log[-8000:]
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     [version] = [v for v in client.search_model_versions(f"name = '{SLUG}'") if v.tags["git_sha"] == head(project)]
-    result, log = resolve(project, mlflow_server, tmp_path / "home")
+    result, log = resolve(project, mlflow_server, tmp_path / "home", act_tools)
     assert result == "succeeded", log[-8000:]
     assert "is on main" in log and "mode=registry" in log, log[-8000:]
     assert f"model_version={version.version}" in log and f"onnx_sha256={version.tags['onnx.sha256']}" in log
 
 
-def test_a_tag_on_a_commit_outside_main_is_refused(main_push, mlflow_server, tmp_path):
+def test_a_tag_on_a_commit_outside_main_is_refused(main_push, mlflow_server, tmp_path, act_tools):
     project = shutil.copytree(main_push[0], tmp_path / "copy")
     git(project, "checkout", "-q", "-b", "feature")
     git(project, "commit", "-q", "--allow-empty", "-m", "never merged")
-    result, log = resolve(project, mlflow_server, tmp_path / "home")
+    result, log = resolve(project, mlflow_server, tmp_path / "home", act_tools)
     assert result == "failed" and "is not on main" in log, log[-8000:]
     assert "mode=" not in log  # stopped before looking at the registry
 
 
-def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_server, tmp_path):
+def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_server, tmp_path, act_tools):
     """workflow_dispatch builds the Dockerfile and server code of the branch it runs from: main only."""
     project = shutil.copytree(main_push[0], tmp_path / "copy")
     git(project, "checkout", "-q", "-b", "feature")
@@ -428,6 +390,7 @@ def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_serve
         "resolve",
         mlflow_server,
         tmp_path / "home",
+        act_tools,
         workflow="release.yml",
         event=event,
         name="workflow_dispatch",
@@ -447,7 +410,7 @@ def test_a_manual_release_from_another_branch_is_refused(main_push, mlflow_serve
     ],
     ids=["other-ref", "failed-gate", "failed-parity", "wrong-digest"],
 )
-def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server, tmp_path, tags, reason):
+def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server, tmp_path, act_tools, tags, reason):
     """A version for the tagged commit whose tags say it must not ship (or whose file is not the one
     that passed parity) stops the release in resolve, with the reason."""
     from mlflow.tracking import MlflowClient
@@ -464,12 +427,12 @@ def test_release_refuses_a_version_that_did_not_earn_it(main_push, mlflow_server
         tags={**good.tags, "git_sha": sha, **tags},
         model_id=good.source.removeprefix("models:/"),
     )
-    result, log = resolve(project, mlflow_server, tmp_path / "home")
+    result, log = resolve(project, mlflow_server, tmp_path / "home", act_tools)
     assert result == "failed" and reason in log, log[-8000:]
     assert "Shipping model version" not in log
 
 
-def test_branch_runs_write_nothing_to_the_tracking_server(variant, mlflow_server, tmp_path):
+def test_branch_runs_write_nothing_to_the_tracking_server(variant, mlflow_server, tmp_path, act_tools):
     """A push to another branch trains in the embedded store (environment tracking-read) and reads the
     server only; registering is the protected branch's job alone (checked statically above)."""
     from mlflow.tracking import MlflowClient
@@ -484,7 +447,7 @@ def test_branch_runs_write_nothing_to_the_tracking_server(variant, mlflow_server
     git(project, "commit", "-qam", "a branch of its own")
     event = tmp_path / "push-feature.json"
     event.write_text(json.dumps({"ref": "refs/heads/feature"}))
-    result = act_push(project, "train", mlflow_server, tmp_path / "home", event=event)
+    result = act_push(project, "train", mlflow_server, tmp_path / "home", act_tools, event=event)
     log = result.stdout + result.stderr
     assert result.returncode == 0 and job_result(log, "train") == "succeeded", log[-8000:]
     assert re.search(r"run \w+ started in sqlite:///", log), log[-8000:]
@@ -492,7 +455,7 @@ def test_branch_runs_write_nothing_to_the_tracking_server(variant, mlflow_server
     assert client.get_experiment_by_name(name) is None
 
 
-def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlflow_server, tmp_path):
+def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlflow_server, tmp_path, act_tools):
     from mlflow.tracking import MlflowClient
 
     project = repository_copy(variant("sklearn", "binary"), tmp_path)
@@ -505,7 +468,7 @@ def test_gate_out_of_reach_fails_the_workflow_and_registers_nothing(variant, mlf
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     git(project, "commit", "-qam", "gate out of reach")
 
-    result = act_push(project, "register", mlflow_server, tmp_path / "home")
+    result = act_push(project, "register", mlflow_server, tmp_path / "home", act_tools)
     log = result.stdout + result.stderr
     assert result.returncode != 0, log[-8000:]
     assert job_result(log, "train") == "succeeded" and job_result(log, "gate") == "failed", log[-8000:]
