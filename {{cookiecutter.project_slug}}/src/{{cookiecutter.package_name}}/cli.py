@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     def stage_parser(name: str, help: str, attaches: bool) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
-        sub.add_argument("--data", type=Path, help="CSV file to use instead of config data.path")
+        sub.add_argument("--data", type=Path, help="table (.csv, .parquet) to use instead of config data.path")
         sub.add_argument("--target", help="target column to use instead of config data.target")
         if attaches:
             sub.add_argument("--run-id", help="run to attach to (default: $MLFLOW_RUN_ID, else outputs/run.json)")
