@@ -48,7 +48,7 @@ def expectations(config: Config, frame: pd.DataFrame) -> list[Expectation]:
         else:
             if name in config.data.columns:  # an inferred text column is whatever the file holds (even booleans)
                 suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
-            if column.values and config.data.columns:
+            if column.values and name in config.data.columns:  # inferred values are the file's own
                 suite.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=column.values))
         if mostly < 1.0:
             suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly))
