@@ -91,8 +91,8 @@ def run_suite(config: Config, frame: pd.DataFrame) -> dict:
     suite = context.suites.add(gx.ExpectationSuite(name=f"{config.tracking.model_name}-input"))
     aliases = case_aliases([str(name) for name in frame.columns])
     for expectation in expectations(config, frame):
-        if getattr(expectation, "column", None) in aliases:
-            expectation.column = aliases[expectation.column]
+        if (column := getattr(expectation, "column", None)) in aliases:
+            expectation = expectation.copy(update={"column": aliases[column]})  # a pydantic v1 model
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="input", data=batch, suite=suite))
     result = definition.run(batch_parameters={"dataframe": frame.rename(columns=aliases)}).describe_dict()
@@ -116,7 +116,8 @@ def describe_failures(result: dict) -> list[str]:
             detail = f"{item['result'].get('unexpected_count')} bad values, e.g. {examples[:3]}"
         if item["expectation_type"] == "expect_column_values_to_not_be_null":
             share = item["result"].get("unexpected_percent") or 0.0
-            detail = f"{share:.2f}% missing; data.max_null_fraction allows {100 * (1 - item['kwargs'].get('mostly', 1.0)):.2f}%"
+            allowed = 100 * (1 - item["kwargs"].get("mostly", 1.0))
+            detail = f"{share:.2f}% missing; data.max_null_fraction allows {allowed:.2f}%"
         failures.append(f"{column}: {item['expectation_type']} failed ({detail})")
     return failures
 
