@@ -89,7 +89,7 @@ def test_an_awkward_csv_gets_a_config_that_passes_validation(tmp_path, caplog):
     assert "pipeline --config config.people.yaml" in caplog.text
 
     loaded = config.load(path)
-    assert loaded.model.framework == "sklearn"
+    assert loaded.model.framework == config.load(PROJECT / "config.yaml").model.framework  # the one baked
     assert validate.run(loaded).path.is_file()
 
 
