@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pandas as pd
 
 from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import data, onnx_model
@@ -43,7 +42,10 @@ def main() -> None:
     model = context.framework.load_model(context.model_uri)
     path = settings.outputs / "model.onnx"
     session = onnx_model.session(onnx.load(path))
-    rows = data.features(data.read_table(settings.data_path, settings.data.csv).sample(1000, replace=True, random_state=0), context.schema)
+    rows = data.features(
+        data.read_table(settings.data_path, settings.data.csv).sample(1000, replace=True, random_state=0),
+        context.schema,
+    )
 
     print(f"framework {settings.model.framework}, task {settings.task}, ONNX {path.stat().st_size / 1024:.1f} KB")
     print("| rows | onnxruntime median ms | p95 | native median ms | p95 | speed-up |")

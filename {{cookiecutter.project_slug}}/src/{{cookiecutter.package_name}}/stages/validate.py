@@ -100,7 +100,8 @@ def describe_failures(result: dict) -> list[str]:
             detail = f"{item['result'].get('unexpected_count')} bad values, e.g. {examples[:3]}"
         if item["expectation_type"] == "expect_column_values_to_not_be_null":
             share = item["result"].get("unexpected_percent") or 0.0
-            detail = f"{share:.2f}% missing; data.max_null_fraction allows {100 * (1 - item['kwargs'].get('mostly', 1.0)):.2f}%"
+            allowed = 100 * (1 - item["kwargs"].get("mostly", 1.0))
+            detail = f"{share:.2f}% missing; data.max_null_fraction allows {allowed:.2f}%"
         failures.append(f"{column}: {item['expectation_type']} failed ({detail})")
     return failures
 
