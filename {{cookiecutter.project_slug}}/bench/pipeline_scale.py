@@ -2,6 +2,7 @@
 
     python bench/pipeline_scale.py                          # 100,000 and 1,000,000 rows, CSV
     python bench/pipeline_scale.py --rows 20000 --format parquet --keep
+    python bench/pipeline_scale.py --rows 1000000 --threads 1   # cores shared with other work
 
 For each size: writes a seeded synthetic table (20 numeric and 10 text columns, a few % missing
 values in some, a binary target that depends on several of them, a `sex` column to audit) and a
@@ -93,7 +94,7 @@ def write_config(folder: Path, data_file: Path) -> Path:
     return path
 
 
-def run_stage(stage: str, config: Path, log: Path) -> Measure:
+def run_stage(stage: str, config: Path, log: Path, threads: int | None) -> Measure:
     """One stage as its own process; its peak RSS and CPU time from the kernel's accounting of it."""
     env = {
         key: value
@@ -104,6 +105,8 @@ def run_stage(stage: str, config: Path, log: Path) -> Measure:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), env.get("PYTHONPATH")])),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     started = time.perf_counter()
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -120,7 +123,7 @@ def run_stage(stage: str, config: Path, log: Path) -> Measure:
     return Measure(stage, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
 
 
-def bench(rows: int, fmt: str, seed: int, keep: bool) -> tuple[list[Measure], float, Path]:
+def bench(rows: int, fmt: str, seed: int, keep: bool, threads: int | None) -> tuple[list[Measure], float, Path]:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-scale-{rows}-"))
     started = time.perf_counter()
     data_file = folder / f"table.{fmt}"
@@ -134,7 +137,7 @@ def bench(rows: int, fmt: str, seed: int, keep: bool) -> tuple[list[Measure], fl
     measures = []
     for stage in STAGES:
         print(f"{rows:,} rows: {stage} ...", file=sys.stderr, flush=True)
-        measures.append(run_stage(stage, config, log))
+        measures.append(run_stage(stage, config, log, threads))
         if measures[-1].exit_code != 0:
             print(log.read_text()[-4000:], file=sys.stderr)
             break
@@ -165,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="how the table is written")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (data, outputs, stages.log)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="OMP_NUM_THREADS for the stages (default: the libraries' own choice, one per core); "
+        "on a machine whose cores are busy with other work, 1 trains several times faster",
+    )
     parser.add_argument("--write-table", type=Path, help=argparse.SUPPRESS)  # the generator's own process
     args = parser.parse_args(argv)
     if args.write_table:
@@ -174,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             frame.to_csv(args.write_table, index=False)
         return 0
-    print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; pandas {pd.__version__}", end="\n\n")
+    threads = args.threads or os.environ.get("OMP_NUM_THREADS", "default")
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f}, OMP threads {threads}; pandas {pd.__version__}", end="\n\n")
     failed = False
     for rows in args.rows:
-        measures, generated, folder = bench(rows, args.format, args.seed, args.keep)
+        measures, generated, folder = bench(rows, args.format, args.seed, args.keep, args.threads)
         print(report(rows, args.format, measures, generated), end="\n\n", flush=True)
         if args.keep:
             print(f"kept {folder}", end="\n\n")
