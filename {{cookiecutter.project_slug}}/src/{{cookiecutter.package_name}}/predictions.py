@@ -48,8 +48,9 @@ def in_chunks(
 ) -> Predictions:
     """`predict` applied to `frame` a slice of rows at a time, the results joined in row order."""
     parts = [predict(frame.iloc[start : start + rows]) for start in range(0, max(len(frame), 1), rows)]
-    if all(isinstance(part, ValuePredictions) for part in parts):
-        return ValuePredictions(np.concatenate([part.values for part in parts]))
+    values = [part for part in parts if isinstance(part, ValuePredictions)]
+    if len(values) == len(parts):
+        return ValuePredictions(np.concatenate([part.values for part in values]))
     classes = [part for part in parts if isinstance(part, ClassPredictions)]
     if len(classes) != len(parts):
         raise TypeError("a model gave both class and value predictions")

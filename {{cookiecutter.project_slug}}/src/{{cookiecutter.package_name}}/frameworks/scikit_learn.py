@@ -35,6 +35,12 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 MAX_CATEGORIES = 20
 
 
+def max_categories(schema: Schema) -> int | None:
+    # skl2onnx 1.20 converts the shared column only for an encoder of two or more inputs (with one it
+    # raises NotImplementedError): a single text column keeps a column per category.
+    return MAX_CATEGORIES if len(schema.categorical_inputs) > 1 else None
+
+
 class ScikitLearn(Framework[Pipeline]):
     name = "sklearn"
 
@@ -53,7 +59,7 @@ class ScikitLearn(Framework[Pipeline]):
                 ("numeric", SimpleImputer(strategy="median"), schema.numeric_inputs),
                 (
                     "categorical",
-                    OneHotEncoder(handle_unknown="ignore", max_categories=MAX_CATEGORIES, sparse_output=False),
+                    OneHotEncoder(handle_unknown="ignore", max_categories=max_categories(schema), sparse_output=False),
                     schema.categorical_inputs,
                 ),
             ],
