@@ -18,12 +18,16 @@ from urllib.parse import urlparse
 import numpy as np
 import onnx
 import pandas as pd
+import pytest
 
 from {{ cookiecutter.package_name }} import config as configuration
-from {{ cookiecutter.package_name }} import data, onnx_model
+from {{ cookiecutter.package_name }} import data, frameworks, onnx_model
 from {{ cookiecutter.package_name }}.errors import UntrustedModel
 from {{ cookiecutter.package_name }}.predictions import ClassPredictions
+from {{ cookiecutter.package_name }}.stages import export
 from {{ cookiecutter.package_name }}.stages.context import attach
+
+PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
 
 def run_state(space) -> str:
@@ -153,3 +157,29 @@ def test_the_embedded_store_moves_with_the_project_folder(workspace, tmp_path_fa
     with closing(sqlite3.connect(moved.root / "mlflow.db")) as db:
         [(stored,)] = db.execute("SELECT storage_location FROM model_versions").fetchall()
     assert stored == model.artifact_location
+
+
+@pytest.mark.parametrize("text_columns", [["code"], ["code", "kind"]])
+def test_text_columns_with_many_categories_export_with_parity(text_columns):
+    """More categories than the encoder may give columns, and a category never seen in training."""
+    settings = configuration.load(PROJECT_CONFIG)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=600),
+            "code": rng.choice([f"k{i}" for i in range(40)], 600),
+            "kind": rng.choice(["a", "b"], 600),
+        }
+    )
+    frame["y"] = ((frame["x"] > 0) ^ frame["code"].isin(["k1", "k2", "k3"])).astype(int)
+    columns = {"x": data.Column(type="number")} | {name: data.Column(type="string") for name in text_columns}
+    schema = data.Schema(task="binary", target="y", columns=columns, sensitive=[])
+    framework = frameworks.load(settings.model.framework)
+    features = data.features(frame, schema)
+    model = framework.train(features, data.target(frame, schema), schema, settings.model.params, settings.split)
+    unseen = features.assign(code=features["code"].where(frame.index % 7 != 0, "never-seen"))
+    native = framework.predict(model, unseen)
+    exported = onnx_model.predict(
+        onnx_model.session(framework.to_onnx(model, schema)), onnx_model.feeds(unseen, schema), schema.task
+    )
+    assert export.parity(native, exported, settings.export.parity_tolerance)[1] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from {{ cookiecutter.package_name }}.config import Csv
 from {{ cookiecutter.package_name }}.errors import CheckFailed, UsageError
 from {{ cookiecutter.package_name }}.serving import contract
 
+PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 ONNX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the ONNX IR's rule for names: C identifiers
 
 
@@ -45,7 +47,7 @@ def test_the_schema_stores_each_columns_input_name():
     settings = configuration.Config(
         task="binary",
         data={"path": "t.csv", "target": "y"},
-        model={"framework": "sklearn"},
+        model=yaml.safe_load(PROJECT_CONFIG.read_text())["model"],
         tracking={"experiment": "e", "model_name": "m"},
     )
     schema = data.schema(settings, frame)

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }} import data, lineage, metrics
 from {{ cookiecutter.package_name }}.config import Column, Config, Data, Gate, Model, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
 from {{ cookiecutter.package_name }}.ops import github_ci, registry
-from {{ cookiecutter.package_name }}.predictions import ClassPredictions, ValuePredictions
+from {{ cookiecutter.package_name }}.predictions import ClassPredictions, ValuePredictions, in_chunks
 from {{ cookiecutter.package_name }}.stages import export, gate, validate
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -403,3 +403,19 @@ def test_trust_problems(change, protected_ref, problem):
 
 def test_a_run_with_no_tags_has_every_problem():
     assert len(lineage.trust_problems({}, registry.PROTECTED_REF)) == 4
+
+
+# --- predictions in slices of rows ---------------------------------------------------------------
+
+
+def test_predictions_in_chunks_are_the_whole_table_in_row_order():
+    frame = pd.DataFrame({"x": np.arange(7.0)})
+
+    def classify(rows):
+        return ClassPredictions(np.where(rows["x"] > 3, "yes", "no"), np.column_stack([rows["x"], -rows["x"]]))
+
+    whole, chunked = classify(frame), in_chunks(classify, frame, rows=3)
+    assert np.array_equal(chunked.labels, whole.labels)
+    assert np.array_equal(chunked.probabilities, whole.probabilities)
+    values = in_chunks(lambda rows: ValuePredictions(rows["x"].to_numpy()), frame, rows=2)
+    assert np.array_equal(values.values, np.arange(7.0))

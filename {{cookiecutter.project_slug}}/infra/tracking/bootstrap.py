@@ -43,8 +43,10 @@ def env(name: str) -> str:
 def password(name: str, in_dotenv: str | None = None) -> str:
     value = env(name)
     if len(value) < MIN_PASSWORD or value.startswith("change-me"):
-        raise SetupError(f"{in_dotenv or name} is a placeholder or shorter than {MIN_PASSWORD} characters: "
-                         "set a real one in .env (e.g. `openssl rand -hex 24`)")
+        raise SetupError(
+            f"{in_dotenv or name} is a placeholder or shorter than {MIN_PASSWORD} characters: "
+            "set a real one in .env (e.g. `openssl rand -hex 24`)"
+        )
     return value
 
 
@@ -55,10 +57,12 @@ def write_auth_config(path: Path) -> None:
     password("MLFLOW_AUTH_ADMIN_PASSWORD", in_dotenv="MLFLOW_ADMIN_PASSWORD")
     password("MLFLOW_FLASK_SERVER_SECRET_KEY")
     database = env("MLFLOW_AUTH_DATABASE_URI").replace("%", "%%")  # configparser interpolates %
-    text = ("[mlflow]\n"
-            f"default_permission = {DEFAULT_PERMISSION}\n"
-            f"database_uri = {database}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    text = (
+        "[mlflow]\n"
+        f"default_permission = {DEFAULT_PERMISSION}\n"
+        f"database_uri = {database}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # also when the file was already there
@@ -95,8 +99,9 @@ def bootstrap() -> None:
     admin = env("MLFLOW_ADMIN_USERNAME")
     reader, writer = env("MLFLOW_READER_USERNAME"), env("MLFLOW_WRITER_USERNAME")
     if len({admin, reader, writer}) < 3:
-        raise SetupError("MLFLOW_ADMIN_USERNAME, MLFLOW_READER_USERNAME and MLFLOW_WRITER_USERNAME "
-                         "must be three different users")
+        raise SetupError(
+            "MLFLOW_ADMIN_USERNAME, MLFLOW_READER_USERNAME and MLFLOW_WRITER_USERNAME must be three different users"
+        )
     experiment_name, model_name = env("MLFLOW_EXPERIMENT_NAME"), env("MLFLOW_MODEL_NAME")
     secrets = {reader: password("MLFLOW_READER_PASSWORD"), writer: password("MLFLOW_WRITER_PASSWORD")}
     # MLflow's clients read the credentials from these variables: act as the admin from here on.
@@ -108,9 +113,11 @@ def bootstrap() -> None:
         is_admin = auth.get_user(admin).is_admin
     except MlflowException as error:
         if "401" in str(error):  # the server's 401 body is plain text, not an MLflow error
-            raise SetupError(f"{uri} refused the admin {admin!r}: MLflow sets the admin's password "
-                             "only on the server's first start, so MLFLOW_ADMIN_PASSWORD must be the "
-                             "one it was first started with") from error
+            raise SetupError(
+                f"{uri} refused the admin {admin!r}: MLflow sets the admin's password "
+                "only on the server's first start, so MLFLOW_ADMIN_PASSWORD must be the "
+                "one it was first started with"
+            ) from error
         raise
     if not is_admin:
         raise SetupError(f"{admin!r} is not an admin on {uri}: check MLFLOW_ADMIN_USERNAME")

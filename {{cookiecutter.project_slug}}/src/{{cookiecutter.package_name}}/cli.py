@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from . import config as configuration
-from . import stages
+from . import init_config, stages
 from .errors import CheckFailed, UsageError
 from .ops import container, github_ci, registry
 from .serving import server
@@ -18,7 +18,7 @@ from .stages import PIPELINE, Stage
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes.
-COMMAND_MODULES = (server, container, github_ci, registry)
+COMMAND_MODULES = (init_config, server, container, github_ci, registry)
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     def stage_parser(name: str, help: str, attaches: bool) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
-        sub.add_argument("--data", type=Path, help="CSV file to use instead of config data.path")
+        sub.add_argument("--data", type=Path, help="table (.csv, .parquet) to use instead of config data.path")
         sub.add_argument("--target", help="target column to use instead of config data.target")
         if attaches:
             sub.add_argument("--run-id", help="run to attach to (default: $MLFLOW_RUN_ID, else outputs/run.json)")

@@ -80,7 +80,7 @@ COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 
 def table_format(path: Path) -> str:
-    """ "csv" or "parquet", from the file name (`data.csv.gz` is a compressed CSV)."""
+    """The table's format, "csv" or "parquet", from the file name (`data.csv.gz` is a compressed CSV)."""
     suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
     if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes.pop()

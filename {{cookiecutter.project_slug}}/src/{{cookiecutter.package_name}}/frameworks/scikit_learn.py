@@ -29,6 +29,16 @@ from .base import Framework
 # anything else in the file is refused. A new estimator that needs more fails to log, naming the type.
 TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops model
+# A text column's most frequent categories each get a one-hot column; the rarer ones share one.
+# Without a cap, a 50-category column is 50 dense float64 columns: on 1M rows the encoded table
+# alone is GBs, and the trees' training time grows with its width.
+MAX_CATEGORIES = 20
+
+
+def max_categories(schema: Schema) -> int | None:
+    # skl2onnx 1.20 converts the shared column only for an encoder of two or more inputs (with one it
+    # raises NotImplementedError): a single text column keeps a column per category.
+    return MAX_CATEGORIES if len(schema.categorical_inputs) > 1 else None
 
 
 class ScikitLearn(Framework[Pipeline]):
@@ -47,7 +57,11 @@ class ScikitLearn(Framework[Pipeline]):
         preprocess = ColumnTransformer(
             [
                 ("numeric", SimpleImputer(strategy="median"), schema.numeric_inputs),
-                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_inputs),
+                (
+                    "categorical",
+                    OneHotEncoder(handle_unknown="ignore", max_categories=max_categories(schema), sparse_output=False),
+                    schema.categorical_inputs,
+                ),
             ],
         )
         pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])

@@ -80,9 +80,8 @@ def column(values: Iterable, kind: str) -> np.ndarray:
     """One input: the values as an (N, 1) array of the dtype the input takes; None is missing."""
     if kind == NUMBER:
         return np.asarray(values, dtype=np.float32).reshape(-1, 1)  # None becomes NaN
-    return np.array([MISSING_CATEGORY if value is None else str(value) for value in values], dtype=object).reshape(
-        -1, 1
-    )
+    categories = [MISSING_CATEGORY if value is None else str(value) for value in values]
+    return np.array(categories, dtype=object).reshape(-1, 1)
 
 
 def feeds(columns: Mapping[str, Iterable], features: Mapping[str, str]) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 
-from .. import data, fairness, lineage, metrics, plots
+from .. import data, fairness, lineage, metrics, plots, predictions
 from ..config import Config
 from . import StageResult
 from .context import attach
@@ -30,7 +30,7 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
     features = data.features(rows, context.schema)
     y_true = data.target(rows, context.schema).to_numpy()
     model = context.framework.load_model(context.model_uri)
-    predicted = context.framework.predict(model, features)
+    predicted = predictions.in_chunks(lambda part: context.framework.predict(model, part), features)
 
     scores = {
         f"test.{name}": value

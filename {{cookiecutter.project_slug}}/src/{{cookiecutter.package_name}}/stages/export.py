@@ -15,7 +15,7 @@ import numpy as np
 from .. import data, lineage, onnx_model
 from ..config import Config
 from ..errors import CheckFailed
-from ..predictions import ClassPredictions, Predictions, ValuePredictions
+from ..predictions import ClassPredictions, Predictions, ValuePredictions, in_chunks
 from . import StageResult
 from .context import attach
 
@@ -60,7 +60,7 @@ def run(config: Config, run_id: str | None = None) -> Exported:
     rows = context.test_rows()
     features = data.features(rows, schema)
     model = context.framework.load_model(context.model_uri)
-    native = context.framework.predict(model, features)
+    native = in_chunks(lambda part: context.framework.predict(model, part), features)
 
     converted = context.framework.to_onnx(model, schema)
     tags = context.run.data.tags
@@ -75,7 +75,12 @@ def run(config: Config, run_id: str | None = None) -> Exported:
             "git_sha": tags.get(lineage.GIT_SHA, "unknown"),
         },
     )
-    exported = onnx_model.predict(onnx_model.session(stamped), onnx_model.feeds(features, schema), schema.task)
+    # In slices of rows: the string inputs are object arrays, and onnxruntime's one-hot matrix of the
+    # whole test split at once would be the largest thing in memory.
+    session = onnx_model.session(stamped)
+    exported = in_chunks(
+        lambda part: onnx_model.predict(session, onnx_model.feeds(part, schema), schema.task), features
+    )
     worst, problems = parity(native, exported, config.export.parity_tolerance)
 
     with mlflow.start_run(run_id=context.run_id):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 
-from .. import data, frameworks, lineage, metrics, tracking
+from .. import data, frameworks, lineage, metrics, predictions, tracking
 from ..config import Config
 from . import StageResult
 
@@ -30,6 +30,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     frame = data.read_table(config.data_path, config.data.csv)
     schema = data.schema(config, frame)
     split = data.split(frame, schema, config.split.test_size, config.split.seed)
+    del frame  # the split holds its own copies of the rows: one table in memory, not two
     framework = frameworks.load(config.model.framework)
 
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
@@ -64,7 +65,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         model = framework.train(
             train_features, data.target(split.train, schema), schema, config.model.params, config.split
         )
-        predicted = framework.predict(model, train_features)
+        predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
         scores = metrics.compute(
             config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ def expectations(config: Config, frame: pd.DataFrame) -> list[Expectation]:
         else:
             if name in config.data.columns:  # an inferred text column is whatever the file holds (even booleans)
                 suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str"))
-            if column.values and config.data.columns:
+            if column.values and name in config.data.columns:  # inferred values are the file's own
                 suite.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=column.values))
         if mostly < 1.0:
             suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly))
@@ -69,6 +70,13 @@ def expectations(config: Config, frame: pd.DataFrame) -> list[Expectation]:
     return suite
 
 
+def case_aliases(names: list[str]) -> dict[str, str]:
+    """Names GX must be given another name for: it finds a column by its case-folded name (GX 1.24),
+    so of `Sex` and `sex` it would check `Sex` twice. Names that differ only in case get an alias each."""
+    folded = Counter(name.casefold() for name in names)
+    return {name: f"__column_{index}__" for index, name in enumerate(names) if folded[name.casefold()] > 1}
+
+
 def run_suite(config: Config, frame: pd.DataFrame) -> dict:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -81,10 +89,18 @@ def run_suite(config: Config, frame: pd.DataFrame) -> dict:
         .add_batch_definition_whole_dataframe("all rows")
     )
     suite = context.suites.add(gx.ExpectationSuite(name=f"{config.tracking.model_name}-input"))
+    aliases = case_aliases([str(name) for name in frame.columns])
     for expectation in expectations(config, frame):
+        if (column := getattr(expectation, "column", None)) in aliases:
+            expectation = expectation.copy(update={"column": aliases[column]})  # a pydantic v1 model
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="input", data=batch, suite=suite))
-    return definition.run(batch_parameters={"dataframe": frame}).describe_dict()
+    result = definition.run(batch_parameters={"dataframe": frame.rename(columns=aliases)}).describe_dict()
+    names = {alias: name for name, alias in aliases.items()}
+    for item in result["expectations"]:  # reported under the file's own names
+        if item["kwargs"].get("column") in names:
+            item["kwargs"]["column"] = names[item["kwargs"]["column"]]
+    return result
 
 
 def describe_failures(result: dict) -> list[str]:
