@@ -242,13 +242,14 @@ def run_act(
     project: Path,
     folder: Path,
     event_name: str,
-    job: str,
+    job: str | None,
     workflow: str = "ci.yml",
     event: Path | None = None,
     secrets: dict[str, str] | None = None,
     tools: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """`act EVENT -j JOB` in host mode with the real actions: the job and every job it needs.
+    """`act EVENT -j JOB` in host mode with the real actions: the job and every job it needs (with
+    no JOB, every job of the workflow). One job at a time: they share the tool cache's environment.
 
     `project` is a git repository (act reads the commit and ref from it) whose `origin` names the
     GitHub repository (`github.repository`); the checkout clones it from a local git server.
@@ -279,8 +280,9 @@ def run_act(
                 event_name,
                 "-W",
                 f".github/workflows/{workflow}",
-                "-j",
-                job,
+                *(["-j", job] if job else []),
+                "--concurrent-jobs",
+                "1",
                 *options,
                 "-P",
                 "ubuntu-latest=-self-hosted",

@@ -6,6 +6,7 @@ folder, as on a self-hosted runner, so the store must move with the project."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import zipfile
 
@@ -14,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from act_support import run_act
 from conftest import SLUG
-from test_workflows import head, job_result, repository_copy
+from test_workflows import OWNER, head, job_result, repository_copy
 
 JOBS = ("train", "gate", "export", "register")
 
@@ -81,3 +82,58 @@ def test_one_run_holds_every_stage_and_main_registers_it(first_push):
     }
     report = unzip(folder, "gate-report")
     assert "PASSED" in (report / "gate.md").read_text() and (report / "comment.md").read_text().startswith("<!--")
+
+
+def test_a_pull_request_gets_its_comment_body_and_registers_nothing(baked, tmp_path, act_tools):
+    """`act pull_request`, artifact mode: train -> gate -> export and the comment job, register skipped.
+
+    The whole workflow runs (act takes one `-j` only, and the comment job does not need export) but
+    for `lint-test`, which the copy drops: it is the baked project's own lint and test suite (about
+    4.5 min under act), which test_bake.py runs natively. The comment's GitHub API call is the one
+    step not executed (`if: ${{ !env.ACT }}`): its body is printed by the step before it.
+    """
+    project = repository_copy(baked(framework="sklearn", task="binary"), tmp_path)
+    ci = project / ".github" / "workflows" / "ci.yml"
+    text = ci.read_text()
+    start, end = text.index("\n  lint-test:\n"), text.index("\n  train:\n")
+    ci.write_text(text[:start] + text[end:])
+    repository = {"full_name": f"{OWNER}/{SLUG}"}
+    event = tmp_path / "pull-request.json"
+    event.write_text(
+        json.dumps(
+            {
+                "number": 7,  # act's github.ref: refs/pull/7/merge
+                "pull_request": {
+                    "number": 7,
+                    "head": {"ref": "feature", "repo": repository},
+                    "base": {"ref": "main", "repo": repository},
+                },
+            }
+        )
+    )
+    result = run_act(project, tmp_path, "pull_request", None, event=event, tools=act_tools)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-8000:]
+    assert [job_result(log, job) for job in ("train", "gate", "export")] == ["succeeded"] * 3, log[-8000:]
+    comment = "Gate report on the pull request"
+    assert job_result(log, comment, reusable=False) == "succeeded", log[-8000:]
+    assert job_result(log, "register") is None and "[register/" not in log  # its `if` is false on a PR
+    assert re.search(r"\[train/train/[^\]]+\]\s+\|.*git checkout .*refs/remotes/pull/7/merge", log)
+
+    # The body step printed, line for line, what `pr-comment-body` wrote in the gate job.
+    body = (unzip(tmp_path, "gate-report") / "comment.md").read_text()
+    assert "| check | value | threshold | champion | result |" in body and "| test.roc_auc |" in body
+    printed = re.findall(rf"^\[ci/{comment}\]   \| ?(.*)$", log, re.MULTILINE)
+    start = printed.index("<!-- credit_model-gate-report -->")
+    assert [line.rstrip() for line in printed[start:]] == [line.rstrip() for line in body.splitlines()]
+    assert "Main Create or update the comment" not in log  # skipped under act: it needs GitHub's API
+
+    store = unzip(tmp_path, "mlflow-store")  # as export left it
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name(SLUG).experiment_id])
+    assert run.data.tags["source_ref"] == "refs/pull/7/merge" and run.data.tags["gate.verdict"] == "passed"
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert run.data.tags.get(f"stage.{stage}") == "done", stage
+    assert "stage.register" not in run.data.tags
+    assert client.search_registered_models() == [] and client.search_model_versions() == []
