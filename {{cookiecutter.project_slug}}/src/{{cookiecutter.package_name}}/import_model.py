@@ -224,7 +224,9 @@ def skops_candidate(path: Path, config: Config, judged: Judged) -> Candidate:
         if unexpected := [name for name in names if name not in expected]:
             differences.append(f"unexpected inputs (in its feature_names_in_, not configured): {', '.join(unexpected)}")
         if not missing and not unexpected and names != expected:
-            differences.append(f"its inputs are in another order: {', '.join(names)}; configured: {', '.join(expected)}")
+            differences.append(
+                f"its inputs are in another order: {', '.join(names)}; configured: {', '.join(expected)}"
+            )
     if schema.task == "regression" and not is_regressor(pipeline):
         differences.append(f"the task is regression but it is a {type(pipeline[-1]).__name__}, not a regressor")
     if schema.task != "regression" and not (is_classifier(pipeline) and hasattr(pipeline, "predict_proba")):

@@ -37,7 +37,7 @@ IMPORTED: dict[str, tuple[str, ...]] = {"onnx": ("imported_onnx",)}
 
 def load(name: str) -> Framework:
     """The framework called `name`; only its own module is imported (torch and keras are slow to import)."""
-    known: dict[str, tuple[str, ...]] = {**MODULES, **IMPORTED}
+    known: dict[str, tuple[str, ...]] = {str(key): modules for key, modules in MODULES.items()} | IMPORTED
     if name not in known:
         raise UsageError(f"model.framework: unknown {name!r} (known: {', '.join(MODULES)})")
     module_name = known[name][0]

@@ -51,7 +51,6 @@ class OnnxModel:
         return "regression" if not self.classes else "classification"
 
 
-
 def input_kinds(session: ort.InferenceSession) -> dict[str, str]:
     """Input name -> number | string, from the graph's own inputs, in its order."""
     return {
@@ -98,7 +97,9 @@ def contract_differences(session: ort.InferenceSession, schema: Schema) -> list[
     for name in (name for name in expected if name in actual):
         node = actual[name]
         if node.type != expected[name]:
-            differences.append(f"input {name} is {node.type}, the contract says {expected[name]} for column {columns[name]!r}")
+            differences.append(
+                f"input {name} is {node.type}, the contract says {expected[name]} for column {columns[name]!r}"
+            )
         shape = list(node.shape)
         if len(shape) != 2 or shape[1] not in (1, None) and not isinstance(shape[1], str):
             differences.append(f"input {name} has shape {shape}, the contract says [N, 1]")
