@@ -26,6 +26,7 @@ from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import data, onnx_model
 from {{ cookiecutter.package_name }}.frameworks.imported_onnx import ImportedOnnx
 from {{ cookiecutter.package_name }}.serving import contract
+from {{ cookiecutter.package_name }}.stages import train
 
 # Only a project generated with framework=sklearn has the module that reads, logs and converts a pipeline.
 SKLEARN = importlib.util.find_spec("{{ cookiecutter.package_name }}.frameworks.scikit_learn") is not None
@@ -191,10 +192,13 @@ def test_a_failure_while_recording_leaves_no_run(workspace, tmp_path, monkeypatc
     source = tmp_path / "elsewhere.onnx"
     source.write_bytes(as_onnx(fit_elsewhere(features, target, linear(task)), features, task == "regression"))
 
-    def broken(*args, **kwargs):
+    def broken(rows):
         raise OSError("the artifact store went away")
 
-    monkeypatch.setattr(ImportedOnnx, "log_model", broken)
+    # After the model is logged, before the run is complete.
+    monkeypatch.setattr(train, "log_test_split", broken)
     with pytest.raises(OSError, match="went away"):
         workspace.cli("import-model", "--model", str(source))
     assert recorded_runs(workspace) == [] and not (workspace.outputs / "run.json").exists()
+    experiments = [e.experiment_id for e in workspace.client().search_experiments()]
+    assert workspace.client().search_logged_models(experiments) == []

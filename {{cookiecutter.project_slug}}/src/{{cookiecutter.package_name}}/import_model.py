@@ -272,9 +272,10 @@ def record(config: Config, judged: Judged, candidate: Candidate, source: Path, r
     client = tracking.connect(config)
     validation = validated(config)
     digest = lineage.sha256_of(source)
+    experiment_id = tracking.experiment_id(config, client)
     run_id = None
     try:
-        with mlflow.start_run(experiment_id=tracking.experiment_id(config, client), run_name=run_name) as active:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as active:
             run_id = active.info.run_id
             mlflow.set_tags(
                 {
@@ -309,7 +310,9 @@ def record(config: Config, judged: Judged, candidate: Candidate, source: Path, r
             mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
             lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
     except BaseException:
-        if run_id is not None:  # no half-recorded run for a later stage to find
+        if run_id is not None:  # no half-recorded run (or model) for a later stage to find
+            for logged in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+                client.delete_logged_model(logged.model_id)
             client.delete_run(run_id)
         raise
     log.info("recorded %s (sha256 %s) as run %s", source.name, digest[:12], run_id)
