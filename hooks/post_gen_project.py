@@ -12,14 +12,17 @@ PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 
 
-def framework_modules(registry: Path) -> dict:
-    """frameworks/__init__.py's MODULES (framework -> its modules), read without importing the package."""
+def framework_modules(registry: Path, table: str = "MODULES") -> dict:
+    """frameworks/__init__.py's MODULES (framework -> its modules), read without importing the package.
+
+    `table="IMPORTED"` reads the imported models' frameworks instead: in no list of MODULES, so always kept.
+    """
     for node in ast.parse(registry.read_text()).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(target, ast.Name) and target.id == "MODULES" for target in targets):
+            if any(isinstance(target, ast.Name) and target.id == table for target in targets):
                 return ast.literal_eval(node.value)
-    raise LookupError(f"no MODULES in {registry}")
+    raise LookupError(f"no {table} in {registry}")
 
 
 def remove_unused(root: Path) -> None:

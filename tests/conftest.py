@@ -25,12 +25,13 @@ SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.pa
 FRAMEWORKS: list[str] = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
 
 
-def framework_modules() -> dict[str, tuple[str, ...]]:
-    """frameworks.MODULES (framework -> the modules it needs), read by the post-generation hook's own code."""
+def framework_modules(table: str = "MODULES") -> dict[str, tuple[str, ...]]:
+    """frameworks.MODULES (framework -> the modules it needs), read by the post-generation hook's own code;
+    `table="IMPORTED"`: the imported models' frameworks, which every bake keeps."""
     spec = importlib.util.spec_from_file_location("post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py")
     hook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hook)
-    return hook.framework_modules(SOURCE / "frameworks" / "__init__.py")
+    return hook.framework_modules(SOURCE / "frameworks" / "__init__.py", table)
 
 
 def bake(folder: Path, **context: str) -> Path:

@@ -35,7 +35,8 @@ def test_every_option_bakes_clean(baked, task, framework):
     assert [p.name for p in (project / "data").glob("*.csv")] == [f"credit_{task}.csv"]
 
     modules = {p.stem for p in (project / "src" / PACKAGE / "frameworks").glob("*.py")} - {"__init__", "base"}
-    assert modules == set(framework_modules()[framework])
+    imported = {module for modules in framework_modules("IMPORTED").values() for module in modules}
+    assert modules == set(framework_modules()[framework]) | imported
 
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
     assert ("torch==" in dependencies) == (framework != "sklearn")

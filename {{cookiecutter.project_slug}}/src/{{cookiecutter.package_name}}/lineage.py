@@ -27,13 +27,23 @@ EXPORT_PARITY = "export.parity"  # passed | failed
 ONNX_SHA256 = "onnx.sha256"  # digest of the ONNX file export logged after its parity check
 MODEL_VERSION = "model.version"  # the version `register` created from the run
 RUN_ID = "run_id"  # on a model version: the run it came from
+# Set by `import-model` on a run whose model was trained elsewhere (and copied to its version):
+ORIGIN = "origin"  # IMPORTED
+IMPORT_SOURCE = "import.source"  # the imported file's name
+IMPORT_SHA256 = "import.sha256"  # its digest, as read
+IMPORT_FORMAT = "import.format"  # onnx | skops
+IMPORT_TAGS = (ORIGIN, IMPORT_SOURCE, IMPORT_SHA256, IMPORT_FORMAT)
+IMPORTED = "imported"
 # Copied from the run to the version `register` creates: what a release checks (trust_problems).
 VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
 DONE, FAILED, PASSED = "done", "failed", "passed"
 
 
 def stage_tag(name: str) -> str:
-    """`stage.<name>`: done once a stage finished for the run (failed when its check said no)."""
+    """`stage.<name>`: done once a stage finished for the run (failed when its check said no).
+
+    `import-model` sets `stage.train` too: the model is recorded, as train leaves it, for the stages after it.
+    """
     return f"stage.{name}"
 
 

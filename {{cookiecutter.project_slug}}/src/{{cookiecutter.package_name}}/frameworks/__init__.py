@@ -4,6 +4,8 @@ Adding a framework: a module here with one Framework subclass whose `name` is it
 key in Name and MODULES, and its dependencies in pyproject.toml (in the template: its own block there
 and the name in the `framework` choices; the template's tests/test_frameworks.py checks they agree).
 The template's post-generation hook reads MODULES to delete the frameworks a project was not generated for.
+IMPORTED lists the frameworks of models brought in with `import-model` (not trained here): in no
+framework's MODULES, so every project keeps them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from ..errors import UntrustedModel, UsageError
 from .base import Framework
 
-__all__ = ["MODULES", "Framework", "Name", "load"]
+__all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load"]
 
 # config.yaml's model.framework.
 Name = Literal["sklearn", "pytorch", "keras"]
@@ -29,13 +31,16 @@ MODULES: dict[Name, tuple[str, ...]] = {
     "pytorch": ("pytorch", "tabular"),
     "keras": ("keras3", "tabular"),
 }
+# A run's framework tag for a model `import-model` brought in as an ONNX file -> its module here.
+IMPORTED: dict[str, tuple[str, ...]] = {"onnx": ("imported_onnx",)}
 
 
 def load(name: str) -> Framework:
     """The framework called `name`; only its own module is imported (torch and keras are slow to import)."""
-    if name not in MODULES:
+    known: dict[str, tuple[str, ...]] = {str(key): modules for key, modules in MODULES.items()} | IMPORTED
+    if name not in known:
         raise UsageError(f"model.framework: unknown {name!r} (known: {', '.join(MODULES)})")
-    module_name = MODULES[name][0]
+    module_name = known[name][0]
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as error:

@@ -73,6 +73,12 @@ def run(config: Config, run_id: str | None = None) -> Exported:
             "model_name": config.tracking.model_name,
             "run_id": context.run_id,
             "git_sha": tags.get(lineage.GIT_SHA, "unknown"),
+            # A model trained elsewhere carries the file it was imported from (`mlops.imported_from`).
+            **(
+                {"imported_from": f"{tags[lineage.IMPORT_SOURCE]} sha256:{tags.get(lineage.IMPORT_SHA256, '')}"}
+                if lineage.IMPORT_SOURCE in tags
+                else {}
+            ),
         },
     )
     # In slices of rows: the string inputs are object arrays, and onnxruntime's one-hot matrix of the

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from .. import data, frameworks, lineage, metrics, predictions, tracking
 from ..config import Config
@@ -21,6 +22,15 @@ log = logging.getLogger(__name__)
 class Trained(StageResult):
     run_id: str
     model_uri: str
+
+
+def log_test_split(rows: pd.DataFrame) -> None:
+    """The held-out rows, logged with the active run: later stages (other processes, other CI jobs)
+    evaluate on exactly these rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(lineage.TEST_SPLIT_ARTIFACT).name
+        rows.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
 
 
 def run(config: Config, run_id: str | None = None) -> Trained:
@@ -73,11 +83,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         model_uri = framework.log_model(model, train_features, predicted)
         mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
 
-        # Later stages (other processes, other CI jobs) evaluate on exactly these rows.
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / Path(lineage.TEST_SPLIT_ARTIFACT).name
-            split.test.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
+        log_test_split(split.test)
         mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
         # Only a finished run becomes the one later stages attach to.
         lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
