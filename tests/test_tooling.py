@@ -152,8 +152,8 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
     ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     runs = [step.get("run", "") for step in ci["jobs"]["lint-test"]["steps"]]
     for command in (
-        "python -m ruff check src tests",
-        "python -m ruff format --check src tests",
+        "python -m ruff check src tests notebooks",
+        "python -m ruff format --check src tests notebooks",
         "python -m mypy src",
         "python -m pytest --cov",
     ):
