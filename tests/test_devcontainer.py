@@ -1,36 +1,24 @@
-"""The generated dev container: valid against the official dev container schema, built on the Python the
-template was asked for, set up the way `make setup` sets up a laptop, with the project's ports forwarded.
+"""The generated dev container: built on the Python the template was asked for, set up the way `make
+setup` sets up a laptop, with the project's ports forwarded.
 
-The schema is vendored: schemas/devContainer.base.schema.json is `schemas/devContainer.base.schema.json`
-of the devcontainers/spec repository at commit c95ffeed1d059abfe9ffbe79762dc2fa4e7c2421 (2026-03-17),
-MIT licence (its LICENSE-CODE); no package on PyPI or npm ships it (not even @devcontainers/cli 0.89.0).
-Building the container is not tested: its base image is on mcr.microsoft.com, which this machine cannot reach.
+Its validity against the official dev container schema is checked by the template's own CI on GitHub
+(.github/workflows/template-ci.yml, the schema at a pinned commit of devcontainers/spec): no package
+registry ships that schema, and GitHub is out of reach of these tests. Building the container is not
+tested either: its base image is on mcr.microsoft.com.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-SCHEMA = Path(__file__).resolve().parent / "schemas" / "devContainer.base.schema.json"
-
-
-def validate(path: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMA), str(path)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
 
 @pytest.mark.parametrize("python_version", ["3.11", "3.12"])
-def test_dev_container_is_valid_and_sets_up_the_project(baked, python_version):
+def test_dev_container_sets_up_the_project_on_its_python(baked, python_version):
     project = baked(python_version=python_version)
     path = project / ".devcontainer" / "devcontainer.json"
-    result = validate(path)
-    assert result.returncode == 0, result.stdout + result.stderr
     container = json.loads(path.read_text())
     assert container["image"] == f"mcr.microsoft.com/devcontainers/python:1-{python_version}-bookworm"
 
@@ -48,21 +36,3 @@ def test_dev_container_is_valid_and_sets_up_the_project(baked, python_version):
     serve = re.search(r"^serve:.*http://127\.0\.0\.1:(\d+)", makefile, re.MULTILINE)[1]
     assert sorted(container["forwardPorts"]) == sorted([int(ui), int(serve)])
     assert set(container["portsAttributes"]) == {ui, serve}
-
-
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (lambda c: c.update(forwardPorts="5000"), "$.forwardPorts: '5000' is not of type 'array'"),
-        (lambda c: c.update(forwardPort=c.pop("forwardPorts")), "('forwardPort' was unexpected)"),
-    ],
-    ids=["wrong type", "misspelt key"],
-)
-def test_a_broken_dev_container_is_refused_with_the_reason(baked, tmp_path, change, reason):
-    container = json.loads((baked() / ".devcontainer" / "devcontainer.json").read_text())
-    change(container)
-    broken = tmp_path / "devcontainer.json"
-    broken.write_text(json.dumps(container))
-    result = validate(broken)
-    assert result.returncode == 1
-    assert reason in result.stdout, result.stdout + result.stderr
