@@ -105,11 +105,38 @@ def write(
     if len(inputs) != len(predictions) or (probabilities is not None and len(probabilities) != len(inputs)):
         raise ValueError("inputs, predictions and probabilities must have one entry per row")
     rows = _rows(model, source, request_id, inputs, predictions, probabilities, first_row)
-    with connection.transaction(), connection.cursor() as cursor:
-        with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     return len(inputs)
+
+
+def write_requests(
+    connection: psycopg.Connection,
+    model: Model,
+    source: str,
+    requests: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[Any], Sequence[Sequence[float]] | None]],
+) -> int:
+    """Log several requests, each (request_id, inputs, predictions, probabilities), in one COPY and one
+    transaction: the server's writer batches what it sampled this way. All or nothing: a request id
+    already in the table fails the whole batch (psycopg.errors.UniqueViolation)."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    written = 0
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for request_id, inputs, predictions, probabilities in requests:
+            for row in _rows(model, source, request_id, inputs, predictions, probabilities, 0):
+                copy.write_row(row)
+            written += len(inputs)
+    return written
 
 
 def add_labels(connection: psycopg.Connection, request_id: str, labels: Sequence[Any]) -> int:
