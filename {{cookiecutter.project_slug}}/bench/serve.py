@@ -3,9 +3,13 @@
     python bench/serve.py                       # model: outputs/model.onnx; MLflow model: the run in outputs/run.json
     python bench/serve.py --run-id <id> --duration 10 --workers 1
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
+    python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1   # the prediction log's cost
 
 Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
 figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
+With --log-url, the ONNX server also runs with request logging at each of --log-samples ("onnx log
+0.1"), each scenario run on every server in turn so that a busy machine slows them alike; the last
+table says how many sampled requests each wrote or dropped (the log's own counters).
 """
 
 from __future__ import annotations
@@ -166,6 +170,16 @@ def tracking_env() -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{PROJECT / 'mlflow.db'}"}
 
 
+def logged(server: Server) -> str:
+    """The prediction log's counters from the server's /metrics: written and dropped (by reason)."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    written = re.search(r"^prediction_log_written_total ([\d.e+]+)$", text, re.M)
+    dropped = re.findall(r'^prediction_log_dropped_total\{reason="(\w+)"\} ([\d.e+]+)$', text, re.M)
+    drops = ", ".join(f"{reason} {float(count):,.0f}" for reason, count in dropped if float(count)) or "none"
+    return f"| {server.name} | {float(written.group(1)) if written else 0:,.0f} | {drops} |"
+
+
 def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
     lines = [
         "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
@@ -218,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--log-url", help="PostgreSQL URL of a prediction log: also bench the server logging to it")
+    parser.add_argument(
+        "--log-samples", type=float, nargs="+", default=[0.1, 1.0], help="PREDICTION_LOG_SAMPLE values to bench"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -234,25 +252,30 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Server] = {}
     rss: dict[str, float] = {}
     results: list[Result] = []
+    variants = {"onnx": {}}
+    for rate in args.log_samples if args.log_url else []:
+        variants[f"onnx log {rate:g}"] = {"PREDICTION_LOG_URL": args.log_url, "PREDICTION_LOG_SAMPLE": str(rate)}
+    log_counts: list[str] = []
     try:
-        port = free_port()
-        servers["onnx"] = start(
-            "onnx",
-            [
-                sys.executable,
-                "-m",
-                f"{PACKAGE}.serving",
-                "--model",
-                str(args.model),
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            f"http://127.0.0.1:{port}/ready",
-            scratch / "onnx.log",
-            env={"PYTHONPATH": str(PROJECT / "src")},
-        )
+        for name, log_env in variants.items():
+            port = free_port()
+            servers[name] = start(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    f"{PACKAGE}.serving",
+                    "--model",
+                    str(args.model),
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                ],
+                f"http://127.0.0.1:{port}/ready",
+                scratch / f"{name}.log",
+                env={"PYTHONPATH": str(PROJECT / "src"), **log_env},
+            )
         if not args.skip_mlflow:
             port = free_port()
             uri = mlflow_model_uri(args.run_id, args.model_uri)
@@ -289,22 +312,37 @@ def main(argv: list[str] | None = None) -> int:
                 ("predict 1000 rows c=1", "/invocations", 1, split(batch)),
             ],
         }
+        for name in variants:
+            scenarios[name] = scenarios["onnx"]
         for name, server in servers.items():
             # Warm-up: first requests pay for lazy imports and allocations; not what is measured.
             _, path, _, body = scenarios[name][1]
             wrk(server.url + path, 1, 2, body, scratch)
-            for scenario, path, connections, body in scenarios[name]:
+        # Scenario by scenario, every server in turn: a machine that slows down mid-run slows them alike.
+        for index in range(max(len(s) for s in scenarios.values())):
+            for name, server in servers.items():
+                if index >= len(scenarios[name]):
+                    continue
+                scenario, path, connections, body = scenarios[name][index]
                 print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
                 results.append(
                     Result(name, scenario, *wrk(server.url + path, connections, args.duration, body, scratch))
                 )
+        for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
+        if args.log_url:
+            time.sleep(1)  # the writers' last round
+            log_counts = [logged(servers[name]) for name in variants if name != "onnx"]
     finally:
         for server in servers.values():
             stop(server.process)
         shutil.rmtree(scratch, ignore_errors=True)
     print(table(results, servers, rss))
     print()
+    if log_counts:
+        print("| server | sampled requests written | dropped |\n|---|---:|---|")
+        print("\n".join(log_counts))
+        print()
     print(targets(results))
     return 0
 
