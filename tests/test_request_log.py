@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import urllib.error
@@ -24,7 +25,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import PACKAGE, SLUG, project_env
+from conftest import PACKAGE, SLUG, cli, project_env
 from processes import free_port, start, stop, wait_for_http
 from servers import Postgres, postgres_bin
 
@@ -45,7 +46,7 @@ def database():
 def serve(project: Path, database: Postgres, log: Path):
     port = free_port()
     env = project_env(project, PREDICTION_LOG_URL=database.url, PREDICTION_LOG_SAMPLE="1", MODEL_VERSION=VERSION)
-    command = ["python", "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
+    command = [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
     process = start([*command, "--port", str(port)], log, env=env, cwd=project)
     wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=60, process=process, log=log)
     return f"http://127.0.0.1:{port}", process
@@ -187,6 +188,27 @@ def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp
     server_log = (tmp_path / "server.log").read_text()
     assert "Application shutdown complete" in server_log and "dropped" not in server_log, server_log
     assert set(logged(database, sent, timeout=0)) == set(sent)
+
+
+def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
+    served, database, project_with_model, tmp_path
+):
+    rows, labels = held_out(project_with_model)
+    sent = []
+    for start_row, size in ((20, 2), (22, 1)):
+        status, headers, _ = post(f"{served}/predict", {"records": rows[start_row : start_row + size]})
+        assert status == 200
+        sent.append((headers["x-request-id"], labels[start_row : start_row + size]))
+    logged(database, [request_id for request_id, _ in sent])
+    lines = [(request_id, index, label) for request_id, truth in sent for index, label in enumerate(truth)]
+    lines.append(("never-sent", 0, labels[0]))
+    table = tmp_path / "labels.csv"
+    pd.DataFrame(lines[::-1], columns=["request_id", "row_index", "label"]).to_csv(table, index=False)  # any order
+    result = cli(project_with_model, "import-labels", str(table), "--url", database.url, check=False)
+    assert result.returncode == 1 and "1 requests not in the log" in result.stderr and "never-sent" in result.stderr
+    found = logged(database, [request_id for request_id, _ in sent])
+    for request_id, truth in sent:
+        assert [row[-1] for row in found[request_id]] == truth
 
 
 def test_with_the_database_down_the_server_answers_and_counts_its_drops(served, database, project_with_model):

@@ -3,7 +3,7 @@
     python bench/serve.py                       # model: outputs/model.onnx; MLflow model: the run in outputs/run.json
     python bench/serve.py --run-id <id> --duration 10 --workers 1
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
-    python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1   # the prediction log's cost
+    python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1 --rounds 5   # the log's cost
 
 Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
 figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,19 @@ def tracking_env() -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{PROJECT / 'mlflow.db'}"}
 
 
+def median(results: list[Result]) -> Result:
+    """Each figure's median over rounds (errors: the total)."""
+    first = results[0]
+    return Result(
+        first.server,
+        first.scenario,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
 def logged(server: Server) -> str:
     """The prediction log's counters from the server's /metrics: written and dropped (by reason)."""
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
@@ -230,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", help="MLflow model URI (instead of --run-id)")
     parser.add_argument("--data", type=Path, help="table to take rows from (default: the bundled data)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs per server and scenario, interleaved; the table gives medians"
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--log-url", help="PostgreSQL URL of a prediction log: also bench the server logging to it")
@@ -319,15 +336,17 @@ def main(argv: list[str] | None = None) -> int:
             _, path, _, body = scenarios[name][1]
             wrk(server.url + path, 1, 2, body, scratch)
         # Scenario by scenario, every server in turn: a machine that slows down mid-run slows them alike.
+        runs: dict[tuple[str, str], list[Result]] = {}
         for index in range(max(len(s) for s in scenarios.values())):
-            for name, server in servers.items():
-                if index >= len(scenarios[name]):
-                    continue
-                scenario, path, connections, body = scenarios[name][index]
-                print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
-                results.append(
-                    Result(name, scenario, *wrk(server.url + path, connections, args.duration, body, scratch))
-                )
+            for round_ in range(args.rounds):
+                for name, server in servers.items():
+                    if index >= len(scenarios[name]):
+                        continue
+                    scenario, path, connections, body = scenarios[name][index]
+                    print(f"{name}: {scenario} ({round_ + 1}/{args.rounds}) ...", file=sys.stderr, flush=True)
+                    measured = wrk(server.url + path, connections, args.duration, body, scratch)
+                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured))
+        results = [median(found) for found in runs.values()]
         for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
         if args.log_url:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from contract_model import build, sample_records
+from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.label_import import read_labels
 from {{ cookiecutter.package_name }}.serving import prediction_log, request_ids
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.prometheus import Metrics
@@ -20,6 +23,7 @@ from {{ cookiecutter.package_name }}.serving.settings import Settings
 
 TASK = "{{ cookiecutter.task }}"
 URL = "postgresql://logger:secret@db.internal:5432/predictions"
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1: a real refusal
 
 
 def test_logging_is_off_unless_asked_and_its_settings_are_checked():
@@ -87,16 +91,15 @@ def test_a_logged_request_becomes_rows_by_the_clients_column_names():
 
 
 def test_an_unreachable_database_drops_and_counts_without_raising():
-    """A real connection refused (nothing listens on port 1), not a stand-in."""
     metrics = Metrics(set())
     model = prediction_log.Model("m", "1", "run")
-    request_log = RequestLog("postgresql://nobody@127.0.0.1:1/none", 1.0, model, metrics, 1 << 20)
+    request_log = RequestLog(UNREACHABLE, 1.0, model, metrics, 1 << 20)
     body, answer = orjson.dumps({"records": [{"a": 1}]}), b'{"predictions":[2.0]}'
     for index in range(3):
         request_log.offer(f"id-{index}".encode(), body, answer)
     request_log.flush()
-    assert metrics.log_dropped.labels("unavailable")._value.get() == 3
-    assert metrics.log_written._value.get() == 0
+    assert metrics.registry.get_sample_value("prediction_log_dropped_total", {"reason": "unavailable"}) == 3
+    assert metrics.registry.get_sample_value("prediction_log_written_total") == 0
     assert "connection" in request_log.reason.lower() or "connect" in request_log.reason.lower()
 
 
@@ -127,3 +130,62 @@ def test_feedback_without_a_log_is_503_and_not_documented(unlogged):
     answer = unlogged.post("/feedback", json={"request_id": "batch-7", "labels": [1]})
     assert answer.status_code == 503 and "PREDICTION_LOG_URL" in answer.json()["detail"]
     assert "/feedback" not in unlogged.get("/openapi.json").json()["paths"]
+
+
+@pytest.fixture(scope="module")
+def feedback_unreachable(tmp_path_factory):
+    model = build(tmp_path_factory.mktemp("model") / "model.onnx", TASK)
+    with TestClient(create_app(Settings(model_path=model, prediction_log_url=UNREACHABLE))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"", 400, "empty request body"),
+        (b"{", 400, "malformed JSON"),
+        (b"[]", 422, "got not an object"),
+        (b'{"request_id": "a"}', 422, "got keys 'request_id'"),
+        (b'{"request_id": "a b", "labels": [1]}', 422, "request_id: expected the X-Request-ID"),
+        (b'{"request_id": "a", "labels": []}', 422, "labels: expected a non-empty array"),
+        (b'{"request_id": "a", "labels": [NaN]}', 422, "labels[0]"),
+        (b'{"request_id": "a", "labels": [true]}', 422, "labels[0]"),
+    ],
+)
+def test_feedback_bodies_are_checked_before_the_database(feedback_unreachable, body, status, message):
+    answer = feedback_unreachable.post("/feedback", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status and message in answer.json()["detail"], answer.text
+
+
+def test_feedback_with_the_database_unreachable_is_503(feedback_unreachable):
+    classes = feedback_unreachable.get("/metadata").json()["classes"]
+    label = classes[0] if classes else 0.5  # a label the model can have
+    answer = feedback_unreachable.post("/feedback", json={"request_id": "a", "labels": [label]})
+    assert answer.status_code == 503 and "cannot be reached" in answer.json()["detail"]
+    assert "/feedback" in feedback_unreachable.get("/openapi.json").json()["paths"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_labels_file_is_read_by_request_in_row_order(tmp_path):
+    indexed = write(tmp_path / "labels.csv", "request_id,row_index,label\nb,1,yes\na,0,no\nb,0,no\n007,0,yes\n")
+    assert read_labels(indexed) == {"b": ["no", "yes"], "a": ["no"], "007": ["yes"]}
+    in_order = write(tmp_path / "ordered.csv", "request_id,label\nb,3.5\na,1\nb,2\n")
+    assert read_labels(in_order) == {"b": [3.5, 2.0], "a": [1.0]}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,label\na,1\n", "expected request_id,row_index,label or request_id,label"),
+        ("request_id,row_index,label\na,0,1\na,2,0\n", "row_index must run 0, 1, 2"),
+        ("request_id,row_index,label\na,0,1\na,0,0\n", "row_index must run 0, 1, 2"),
+        ("request_id,label\na,1\nb,\n", "row 2: no label"),
+    ],
+)
+def test_a_labels_file_that_cannot_be_right_is_refused_by_name(tmp_path, text, message):
+    with pytest.raises(UsageError, match=message):
+        read_labels(write(tmp_path / "labels.csv", text))

@@ -207,11 +207,15 @@ class RequestLog:
     def _write_each(self, connection: Any, requests: Sequence[Decoded]) -> None:
         import psycopg
 
-        for request_id, inputs, predictions, probabilities in requests:
+        for index, (request_id, inputs, predictions, probabilities) in enumerate(requests):
             try:
                 prediction_log.write(connection, self.model, "server", request_id, inputs, predictions, probabilities)
             except psycopg.errors.UniqueViolation:
                 self._drop("duplicate_id", 1)
+            except psycopg.Error as error:
+                self._failed(error)
+                self._drop("unavailable", len(requests) - index)
+                return
             else:
                 self.written.inc()
 
