@@ -5,11 +5,11 @@
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
     python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1 --rounds 5   # the log's cost
 
-Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
-figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
-With --log-url, the ONNX server also runs with request logging at each of --log-samples ("onnx log
-0.1"), each scenario run on every server in turn so that a busy machine slows them alike; the last
-table says how many sampled requests each wrote or dropped (the log's own counters).
+Prints a Markdown table (throughput, p50, p99, the server's CPU time per request, start-up time, RSS)
+and the targets. Not a test: the figures depend on the machine; run it on the machine you will serve
+from. Needs `wrk` (apt install wrk). With --log-url, the ONNX server also runs with request logging
+at each of --log-samples ("onnx log 0.1"); each scenario runs on every server in turn, so that a busy
+machine slows them alike, and a last table says how many sampled requests each wrote or dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time (all its processes and threads) per request
 
 
 def free_port() -> int:
@@ -59,20 +60,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (uvicorn workers), from /proc."""
-    total, pending = 0, [pid]
+def descendants(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn workers), from /proc."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    total = 0
+    for current in descendants(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(child) for child in children)
         except (FileNotFoundError, AttributeError, ProcessLookupError):
             continue
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants, every thread included: unlike throughput,
+    hardly moved by other work on the machine, so small costs (the request log's) show."""
+    total = 0
+    for current in descendants(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start(
@@ -181,6 +205,7 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
@@ -196,13 +221,14 @@ def logged(server: Server) -> str:
 
 def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
     lines = [
-        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU µs/request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows = r.rps * (1000 if "1000 rows" in r.scenario else 1)
         lines.append(
-            f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} |"
+            f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} "
+            f"| {r.cpu_us:,.0f} |"
         )
     lines += ["", "| server | start-up to ready (s) | RSS after load (MB) |", "|---|---:|---:|"]
     lines += [f"| {name} | {server.startup_s:.2f} | {rss[name]:.0f} |" for name, server in servers.items()]
@@ -344,8 +370,11 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     scenario, path, connections, body = scenarios[name][index]
                     print(f"{name}: {scenario} ({round_ + 1}/{args.rounds}) ...", file=sys.stderr, flush=True)
+                    used = cpu_seconds(server.process.pid)
                     measured = wrk(server.url + path, connections, args.duration, body, scratch)
-                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured))
+                    used = cpu_seconds(server.process.pid) - used
+                    cpu_us = used / max(measured[0] * args.duration, 1) * 1e6
+                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured, cpu_us))
         results = [median(found) for found in runs.values()]
         for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
