@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,15 @@ def baked(tmp_path_factory):
         return _baked[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def project_with_model(tmp_path_factory, baked):
+    """A copy of the default bake after one real `pipeline` (outputs/model.onnx, the run's test split in
+    mlruns/); shared by the image and request-log tests, which only read it."""
+    project = shutil.copytree(baked(), tmp_path_factory.mktemp("pipeline-run") / SLUG)
+    cli(project, "pipeline")
+    return project
 
 
 @pytest.fixture(scope="session")

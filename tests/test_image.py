@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pytest
 
 import container_engine
-from conftest import PACKAGE, SLUG, cli, run
+from conftest import PACKAGE, SLUG, run
 from processes import free_port
 
 IMAGE = f"localhost/{SLUG}:test-{os.getpid()}"
@@ -39,13 +39,6 @@ def docker_host(tmp_path_factory):
     container_engine.ensure_base_image()
     with container_engine.docker_api(tmp_path_factory.mktemp("podman") / "service.log") as host:
         yield host
-
-
-@pytest.fixture(scope="session")
-def project_with_model(tmp_path_factory, baked):
-    project = shutil.copytree(baked(), tmp_path_factory.mktemp("image") / SLUG)
-    cli(project, "pipeline")  # the real pipeline writes outputs/model.onnx
-    return project
 
 
 def container_cli(project: Path, docker_host: str, *args: str, check: bool = True):

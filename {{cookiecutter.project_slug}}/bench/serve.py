@@ -3,9 +3,13 @@
     python bench/serve.py                       # model: outputs/model.onnx; MLflow model: the run in outputs/run.json
     python bench/serve.py --run-id <id> --duration 10 --workers 1
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
+    python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1 --rounds 5   # the log's cost
 
-Prints a Markdown table (throughput, p50, p99, start-up time, RSS) and the targets. Not a test: the
-figures depend on the machine; run it on the machine you will serve from. Needs `wrk` (apt install wrk).
+Prints a Markdown table (throughput, p50, p99, the server's CPU time per request, start-up time, RSS)
+and the targets. Not a test: the figures depend on the machine; run it on the machine you will serve
+from. Needs `wrk` (apt install wrk). With --log-url, the ONNX server also runs with request logging
+at each of --log-samples ("onnx log 0.1"); each scenario runs on every server in turn, so that a busy
+machine slows them alike, and a last table says how many sampled requests each wrote or dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +51,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time (all its processes and threads) per request
 
 
 def free_port() -> int:
@@ -54,20 +60,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (uvicorn workers), from /proc."""
-    total, pending = 0, [pid]
+def descendants(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn workers), from /proc."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    total = 0
+    for current in descendants(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(child) for child in children)
         except (FileNotFoundError, AttributeError, ProcessLookupError):
             continue
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants, every thread included: unlike throughput,
+    hardly moved by other work on the machine, so small costs (the request log's) show."""
+    total = 0
+    for current in descendants(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start(
@@ -166,15 +195,40 @@ def tracking_env() -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{PROJECT / 'mlflow.db'}"}
 
 
+def median(results: list[Result]) -> Result:
+    """Each figure's median over rounds (errors: the total)."""
+    first = results[0]
+    return Result(
+        first.server,
+        first.scenario,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
+    )
+
+
+def logged(server: Server) -> str:
+    """The prediction log's counters from the server's /metrics: written and dropped (by reason)."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    written = re.search(r"^prediction_log_written_total ([\d.e+]+)$", text, re.M)
+    dropped = re.findall(r'^prediction_log_dropped_total\{reason="(\w+)"\} ([\d.e+]+)$', text, re.M)
+    drops = ", ".join(f"{reason} {float(count):,.0f}" for reason, count in dropped if float(count)) or "none"
+    return f"| {server.name} | {float(written.group(1)) if written else 0:,.0f} | {drops} |"
+
+
 def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
     lines = [
-        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU µs/request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows = r.rps * (1000 if "1000 rows" in r.scenario else 1)
         lines.append(
-            f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} |"
+            f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} "
+            f"| {r.cpu_us:,.0f} |"
         )
     lines += ["", "| server | start-up to ready (s) | RSS after load (MB) |", "|---|---:|---:|"]
     lines += [f"| {name} | {server.startup_s:.2f} | {rss[name]:.0f} |" for name, server in servers.items()]
@@ -216,8 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", help="MLflow model URI (instead of --run-id)")
     parser.add_argument("--data", type=Path, help="table to take rows from (default: the bundled data)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs per server and scenario, interleaved; the table gives medians"
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--log-url", help="PostgreSQL URL of a prediction log: also bench the server logging to it")
+    parser.add_argument(
+        "--log-samples", type=float, nargs="+", default=[0.1, 1.0], help="PREDICTION_LOG_SAMPLE values to bench"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -234,25 +295,30 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Server] = {}
     rss: dict[str, float] = {}
     results: list[Result] = []
+    variants = {"onnx": {}}
+    for rate in args.log_samples if args.log_url else []:
+        variants[f"onnx log {rate:g}"] = {"PREDICTION_LOG_URL": args.log_url, "PREDICTION_LOG_SAMPLE": str(rate)}
+    log_counts: list[str] = []
     try:
-        port = free_port()
-        servers["onnx"] = start(
-            "onnx",
-            [
-                sys.executable,
-                "-m",
-                f"{PACKAGE}.serving",
-                "--model",
-                str(args.model),
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            f"http://127.0.0.1:{port}/ready",
-            scratch / "onnx.log",
-            env={"PYTHONPATH": str(PROJECT / "src")},
-        )
+        for name, log_env in variants.items():
+            port = free_port()
+            servers[name] = start(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    f"{PACKAGE}.serving",
+                    "--model",
+                    str(args.model),
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                ],
+                f"http://127.0.0.1:{port}/ready",
+                scratch / f"{name}.log",
+                env={"PYTHONPATH": str(PROJECT / "src"), **log_env},
+            )
         if not args.skip_mlflow:
             port = free_port()
             uri = mlflow_model_uri(args.run_id, args.model_uri)
@@ -289,22 +355,42 @@ def main(argv: list[str] | None = None) -> int:
                 ("predict 1000 rows c=1", "/invocations", 1, split(batch)),
             ],
         }
+        for name in variants:
+            scenarios[name] = scenarios["onnx"]
         for name, server in servers.items():
             # Warm-up: first requests pay for lazy imports and allocations; not what is measured.
             _, path, _, body = scenarios[name][1]
             wrk(server.url + path, 1, 2, body, scratch)
-            for scenario, path, connections, body in scenarios[name]:
-                print(f"{name}: {scenario} ...", file=sys.stderr, flush=True)
-                results.append(
-                    Result(name, scenario, *wrk(server.url + path, connections, args.duration, body, scratch))
-                )
+        # Scenario by scenario, every server in turn: a machine that slows down mid-run slows them alike.
+        runs: dict[tuple[str, str], list[Result]] = {}
+        for index in range(max(len(s) for s in scenarios.values())):
+            for round_ in range(args.rounds):
+                for name, server in servers.items():
+                    if index >= len(scenarios[name]):
+                        continue
+                    scenario, path, connections, body = scenarios[name][index]
+                    print(f"{name}: {scenario} ({round_ + 1}/{args.rounds}) ...", file=sys.stderr, flush=True)
+                    used = cpu_seconds(server.process.pid)
+                    measured = wrk(server.url + path, connections, args.duration, body, scratch)
+                    used = cpu_seconds(server.process.pid) - used
+                    cpu_us = used / max(measured[0] * args.duration, 1) * 1e6
+                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured, cpu_us))
+        results = [median(found) for found in runs.values()]
+        for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
+        if args.log_url:
+            time.sleep(1)  # the writers' last round
+            log_counts = [logged(servers[name]) for name in variants if name != "onnx"]
     finally:
         for server in servers.values():
             stop(server.process)
         shutil.rmtree(scratch, ignore_errors=True)
     print(table(results, servers, rss))
     print()
+    if log_counts:
+        print("| server | sampled requests written | dropped |\n|---|---:|---|")
+        print("\n".join(log_counts))
+        print()
     print(targets(results))
     return 0
 

@@ -1,4 +1,4 @@
-"""Routes: /health, /ready, /predict, /metadata, /metrics.
+"""Routes: /health, /ready, /predict, /feedback, /metadata, /metrics.
 
 Start with `python -m <package>.serving` (or the CLI's `serve`); uvicorn calls `create_app()`.
 """
@@ -17,17 +17,20 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from . import prediction_log, request_ids
 from .fastlane import FastLane
+from .feedback import NO_LOG, Feedback
 from .inputs import InputError, Plan, parse, rows_of
 from .model import Model, load, warm_up
-from .openapi import schemas
+from .openapi import feedback_schemas, schemas
 from .prometheus import Metrics
+from .request_log import RequestLog
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-ROUTES = {"/health", "/ready", "/predict", "/metadata", "/metrics", "/docs", "/openapi.json"}
+ROUTES = {"/health", "/ready", "/predict", "/feedback", "/metadata", "/metrics", "/docs", "/openapi.json"}
 OK = orjson.dumps({"status": "ok"})
 NOT_READY = orjson.dumps({"detail": "not ready: the model is loading or warming up"})
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -46,6 +49,21 @@ class Predictor:
         self.invalid = metrics.errors.labels("invalid_input")
         self.ready = False
         self.plan: Plan | None = None
+        self.log: RequestLog | None = None
+        if settings.prediction_log_sample > 0:
+            described = model.describe()
+            self.log = RequestLog(
+                settings.prediction_log_url,
+                settings.prediction_log_sample,
+                prediction_log.Model(described["model_name"], described["model_version"], described["run_id"]),
+                metrics,
+                settings.prediction_log_queue_bytes,
+            )
+        self.feedback = (
+            Feedback(settings.prediction_log_url, model, settings.max_batch_rows)
+            if settings.prediction_log_url
+            else None
+        )
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -58,11 +76,28 @@ class Predictor:
         # collections during requests are short (fewer latency spikes).
         gc.collect()
         gc.freeze()
+        if self.log is not None:  # here, not in __init__: each worker process needs its own thread
+            self.log.start()
         log.info("ready: %s", self.model.path)
         yield
         self.ready = False
+        if self.log is not None:  # after the last request: write what is queued, within a deadline
+            await run_in_threadpool(self.log.stop)
+        if self.feedback is not None:
+            self.feedback.close()
 
-    async def predict(self, body: bytes) -> tuple[int, bytes]:
+    async def predict(self, body: bytes, request_id: bytes) -> tuple[int, bytes]:
+        status, payload = await self._predict(body)
+        if status == 200 and self.log is not None:
+            self.log.offer(request_id, body, payload)
+        return status, payload
+
+    async def record_feedback(self, body: bytes) -> tuple[int, bytes]:
+        if self.feedback is None:
+            return 503, NO_LOG
+        return await run_in_threadpool(self.feedback.record, body)
+
+    async def _predict(self, body: bytes) -> tuple[int, bytes]:
         if not self.ready:
             return 503, NOT_READY
         if len(body) >= self.settings.offload_body_bytes:
@@ -134,11 +169,22 @@ async def prometheus(request: Request) -> Response:
 
 async def predict(request: Request) -> Response:
     # Documents the operation; requests normally take the fast lane (FastLane) and never get here.
-    status, payload = await request.app.state.predictor.predict(await request.body())
+    given = request.headers.get("x-request-id")
+    request_id, problem = request_ids.resolve(None if given is None else given.encode("latin-1"))
+    if problem is None:
+        status, payload = await request.app.state.predictor.predict(await request.body(), request_id)
+    else:
+        status, payload = 400, orjson.dumps({"detail": problem})
+    return Response(payload, status_code=status, media_type=JSON, headers={"X-Request-ID": request_id.decode()})
+
+
+async def feedback(request: Request) -> Response:
+    # Documents the operation; the fast lane answers it, with the same body limits as /predict.
+    status, payload = await request.app.state.predictor.record_feedback(await request.body())
     return Response(payload, status_code=status, media_type=JSON)
 
 
-def add_routes(app: FastAPI, predict_operation: dict) -> None:
+def add_routes(app: FastAPI, predict_operation: dict, feedback_operation: dict, log_configured: bool) -> None:
     app.add_api_route("/health", health, methods=["GET"], summary="Liveness: the process answers")
     app.add_api_route(
         "/ready",
@@ -152,6 +198,15 @@ def add_routes(app: FastAPI, predict_operation: dict) -> None:
     )
     app.add_api_route("/metrics", prometheus, methods=["GET"], summary="Prometheus metrics", include_in_schema=False)
     app.add_api_route("/predict", predict, methods=["POST"], summary="Predict rows", openapi_extra=predict_operation)
+    # Documented only where it can work: without a log it answers 503 whatever is sent.
+    app.add_api_route(
+        "/feedback",
+        feedback,
+        methods=["POST"],
+        summary="Record the true labels of a logged /predict request",
+        openapi_extra=feedback_operation,
+        include_in_schema=log_configured,
+    )
 
 
 def add_openapi(app: FastAPI, components: dict) -> None:
@@ -182,7 +237,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "POST /predict with rows or columns.",
     )
     components, operation = schemas(model, settings.max_batch_rows)
-    add_routes(app, operation)
+    feedback_components, feedback_operation = feedback_schemas(model, settings.max_batch_rows)
+    if settings.prediction_log_url:
+        components |= feedback_components
+    add_routes(app, operation, feedback_operation, bool(settings.prediction_log_url))
     add_openapi(app, components)
     app.state.model = model
     app.state.predictor = predictor
@@ -191,6 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         FastLane,
         predict=predictor.predict,
+        feedback=predictor.record_feedback,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,

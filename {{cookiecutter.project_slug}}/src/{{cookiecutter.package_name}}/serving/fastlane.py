@@ -1,6 +1,6 @@
 """The hot routes as plain ASGI, in front of FastAPI.
 
-POST /predict and GET /health are answered here without Starlette's router, Request object and
+POST /predict, POST /feedback and GET /health are answered here without Starlette's router, Request object and
 response classes: at a few hundred microseconds per request that machinery costs more than parsing
 and onnxruntime together. Everything else (docs, /metadata, /ready, errors) falls through to
 FastAPI, which also documents /predict. Every request is counted and timed for Prometheus here.
@@ -8,7 +8,11 @@ FastAPI, which also documents /predict. Every request is counted and timed for P
 A /predict body is refused before it is read when its Content-Type is not JSON (415) or its
 Content-Length is over MAX_BODY_BYTES (413); a body without a length (chunked) is cut off at the
 limit while read; a body still incomplete BODY_TIMEOUT after the headers gets 408. Each refusal
-closes the connection, so the server never reads the rest of a body it will not use.
+closes the connection, so the server never reads the rest of a body it will not use. /feedback
+bodies are read under the same limits.
+
+Every /predict answer carries `X-Request-ID`: the client's (request_ids.py says which are accepted:
+others get 400) or a new one; sampled requests are logged under it (request_log.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import orjson
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import request_ids
 from .deadlines import Deadlines, tick_for
 from .prometheus import Metrics
 
@@ -65,11 +70,15 @@ def _has_body(headers: Headers) -> bool:
     return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding" for name, value in headers)
 
 
+Answer = tuple[int, bytes]  # status, JSON body
+
+
 class FastLane:
     def __init__(
         self,
         app: ASGIApp,
-        predict: Callable[[bytes], Awaitable[tuple[int, bytes]]],
+        predict: Callable[[bytes, bytes], Awaitable[Answer]],
+        feedback: Callable[[bytes], Awaitable[Answer]],
         metrics: Metrics,
         max_body_bytes: int,
         body_timeout: float,
@@ -78,7 +87,8 @@ class FastLane:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.deadlines = Deadlines(tick_for(body_timeout))
-        self.predict = predict  # async (body bytes) -> (status, JSON bytes)
+        self.predict = predict  # async (body bytes, request id) -> (status, JSON bytes)
+        self.feedback = feedback  # async (body bytes) -> (status, JSON bytes)
         self.metrics = metrics
         self.timers: dict[str, Histogram] = {
             route: metrics.latency.labels(route) for route in (*metrics.routes, "other")
@@ -107,6 +117,10 @@ class FastLane:
             status = await self._predict(scope, receive, send)
             if status is not None:  # None: the client left before sending its body
                 self._record(route, method, status, started)
+        elif path == "/feedback" and method == "POST":
+            status = await self._feedback(scope, receive, send)
+            if status is not None:
+                self._record(route, method, status, started)
         elif path == "/health" and method == "GET":
             await self._respond(send, 200, HEALTH)
             self._record(route, method, 200, started)
@@ -118,51 +132,82 @@ class FastLane:
                 self._record(route, method, status, started)
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int | None:
-        refusal = self._refusal(scope["headers"])
+        refusal, given = self._refusal(scope["headers"])
+        request_id, problem = request_ids.resolve(given)
+        tagged = (request_ids.HEADER, request_id)
+        if refusal is None and problem is not None:
+            refusal = 400, _detail(problem)
         if refusal is None:
-            try:
-                body = await self._read_body(receive)
-            except BodyTooLarge:
-                refusal = (
-                    413,
-                    _detail(f"body: over the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES); split the batch"),
-                )
-            except BodyTimeout:
-                refusal = (
-                    408,
-                    _detail(
-                        f"body: not received within {self.body_timeout:g} s of the headers "
-                        "(BODY_TIMEOUT); send the whole body at once"
-                    ),
-                )
-            else:
-                if body is None:
-                    return None
-                status, payload = await self.predict(body)
+            body = await self._body(receive)
+            if body is None:
+                return None
+            if isinstance(body, bytes):
+                status, payload = await self.predict(body, request_id)
+                await self._respond(send, status, payload, tagged)
+                return status
+            refusal = body
+        status, payload = refusal
+        await self._respond(send, status, payload, tagged, close=True)
+        return status
+
+    async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+        refusal, _ = self._refusal(scope["headers"])
+        if refusal is None:
+            body = await self._body(receive)
+            if body is None:
+                return None
+            if isinstance(body, bytes):
+                status, payload = await self.feedback(body)
                 await self._respond(send, status, payload)
                 return status
+            refusal = body
         status, payload = refusal
         await self._respond(send, status, payload, close=True)
         return status
 
-    def _refusal(self, headers: Headers) -> tuple[int, bytes] | None:
-        """(status, JSON) when the headers alone show the body cannot be used, else None."""
+    def _refusal(self, headers: Headers) -> tuple[Answer | None, bytes | None]:
+        """(status, JSON) when the headers alone show the body cannot be used, else None; and the
+        X-Request-ID header's value, if any."""
         content_type: bytes | None = None
         length: bytes | None = None
+        request_id: bytes | None = None
         for name, value in headers:
             if name == b"content-type":
                 content_type = value
             elif name == b"content-length":
                 length = value
+            elif name == request_ids.HEADER:
+                request_id = value
         problem = content_type_problem(content_type)
         if problem is not None:
-            return 415, _detail(f"{problem}: send the body as JSON with the header Content-Type: application/json")
+            return (
+                415,
+                _detail(f"{problem}: send the body as JSON with the header Content-Type: application/json"),
+            ), request_id
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return (
+                413,
+                _detail(
+                    f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
+                    "bytes (MAX_BODY_BYTES); split the batch"
+                ),
+            ), request_id
+        return None, request_id
+
+    async def _body(self, receive: Receive) -> bytes | Answer | None:
+        """The body; or the refusal (status, JSON) when it is too large or too slow; or None when the
+        client left."""
+        try:
+            return await self._read_body(receive)
+        except BodyTooLarge:
             return 413, _detail(
-                f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
-                "bytes (MAX_BODY_BYTES); split the batch"
+                f"body: over the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES); split the batch"
             )
-        return None
+        except BodyTimeout:
+            return 408, _detail(
+                f"body: not received within {self.body_timeout:g} s of the headers "
+                "(BODY_TIMEOUT); send the whole body at once"
+            )
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None if the client disconnected. Raises BodyTooLarge as soon as it passes
@@ -223,8 +268,12 @@ class FastLane:
         return status
 
     @staticmethod
-    async def _respond(send: Send, status: int, payload: bytes, close: bool = False) -> None:
+    async def _respond(
+        send: Send, status: int, payload: bytes, extra: tuple[bytes, bytes] | None = None, close: bool = False
+    ) -> None:
         headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        if extra is not None:
+            headers.append(extra)
         if close:
             headers.append(CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,4 +1,4 @@
-"""The OpenAPI description of /predict, generated from the model's own input schema.
+"""The OpenAPI description of /predict and /feedback, generated from the model's own input schema.
 
 The request models are built once with pydantic so /docs shows the real column names, types and
 category values; they document the API and are never used to validate requests (see inputs.py).
@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
+from . import request_ids
 from .inputs import FLOAT32_MAX
 from .model import Feature, Model
 
@@ -83,6 +84,34 @@ class Problem(BaseModel):
     detail: str = Field(description="What is wrong and where (field and row)")
 
 
+REQUEST_ID_SCHEMA = {"type": "string", "pattern": request_ids.PATTERN, "maxLength": request_ids.MAX_LENGTH}
+REQUEST_ID_PARAMETER = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "description": f"Your id for this request ({request_ids.RULE}); without it the server makes one. "
+    "Sampled requests are logged under it; send it to /feedback with the true labels.",
+    "schema": REQUEST_ID_SCHEMA,
+}
+REQUEST_ID_HEADER = {
+    "X-Request-ID": {
+        "description": "The request's id: the one sent, or one the server made",
+        "required": True,
+        "schema": REQUEST_ID_SCHEMA,
+    }
+}
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    labelled: int = Field(description="Rows labelled")
+
+
+def _body(name: str) -> dict:
+    media = {"schema": {"$ref": REF.format(model=name)}}  # spaced: "}" twice would be Jinja syntax
+    return dict(content={"application/json": media})
+
+
 def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
     """(components.schemas entries, the /predict operation's extra OpenAPI fields)."""
     records_body, columns_body = request_models(model, max_rows)
@@ -97,16 +126,13 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
         components.update(described.pop("$defs", {}))
         components[extra.__name__] = described
 
-    def body(name: str) -> dict:
-        media = {"schema": {"$ref": REF.format(model=name)}}  # spaced: "}" twice would be Jinja syntax
-        return dict(content={"application/json": media})
-
-    problem = body("Problem")
-    operation = {
-        "requestBody": {"required": True, **body("PredictRequest")},
+    problem = _body("Problem")
+    operation: dict[str, Any] = {
+        "parameters": [REQUEST_ID_PARAMETER],
+        "requestBody": {"required": True, **_body("PredictRequest")},
         "responses": {
-            "200": {"description": "Predictions, one per row, in request order", **body(response.__name__)},
-            "400": {"description": "Empty body or malformed JSON", **problem},
+            "200": {"description": "Predictions, one per row, in request order", **_body(response.__name__)},
+            "400": {"description": "Empty body, malformed JSON, or an unusable X-Request-ID", **problem},
             "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
             "413": {"description": "More rows than MAX_BATCH_ROWS, or a body over MAX_BODY_BYTES", **problem},
             "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
@@ -114,4 +140,47 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
             "503": {"description": "Model not loaded yet", **problem},
         },
     }
+    for answer in operation["responses"].values():
+        answer["headers"] = REQUEST_ID_HEADER
     return components, operation
+
+
+def feedback_schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
+    """(components.schemas entries, the /feedback operation's extra OpenAPI fields)."""
+    label: dict[str, Any] = (
+        {"enum": list(model.classes), "description": "One of the model's classes"}
+        if model.classification
+        else {"type": "number", "description": "The true value"}
+    )
+    request = {
+        "type": "object",
+        "title": "FeedbackRequest",
+        "additionalProperties": False,
+        "required": ["request_id", "labels"],
+        "properties": {
+            "request_id": {**REQUEST_ID_SCHEMA, "description": "The X-Request-ID of a logged /predict answer"},
+            "labels": {
+                "type": "array",
+                "items": label,
+                "minItems": 1,
+                "maxItems": max_rows,
+                "description": "One true label per row of that request, in the order the rows were sent",
+            },
+        },
+    }
+    response = FeedbackResponse.model_json_schema(ref_template=REF)
+    problem = _body("Problem")
+    operation = {
+        "requestBody": {"required": True, **_body("FeedbackRequest")},
+        "responses": {
+            "200": {"description": "The labels are recorded", **_body("FeedbackResponse")},
+            "400": {"description": "Empty body or malformed JSON", **problem},
+            "404": {"description": "No such request in the log: not sampled, unknown, or not written yet", **problem},
+            "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
+            "413": {"description": "A body over MAX_BODY_BYTES", **problem},
+            "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
+            "422": {"description": "A bad body, a label the model cannot have, or not one label per row", **problem},
+            "503": {"description": "No prediction log configured, or the database cannot be reached", **problem},
+        },
+    }
+    return {"FeedbackRequest": request, "FeedbackResponse": response}, operation

@@ -35,6 +35,18 @@ class Metrics:
             "predict_errors_total", "Rejected or failed predictions by reason", ["reason"], registry=self.registry
         )
         self.rows = Counter("predict_rows_total", "Rows predicted", registry=self.registry)
+        # The prediction log (request_log.py): sampled requests written, and those dropped by reason.
+        self.log_written = Counter(
+            "prediction_log_written_total",
+            "Sampled /predict requests written to the prediction log",
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "prediction_log_dropped_total",
+            "Sampled /predict requests not written to the prediction log, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
 
     @staticmethod
     def method(method: str) -> str:

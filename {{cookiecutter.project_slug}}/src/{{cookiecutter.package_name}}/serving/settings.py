@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Request-body bytes allowed per row of MAX_BATCH_ROWS. A row of the bundled data is about 260 bytes
@@ -36,6 +36,35 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if not 0 < value < float("inf"):
         raise ValueError(f"{name}={raw}: must be a positive number of seconds")
     return value
+
+
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a fraction of requests from 0 to 1, e.g. 0.1") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}={raw}: must be from 0 (off) to 1 (every request)")
+    return value
+
+
+def _database_url(env: dict[str, str], sample: float) -> str:
+    url = env.get("PREDICTION_LOG_URL", "").strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+        raise ValueError(
+            f"PREDICTION_LOG_URL: expected a PostgreSQL URL, postgresql://user:password@host:5432/database, "
+            f"got one starting {scheme!r}"
+        )
+    if sample > 0 and not url:
+        raise ValueError(
+            f"PREDICTION_LOG_SAMPLE={sample:g} but PREDICTION_LOG_URL is not set: set it to the log's "
+            "PostgreSQL URL, or the sample to 0 (off)"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,14 @@ class Settings:
     # The registered version this file is (the image sets it at build time): the ONNX file cannot
     # carry it, since a version exists only after `register` has checked the file.
     model_version: str = ""
+    # The prediction log (prediction_log.py): a PostgreSQL URL (never shown: it may hold a password),
+    # and the fraction of /predict requests logged there; 0 = none. With a URL, /feedback takes labels
+    # whatever the sample (batch scoring writes to the same table).
+    prediction_log_url: str = field(default="", repr=False)
+    prediction_log_sample: float = 0.0
+    # Bytes of request and response bodies waiting for the log's writer, per worker; past it a sampled
+    # request is dropped (and counted) rather than held: the log never slows or grows the server.
+    prediction_log_queue_bytes: int = 32 * 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -84,6 +121,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         providers = tuple(p.strip() for p in env.get("ORT_PROVIDERS", "").split(",") if p.strip())
         max_body = env.get("MAX_BODY_BYTES", "").strip()
+        sample = _fraction(env, "PREDICTION_LOG_SAMPLE", cls.prediction_log_sample)
         return cls(
             model_path=Path(env.get("MODEL_PATH") or cls.model_path),
             max_batch_rows=_int(env, "MAX_BATCH_ROWS", cls.max_batch_rows, 1),
@@ -99,6 +137,11 @@ class Settings:
             max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
             max_connections=_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
             model_version=env.get("MODEL_VERSION", "").strip(),
+            prediction_log_url=_database_url(env, sample),
+            prediction_log_sample=sample,
+            prediction_log_queue_bytes=_int(
+                env, "PREDICTION_LOG_QUEUE_BYTES", cls.prediction_log_queue_bytes, 64 * 1024
+            ),
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port, 1),
             workers=_int(env, "WORKERS", cls.workers, 1),

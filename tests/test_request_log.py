@@ -1,0 +1,227 @@
+"""The server's request log, all real: the exported model of a pipeline run served by
+`python -m <package>.serving` with PREDICTION_LOG_SAMPLE=1 against a PostgreSQL on loopback.
+
+Requests drawn from the run's held-out rows end up as rows of the prediction log (inputs by the
+table's own column names, the predictions the client got, the model's version and run id, under the
+request's id); /feedback labels them; the OpenAPI document, /feedback included, holds under
+schemathesis; what is queued at shutdown is written; with PostgreSQL stopped the server keeps
+answering and counts what it drops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+import yaml
+
+from conftest import PACKAGE, SLUG, cli, project_env
+from processes import free_port, start, stop, wait_for_http
+from servers import Postgres, postgres_bin
+
+VERSION = "3"  # what the image would pass as MODEL_VERSION
+
+
+@pytest.fixture(scope="module")
+def database():
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
+        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
+    database = Postgres(Path(tempfile.mkdtemp(prefix="mlops-postgres-"))).start()
+    yield database
+    database.stop()
+
+
+def serve(project: Path, database: Postgres, log: Path):
+    port = free_port()
+    env = project_env(project, PREDICTION_LOG_URL=database.url, PREDICTION_LOG_SAMPLE="1", MODEL_VERSION=VERSION)
+    command = [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
+    process = start([*command, "--port", str(port)], log, env=env, cwd=project)
+    wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=60, process=process, log=log)
+    return f"http://127.0.0.1:{port}", process
+
+
+@pytest.fixture(scope="module")
+def served(project_with_model, database, tmp_path_factory):
+    url, process = serve(project_with_model, database, tmp_path_factory.mktemp("served") / "server.log")
+    yield url
+    stop(process)
+
+
+def post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def held_out(project: Path) -> tuple[list[dict], list]:
+    """The run's test split (as `train` logged it): rows by the table's column names, and their labels."""
+    (path,) = project.glob("mlruns/**/split/test.parquet")
+    frame = pd.read_parquet(path)
+    target = yaml.safe_load((project / "config.yaml").read_text())["data"]["target"]
+    labels = frame.pop(target).tolist()
+    return json.loads(frame.to_json(orient="records")), labels
+
+
+def logged(database: Postgres, request_ids: list[str], timeout: float = 15.0) -> dict[str, list[tuple]]:
+    """The log's rows for these requests, once all of them are there (the writer runs every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        while True:
+            try:
+                rows = connection.execute(
+                    "SELECT request_id, row_index, source, model_name, model_version, run_id, inputs, prediction,"
+                    " probabilities, label FROM prediction_log WHERE request_id = ANY(%s)"
+                    " ORDER BY request_id, row_index",
+                    (request_ids,),
+                ).fetchall()
+            except psycopg.errors.UndefinedTable:  # the writer creates it when it first connects
+                rows = []
+            found: dict[str, list[tuple]] = {}
+            for row in rows:
+                found.setdefault(row[0], []).append(row)
+            if set(found) == set(request_ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        found = re.search(rf"^{re.escape(name)} ([\d.e+]+)$", response.read().decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served, database, project_with_model):
+    rows, labels = held_out(project_with_model)
+    requests = []  # (request id, rows, labels, answer)
+    for start_row, size in ((0, 1), (1, 1), (2, 3), (5, 1), (6, 5), (11, 1)):
+        part, truth = rows[start_row : start_row + size], labels[start_row : start_row + size]
+        columns = {name: [row[name] for row in part] for name in part[0]}
+        body = {"columns": columns} if size == 3 else {"records": part}  # columns are logged by rows too
+        headers = {"X-Request-ID": f"client-{start_row}"} if start_row == 5 else {}
+        status, answer_headers, answer = post(f"{served}/predict", body, headers)
+        assert status == 200, answer
+        requests.append((answer_headers["x-request-id"], part, truth, answer))
+    assert requests[3][0] == "client-5"
+    assert len({request_id for request_id, *_ in requests}) == len(requests)
+
+    found = logged(database, [request_id for request_id, *_ in requests])
+    run_id = json.loads((project_with_model / "outputs" / "run.json").read_text())["run_id"]
+    for request_id, part, _, answer in requests:
+        assert request_id in found, f"{request_id} not logged"
+        assert [row[1] for row in found[request_id]] == list(range(len(part)))
+        for (_, index, source, name, version, run, inputs, prediction, probabilities, label), sent in zip(
+            found[request_id], part, strict=True
+        ):
+            assert (source, name, version, run, label) == ("server", SLUG, VERSION, run_id, None)
+            assert inputs == sent  # by the table's own column names, values as sent
+            assert prediction == answer["predictions"][index]
+            assert probabilities == answer["probabilities"][index]
+
+    for request_id, part, truth, _ in requests:
+        status, _, answer = post(f"{served}/feedback", {"request_id": request_id, "labels": truth})
+        assert (status, answer) == (200, {"request_id": request_id, "labelled": len(part)})
+    labelled = logged(database, [request_id for request_id, *_ in requests])
+    for request_id, _, truth, _ in requests:
+        assert [row[-1] for row in labelled[request_id]] == truth
+
+    status, _, answer = post(f"{served}/feedback", {"request_id": "never-sent", "labels": [labels[0]]})
+    assert status == 404 and "not in the prediction log" in answer["detail"]
+    several = requests[2]  # three rows: one label is not enough
+    status, _, answer = post(f"{served}/feedback", {"request_id": several[0], "labels": several[2][:1]})
+    assert status == 422 and "has 3 logged rows; got 1 labels" in answer["detail"]
+    status, _, answer = post(f"{served}/feedback", {"request_id": several[0], "labels": ["not a class"] * 3})
+    assert status == 422 and "labels[0]" in answer["detail"]
+    assert [row[-1] for row in logged(database, [several[0]])[several[0]]] == several[2]  # unchanged
+
+
+def test_the_documented_api_holds_with_the_log_on(served):
+    """/feedback is documented once a log is configured: fuzz both operations, headers included."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(f"{served}/openapi.json")
+    assert {"/predict", "/feedback"} <= set(schema.raw_schema["paths"])
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance, response_headers_conformance]
+
+    @given(case=schema.as_strategy())
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        case.call_and_validate(checks=checks)
+
+    fuzz()
+
+
+def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp_path):
+    url, process = serve(project_with_model, database, tmp_path / "server.log")
+    rows, _ = held_out(project_with_model)
+    sent = []
+    try:
+        for index in range(20):
+            status, headers, _ = post(f"{url}/predict", {"records": rows[index : index + 1]})
+            assert status == 200
+            sent.append(headers["x-request-id"])
+    finally:
+        stop(process)  # SIGTERM right after the last answer: the writer's flush, not its round, writes them
+    server_log = (tmp_path / "server.log").read_text()
+    assert "Application shutdown complete" in server_log and "dropped" not in server_log, server_log
+    assert set(logged(database, sent, timeout=0)) == set(sent)
+
+
+def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
+    served, database, project_with_model, tmp_path
+):
+    rows, labels = held_out(project_with_model)
+    sent = []
+    for start_row, size in ((20, 2), (22, 1)):
+        status, headers, _ = post(f"{served}/predict", {"records": rows[start_row : start_row + size]})
+        assert status == 200
+        sent.append((headers["x-request-id"], labels[start_row : start_row + size]))
+    logged(database, [request_id for request_id, _ in sent])
+    lines = [(request_id, index, label) for request_id, truth in sent for index, label in enumerate(truth)]
+    lines.append(("never-sent", 0, labels[0]))
+    table = tmp_path / "labels.csv"
+    pd.DataFrame(lines[::-1], columns=["request_id", "row_index", "label"]).to_csv(table, index=False)  # any order
+    result = cli(project_with_model, "import-labels", str(table), "--url", database.url, check=False)
+    assert result.returncode == 1 and "1 requests not in the log" in result.stderr and "never-sent" in result.stderr
+    found = logged(database, [request_id for request_id, _ in sent])
+    for request_id, truth in sent:
+        assert [row[-1] for row in found[request_id]] == truth
+
+
+def test_with_the_database_down_the_server_answers_and_counts_its_drops(served, database, project_with_model):
+    """Last in this module: it stops the module's PostgreSQL."""
+    rows, labels = held_out(project_with_model)
+    database.stop()
+    before = metric(served, 'prediction_log_dropped_total{reason="unavailable"}')
+    for index in range(10):
+        status, headers, answer = post(f"{served}/predict", {"records": rows[index : index + 1]})
+        assert status == 200 and len(answer["predictions"]) == 1 and headers["x-request-id"]
+    deadline = time.monotonic() + 15
+    while metric(served, 'prediction_log_dropped_total{reason="unavailable"}') < before + 10:
+        assert time.monotonic() < deadline, "drops not counted within 15 s"
+        time.sleep(0.2)
+    status, _, answer = post(f"{served}/feedback", {"request_id": "client-5", "labels": labels[5:6]})
+    assert status == 503 and "cannot be reached" in answer["detail"]

@@ -1,0 +1,197 @@
+"""The prediction log: one PostgreSQL table of scored rows, written by the server (a sample of its
+requests) and by batch scoring, labelled later through /feedback, and read by `monitor`.
+
+It lives in the serving package because the serving image ships only this package: the server must
+be able to write it with nothing but psycopg. One row per scored row: `(request_id, row_index)` is its
+key, so a request of many rows is labelled with one list, and a batch file is one request per chunk.
+Values are JSON: `inputs` is keyed by the user's column names (as /predict takes them), `prediction`
+is the label or value /predict answered, `probabilities` the class probabilities (classification).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:  # psycopg is imported when the log is used: a server without a log never loads it
+    import psycopg
+
+TABLE = "prediction_log"
+SOURCES = ("server", "batch")
+# Where the log is, for the server, `score` and `monitor` alike (a libpq URL: postgresql://user@host/db).
+DATABASE_URL_ENV = "PREDICTION_LOG_URL"
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    request_id    text        NOT NULL,
+    row_index     integer     NOT NULL,
+    logged_at     timestamptz NOT NULL DEFAULT now(),
+    source        text        NOT NULL CHECK (source IN ('server', 'batch')),
+    model_name    text        NOT NULL,
+    model_version text        NOT NULL DEFAULT '',
+    run_id        text        NOT NULL,
+    inputs        jsonb       NOT NULL,
+    prediction    jsonb       NOT NULL,
+    probabilities jsonb,
+    label         jsonb,
+    labelled_at   timestamptz,
+    PRIMARY KEY (request_id, row_index)
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_window ON {TABLE} (model_name, logged_at);
+"""
+
+COLUMNS = (
+    "request_id",
+    "row_index",
+    "source",
+    "model_name",
+    "model_version",
+    "run_id",
+    "inputs",
+    "prediction",
+    "probabilities",
+)
+
+
+class LogError(RuntimeError):
+    """The log cannot be reached or written; the message says which database and what to check."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """Which model scored the rows: every logged row carries it, so a window can be split by version."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+def connect(url: str) -> psycopg.Connection:
+    """A connection with the table in place (created on first use)."""
+    import psycopg
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise LogError(
+            f"{DATABASE_URL_ENV}={_redacted(url)!r}: expected a PostgreSQL URL, postgresql://user@host:5432/db"
+        )
+    try:
+        connection = psycopg.connect(url, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        raise LogError(
+            f"cannot connect to the prediction log at {_redacted(url)}: {str(error).strip()}; check "
+            f"{DATABASE_URL_ENV} (host, port, user, password, database) and that the server accepts connections"
+        ) from error
+    with connection.transaction():
+        connection.execute(SCHEMA)
+    return connection
+
+
+def write(
+    connection: psycopg.Connection,
+    model: Model,
+    source: str,
+    request_id: str,
+    inputs: Sequence[dict[str, Any]],
+    predictions: Sequence[Any],
+    probabilities: Sequence[Sequence[float]] | None = None,
+    first_row: int = 0,
+) -> int:
+    """Log one request's rows (COPY: a 100k-row chunk takes about a second); returns the rows written."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    if len(inputs) != len(predictions) or (probabilities is not None and len(probabilities) != len(inputs)):
+        raise ValueError("inputs, predictions and probabilities must have one entry per row")
+    rows = _rows(model, source, request_id, inputs, predictions, probabilities, first_row)
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    return len(inputs)
+
+
+def write_requests(
+    connection: psycopg.Connection,
+    model: Model,
+    source: str,
+    requests: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[Any], Sequence[Sequence[float]] | None]],
+) -> int:
+    """Log several requests, each (request_id, inputs, predictions, probabilities), in one COPY and one
+    transaction: the server's writer batches what it sampled this way. All or nothing: a request id
+    already in the table fails the whole batch (psycopg.errors.UniqueViolation)."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    written = 0
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for request_id, inputs, predictions, probabilities in requests:
+            for row in _rows(model, source, request_id, inputs, predictions, probabilities, 0):
+                copy.write_row(row)
+            written += len(inputs)
+    return written
+
+
+def add_labels(connection: psycopg.Connection, request_id: str, labels: Sequence[Any]) -> int:
+    """Record the true labels of a logged request, one per row in the order they were sent.
+
+    Raises LookupError when the request was not logged (not sampled, or an unknown id) and ValueError
+    when the number of labels differs from its rows: nothing is written then.
+    """
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE request_id = %s", (request_id,))
+        (logged,) = cursor.fetchone() or (0,)
+        if logged == 0:
+            raise LookupError(f"request {request_id!r} is not in the prediction log (not sampled, or unknown id)")
+        if logged != len(labels):
+            raise ValueError(f"request {request_id!r} has {logged} logged rows; got {len(labels)} labels")
+        cursor.executemany(
+            f"UPDATE {TABLE} SET label = %s::jsonb, labelled_at = now() WHERE request_id = %s AND row_index = %s",
+            [(_json(label), request_id, index) for index, label in enumerate(labels)],
+        )
+    return len(labels)
+
+
+def _rows(
+    model: Model,
+    source: str,
+    request_id: str,
+    inputs: Sequence[dict[str, Any]],
+    predictions: Sequence[Any],
+    probabilities: Sequence[Sequence[float]] | None,
+    first_row: int,
+) -> Iterable[tuple]:
+    for index, (row, predicted) in enumerate(zip(inputs, predictions, strict=True)):
+        yield (
+            request_id,
+            first_row + index,
+            source,
+            model.name,
+            model.version,
+            model.run_id,
+            _json(row),
+            _json(predicted),
+            None if probabilities is None else _json(probabilities[index]),
+        )
+
+
+def _json(value: Any) -> str:
+    # NaN is not JSON: a missing number is logged as null, as /predict accepts it.
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
