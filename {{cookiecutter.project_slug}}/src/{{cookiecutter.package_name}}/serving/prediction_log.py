@@ -105,10 +105,13 @@ def write(
     if len(inputs) != len(predictions) or (probabilities is not None and len(probabilities) != len(inputs)):
         raise ValueError("inputs, predictions and probabilities must have one entry per row")
     rows = _rows(model, source, request_id, inputs, predictions, probabilities, first_row)
-    with connection.transaction(), connection.cursor() as cursor:
-        with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     return len(inputs)
 
 
