@@ -83,7 +83,9 @@ def run_score(data_file: Path, onnx: Path, chunk_rows: int, log: Path) -> Measur
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     rows = pd.read_parquet(data_file.with_name("predictions.parquet"), columns=["run_id"]).shape[0] if not status else 0
-    return Measure(rows, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    return Measure(
+        rows, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.onnx.is_file():
         print(f"{args.onnx}: no model; run `make pipeline` first or pass --onnx", file=sys.stderr)
         return 2
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; chunks of {args.chunk_rows:,} rows", end="\n\n")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; chunks of {args.chunk_rows:,} rows", end="\n\n"
+    )
     print("| rows | format | wall s | rows/s | CPU s | peak RSS MB | exit |\n|---:|---|---:|---:|---:|---:|---:|")
     failed = False
     for rows in args.rows:
