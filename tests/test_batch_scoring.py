@@ -40,18 +40,16 @@ def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_predict
     run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
 
     new = pd.read_csv(project / "data" / "credit_binary.csv").drop(columns=["approved"]).tail(1200)
+    settings = {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": database.url}
+    new.assign(age=[*new["age"][:-1], 150]).to_csv(project / "bad.csv", index=False)  # the last row out of range
+    refused = cli(project, "score", "--input", "bad.csv", "--chunk-rows", "500", "--log-to-db", check=False, **settings)
+    assert refused.returncode == 1 and "chunk 3 (rows 1001-1200)" in refused.stderr, refused.stderr
+    with psycopg.connect(database.url) as connection:  # one transaction: chunks 1 and 2 were not kept either
+        assert connection.execute("SELECT count(*) FROM prediction_log").fetchone() == (0,)
+    assert not (project / "outputs" / "predictions.parquet").exists()
+
     new.to_csv(project / "new.csv", index=False)
-    result = cli(
-        project,
-        "score",
-        "--input",
-        "new.csv",
-        "--chunk-rows",
-        "500",
-        "--log-to-db",
-        MLFLOW_TRACKING_URI=store,
-        PREDICTION_LOG_URL=database.url,
-    )
+    result = cli(project, "score", "--input", "new.csv", "--chunk-rows", "500", "--log-to-db", **settings)
     assert "version 1 (alias champion)" in result.stderr and "ONNX digest verified" in result.stderr
     assert "1200 rows in the prediction log" in result.stderr
 

@@ -1,8 +1,11 @@
-"""`score` on a local ONNX file that follows the contract: predictions equal onnxruntime's row for row,
-in chunks, with the model's lineage; a file that fails the training suite leaves no output; the
-config's CSV options are honoured. (By registry alias, with the prediction log: the template's tests.)"""
+"""`score` on an ONNX file that follows the contract: predictions equal onnxruntime's row for row, in
+chunks, with the model's lineage; a file that fails the training suite leaves no output; the config's
+CSV options are honoured; by registry alias, only a trusted version whose file matches its digest.
+(After the real pipeline, with the prediction log on PostgreSQL: the template's tests.)"""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -101,4 +104,69 @@ def test_the_configs_csv_options_are_honoured(workspace, rows, model_path):
     assert scored["id"].tolist() == rows["id"].tolist()
     assert scored["income"].isna().sum() == rows["income"].isna().sum() > 0
     assert scored["employment"].fillna("?").tolist() == rows["employment"].fillna("?").tolist()
+    check_predictions(scored, direct(model_path, records(rows)))
+
+
+def registered(workspace, model_path, tamper: bool = False, **tags: str) -> tuple[str, str]:
+    """A version of the contract model in the workspace's store, tagged as `register` tags it (then `tags`)."""
+    client = workspace.client()
+    experiment = client.create_experiment("scoring", artifact_location=(workspace.root / "mlruns").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    logged = workspace.root / "logged" / "model.onnx"
+    logged.parent.mkdir()
+    logged.write_bytes(model_path.read_bytes() + (b"changed" if tamper else b""))
+    client.log_artifact(run_id, str(logged), "onnx")
+    trusted = {"source_ref": "refs/heads/main", "gate.verdict": "passed", "export.parity": "passed"}
+    version = client.create_model_version(
+        "{{ cookiecutter.project_slug }}",
+        f"runs:/{run_id}/onnx",
+        run_id,
+        tags=trusted | {"run_id": run_id, "onnx.sha256": digest} | tags,
+    )
+    return str(version.version), run_id
+
+
+@pytest.mark.parametrize(
+    ("alias", "tamper", "tags", "refusal"),
+    [
+        ("challenger", False, {}, "has no alias 'champion'"),
+        ("champion", False, {"gate.verdict": "failed"}, "is not trusted: its gate verdict is failed"),
+        (
+            "champion",
+            False,
+            {"source_ref": "refs/heads/feature"},
+            "registered from refs/heads/feature, not refs/heads/main",
+        ),
+        ("champion", True, {}, "the file changed since; refusing it"),
+    ],
+    ids=["no-champion", "gate-failed", "other-branch", "digest-mismatch"],
+)
+def test_by_alias_only_a_trusted_version_with_its_exact_file_scores(
+    workspace, rows, model_path, monkeypatch, capsys, alias, tamper, tags, refusal
+):
+    client = workspace.client()
+    client.create_registered_model("{{ cookiecutter.project_slug }}")
+    version, run_id = registered(workspace, model_path, tamper, **tags)
+    client.set_registered_model_alias("{{ cookiecutter.project_slug }}", alias, version)
+    source = workspace.root / "new.csv"
+    rows.to_csv(source, index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+
+    assert workspace.cli("score", "--input", str(source)) == 2
+    assert refusal in capsys.readouterr().err
+    assert not (workspace.outputs / "predictions.parquet").exists()
+
+
+def test_by_alias_the_champion_scores_with_its_version_and_run(workspace, rows, model_path, monkeypatch):
+    workspace.client().create_registered_model("{{ cookiecutter.project_slug }}")
+    version, run_id = registered(workspace, model_path)
+    workspace.client().set_registered_model_alias("{{ cookiecutter.project_slug }}", "champion", version)
+    source = workspace.root / "new.csv"
+    rows.to_csv(source, index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+
+    assert workspace.cli("score", "--input", str(source)) == 0
+    scored = pd.read_parquet(workspace.outputs / "predictions.parquet")
+    assert set(scored["model_version"]) == {version} and set(scored["run_id"]) == {run_id}
     check_predictions(scored, direct(model_path, records(rows)))
