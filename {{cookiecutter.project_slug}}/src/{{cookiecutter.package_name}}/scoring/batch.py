@@ -61,26 +61,9 @@ def score(
     chunk_rows: int,
     database_url: str | None = None,
 ) -> Scored:
+    """Score `path` into `output` (and the prediction log at `database_url`), or raise leaving neither."""
     csv = config.data.csv
-    _, names = data.checked_header(path, csv)
-    features = [feature.name for feature in model.features]
-    if missing := [name for name in features if name not in names]:
-        raise UsageError(
-            f"{path}: missing column(s) {', '.join(map(repr, missing))} that {source.name} version "
-            f"{source.model_version or '(local)'} takes; the file has: {', '.join(names)}"
-        )
-    added = _added_columns(model, database_url is not None)
-    if clash := [name for name in added if name in names]:
-        raise UsageError(
-            f"{path}: column(s) {', '.join(map(repr, clash))} would be overwritten by the predictions; "
-            "rename them in the file"
-        )
-    target = config.data.target
-    # What the training suite knows: the model's inputs, the declared columns and the target. Other
-    # columns (an id, a timestamp) pass through to the output as they are, as text from a CSV.
-    checked = [name for name in names if name in features or name in config.data.columns or name == target]
-    passthrough = [name for name in names if name not in checked]
-    text = [f.name for f in model.features if f.kind != contract.NUMBER] + passthrough
+    checked, text = _columns(config, model, source, path, database_url is not None)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     batch_id = uuid.uuid4().hex
@@ -111,7 +94,7 @@ def score(
                         + f"\nnothing was written to {output}"
                     )
                 body = _predict(model, chunk, where)
-                inputs = _inputs_table(chunk, model, input_schema, where)
+                inputs = _inputs_table(chunk, input_schema, where)
                 input_schema = inputs.schema
                 request_id = f"batch-{batch_id}-{chunks}"
                 table = _with_predictions(inputs, model, body, source, request_id if connection else None)
@@ -124,7 +107,7 @@ def score(
                         prediction_log.Model(source.name, source.model_version, source.run_id),
                         "batch",
                         request_id,
-                        _records(chunk, features),
+                        _records(chunk, [feature.name for feature in model.features]),
                         _listed(body["predictions"]),
                         _listed(body["probabilities"]) if model.classification else None,
                     )
@@ -137,6 +120,31 @@ def score(
     finally:
         partial.unlink(missing_ok=True)
     return Scored(output, rows, chunks, time.monotonic() - began, logged)
+
+
+def _columns(
+    config: Config, model: Model, source: Source, path: Path, request_ids: bool
+) -> tuple[list[str], list[str]]:
+    """The file's columns the training suite checks, and those to read as text; refused (before any
+    row is read) when a model input is missing or a column would be overwritten by the predictions."""
+    _, names = data.checked_header(path, config.data.csv)
+    features = [feature.name for feature in model.features]
+    if missing := [name for name in features if name not in names]:
+        raise UsageError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))} that {source.name} version "
+            f"{source.model_version or '(local)'} takes; the file has: {', '.join(names)}"
+        )
+    if clash := [name for name in _added_columns(model, request_ids) if name in names]:
+        raise UsageError(
+            f"{path}: column(s) {', '.join(map(repr, clash))} would be overwritten by the predictions; "
+            "rename them in the file"
+        )
+    # What the training suite knows: the model's inputs, the declared columns and the target. Other
+    # columns (an id, a timestamp) pass through to the output as they are, as text from a CSV.
+    target = config.data.target
+    checked = [name for name in names if name in features or name in config.data.columns or name == target]
+    passthrough = [name for name in names if name not in checked]
+    return checked, [f.name for f in model.features if f.kind != contract.NUMBER] + passthrough
 
 
 def _suite(config: Config, first: pd.DataFrame) -> list[Expectation]:
@@ -180,7 +188,7 @@ def _file_schema(path: Path) -> pa.Schema:
     return pq.read_schema(path).remove_metadata()
 
 
-def _inputs_table(chunk: pd.DataFrame, model: Model, schema: pa.Schema | None, where: str) -> pa.Table:
+def _inputs_table(chunk: pd.DataFrame, schema: pa.Schema | None, where: str) -> pa.Table:
     """The chunk's columns as Arrow, with one type per column for the whole file: a Parquet file's
     own types; for a CSV, numbers as float64 and text as text, fixed by the first chunk."""
     if schema is None:
