@@ -148,6 +148,14 @@ def test_awkward_names_csv_options_missing_values_and_string_labels(tmp_path, ba
     assert [f["name"] for f in answer["metadata"]["input_schema"]] == [c for c in frame.columns if c != "income"]
     assert {f["name"]: f["input"] for f in answer["metadata"]["input_schema"]}["label"] == "label_2"
 
+    # `score` reads the same file with the same options, in chunks, and predicts as the server does.
+    onnx = ("--onnx", "outputs/model.onnx")
+    cli(project, "score", "--config", config, "--input", "data/income.csv", *onnx, "--chunk-rows", "400")
+    scored = pd.read_parquet(project / "outputs" / "predictions.parquet")
+    assert list(scored.columns[: frame.shape[1]]) == list(frame.columns) and len(scored) == len(frame)
+    assert scored["prediction"][2:6].tolist() == answer["served"]["predictions"][2:6]
+    assert scored["run_id"].unique().tolist() == [json.loads((project / "outputs" / "run.json").read_text())["run_id"]]
+
 
 def test_parquet_with_a_boolean_target_from_init_config(tmp_path, baked):
     project = shutil.copytree(baked(), tmp_path / SLUG)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .config import Column, Config, Csv, Task
 from .errors import UsageError
@@ -122,44 +123,95 @@ def name_problems(names: list[str]) -> list[str]:
 
 def read_table(path: Path, csv: Csv) -> pd.DataFrame:
     """The table at `path` (CSV read with `csv`'s options, or Parquet), its column names checked."""
-    if not path.is_file():
-        raise UsageError(f"{path}: data file not found (set data.path in config.yaml or pass --data)")
-    kind = table_format(path)
+    kind, names = checked_header(path, csv)
     try:
-        names = header(path, csv)
-        if problems := name_problems(names):
-            raise UsageError(f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file")
-        if kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(
-                path,
-                sep=csv.separator,
-                encoding=csv.encoding,
-                na_values=csv.missing_values or None,
-                skipinitialspace=csv.strip_whitespace,
-                low_memory=False,  # one dtype per column, not one per chunk of rows
-            )
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError) as error:
+        # low_memory=False: one dtype per column, not one per chunk of rows.
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, **csv_options(csv), low_memory=False)
+    except READ_ERRORS as error:
         raise UsageError(f"{path}: not a readable {kind} file: {error}") from error
-    frame.columns = names
-    if csv.strip_whitespace and kind == "csv":
-        for name in frame.columns:
-            if pd.api.types.is_string_dtype(frame[name]):
-                frame[name] = stripped(frame[name], csv.missing_values)
+    frame = tidy(frame, names, csv, kind)
     if frame.empty:
         raise UsageError(f"{path}: the file has no rows")
     return frame
 
 
-def stripped(column: pd.Series, missing_values: list[str]) -> pd.Series:
+def read_chunks(path: Path, csv: Csv, rows: int, text: Collection[str] = ()) -> Iterator[pd.DataFrame]:
+    """The table at `path` in chunks of at most `rows` rows, read as `read_table` reads it whole.
+
+    Memory holds one chunk, whatever the file's size: a CSV is parsed `rows` lines at a time, a
+    Parquet file read one record batch at a time. Columns named in `text` are read as text in every
+    chunk (a chunk whose cells all look like numbers, or are all missing, would otherwise change type).
+    """
+    kind, names = checked_header(path, csv)
+    where = 0
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(path) as parquet:
+                for batch in parquet.iter_batches(batch_size=rows):
+                    yield tidy(batch.to_pandas(), names, csv, kind, text)
+            return
+        # `names` replaces the header row: the same (stripped) names `text` uses.
+        reader = pd.read_csv(
+            path, **csv_options(csv), header=0, names=names, dtype={name: str for name in text}, chunksize=rows
+        )
+        with reader:
+            for frame in reader:
+                yield tidy(frame, names, csv, kind, text)
+                where += len(frame)
+    except READ_ERRORS as error:
+        raise UsageError(f"{path}: not a readable {kind} file after row {where}: {error}") from error
+
+
+READ_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError)
+
+
+def csv_options(csv: Csv) -> dict[str, Any]:
+    """pandas.read_csv's arguments for `csv`: what every reader of the table passes."""
+    return {
+        "sep": csv.separator,
+        "encoding": csv.encoding,
+        "na_values": csv.missing_values or None,
+        "skipinitialspace": csv.strip_whitespace,
+    }
+
+
+def checked_header(path: Path, csv: Csv) -> tuple[str, list[str]]:
+    """The file's format and column names, refused (UsageError) when blank or repeated."""
+    if not path.is_file():
+        raise UsageError(f"{path}: data file not found (set data.path in config.yaml or pass --data)")
+    kind = table_format(path)
+    try:
+        names = header(path, csv)
+    except READ_ERRORS as error:
+        raise UsageError(f"{path}: not a readable {kind} file: {error}") from error
+    if problems := name_problems(names):
+        raise UsageError(f"{path}: {'; '.join(problems)}. Give every column a distinct, non-empty name in the file")
+    return kind, names
+
+
+def tidy(frame: pd.DataFrame, names: list[str], csv: Csv, kind: str, text: Collection[str] = ()) -> pd.DataFrame:
+    """The file's own column names, and for a CSV with `strip_whitespace` its text cells stripped."""
+    frame.columns = names
+    if csv.strip_whitespace and kind == "csv":
+        for name in frame.columns:
+            if pd.api.types.is_string_dtype(frame[name]):
+                frame[name] = stripped(frame[name], csv.missing_values, numbers=name not in text)
+    return frame
+
+
+def stripped(column: pd.Series, missing_values: list[str], numbers: bool = True) -> pd.Series:
     """A text column without surrounding spaces; then blank cells and markers (" ? ") are missing, and
-    a column of numbers that only read as text because of them (" 40 ; ? ") becomes numeric."""
+    a column of numbers that only read as text because of them (" 40 ; ? ") becomes numeric (unless
+    `numbers` is False)."""
     text = column.str.strip()
     text = text.where(~text.isin(["", *missing_values]))
+    if not numbers:
+        return text
     present = text.notna()
-    numbers = pd.to_numeric(text, errors="coerce")
-    return numbers if present.any() and numbers.notna().sum() == present.sum() else text
+    numeric = pd.to_numeric(text, errors="coerce")
+    return numeric if present.any() and numeric.notna().sum() == present.sum() else text
 
 
 def fingerprint(path: Path) -> str:
@@ -177,10 +229,12 @@ def infer_column(series: pd.Series) -> Column:
     return Column(type="string", values=sorted(series.dropna().astype(str).unique().tolist()))
 
 
-def schema(config: Config, frame: pd.DataFrame) -> Schema:
-    """Resolve the configured (or inferred) columns against the table actually read."""
+def schema(config: Config, frame: pd.DataFrame, require_target: bool = True) -> Schema:
+    """Resolve the configured (or inferred) columns against the table actually read.
+
+    `require_target` False: a file to score may come without the target column."""
     target = config.data.target
-    if target not in frame.columns:
+    if require_target and target not in frame.columns:
         raise UsageError(
             f"data.target: column {target!r} is not in {config.data_path.name} (columns: {', '.join(frame.columns)})"
         )
@@ -269,6 +323,8 @@ class Partition:
 
 def split(frame: pd.DataFrame, schema: Schema, test_size: float, seed: int) -> Partition:
     """The same rows land in the test split in every stage and every run with the same seed."""
+    from sklearn.model_selection import train_test_split  # only training splits: `score` reads without it
+
     stratify = None if schema.task == "regression" else labels(frame[schema.target])
     try:
         train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)

@@ -68,6 +68,7 @@ GATE_FILE = "gate.json"
 GATE_REPORT_FILE = "gate.md"
 ONNX_FILE = "model.onnx"
 REGISTERED_FILE = "registered.json"
+PREDICTIONS_FILE = "predictions.parquet"  # `score` writes here unless given --output
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
