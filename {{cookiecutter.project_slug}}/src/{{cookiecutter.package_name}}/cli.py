@@ -12,13 +12,14 @@ from pathlib import Path
 from . import config as configuration
 from . import init_config, stages
 from .errors import CheckFailed, UsageError
+from .monitoring import command as monitoring
 from .ops import container, github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes.
-COMMAND_MODULES = (init_config, server, container, github_ci, registry)
+COMMAND_MODULES = (init_config, server, container, github_ci, registry, monitoring)
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 

@@ -1,0 +1,129 @@
+"""`monitor` on a real prediction log (PostgreSQL) and the real MLflow store of a project whose pipeline
+ran: rows logged as the server logs them (the project's own prediction_log.write, source "server")
+and labelled as /feedback labels them (prediction_log.add_labels).
+
+Held-out rows with their true labels pass; rows whose income and loan purpose moved, and whose
+women's labels are flipped (the model's errors grow for one group), fail naming the drifted features
+and the fairness threshold; a window with too few rows is no verdict, not a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import SLUG, cli, run
+from servers import Postgres, postgres_bin
+
+FEED = Path(__file__).with_name("monitor_feed.py")
+
+
+@pytest.fixture(scope="module")
+def log_database():
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
+        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
+    database = Postgres(Path(tempfile.mkdtemp(prefix="mlops-prediction-log-"))).start()
+    try:
+        yield database.url
+    finally:
+        database.stop()
+
+
+@pytest.fixture(scope="module")
+def deployed(baked, tmp_path_factory):
+    """The default project after `pipeline`: a registered version, its run, its ONNX file."""
+    project = shutil.copytree(baked(), tmp_path_factory.mktemp("monitored") / SLUG)
+    cli(project, "pipeline")
+    return project
+
+
+def store(project: Path) -> MlflowClient:
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def held_out(project: Path) -> tuple[str, pd.DataFrame]:
+    """The training run's id and its test split, as `train` logged it."""
+    run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
+    folder = tempfile.mkdtemp()
+    return run_id, pd.read_parquet(store(project).download_artifacts(run_id, "split/test.parquet", folder))
+
+
+def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
+    """An empty log, then `rows` (with their `label`) logged and labelled by the project's own code."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        connection.execute("DROP TABLE IF EXISTS prediction_log")
+    path = folder / "rows.parquet"
+    rows.to_parquet(path)
+    run(project, str(FEED), url, str(path))
+
+
+def monitor(project: Path, url: str, *args: str):
+    return cli(project, "monitor", "--last", "1h", *args, check=False, PREDICTION_LOG_URL=url)
+
+
+def test_held_out_rows_with_their_labels_pass(deployed, log_database, tmp_path):
+    run_id, test = held_out(deployed)
+    rows = test.sample(600, random_state=1).rename(columns={"approved": "label"})
+    feed(deployed, log_database, rows, tmp_path)
+
+    result = monitor(deployed, log_database)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((deployed / "outputs" / "monitor.json").read_text())
+    assert report["status"] == "passed" and report["drifted"] == [] and report["crossed"] == []
+    assert report["rows"] == report["labelled_rows"] == 600 and report["training_run_id"] == run_id
+    assert {d["column"] for d in report["drift"]} == {*test.columns.drop("approved"), "prediction"}
+    assert {c["name"] for c in report["checks"]} >= {"test.roc_auc", "fairness.sex.equalized_odds_difference"}
+
+    client = store(deployed)
+    experiment = client.get_experiment_by_name(SLUG).experiment_id
+    [recorded] = client.search_runs([experiment], "tags.`monitor.status` = 'passed'")
+    assert recorded.info.run_id != run_id  # a run of its own, linked to the model it watched
+    tags = recorded.data.tags
+    assert tags["monitor.training_run_id"] == run_id and tags["monitor.model_version"] == "1"
+    assert recorded.data.metrics["window.rows"] == 600 and "drift.income.psi" in recorded.data.metrics
+    assert "fairness.sex.equalized_odds_difference" in recorded.data.metrics
+
+
+def test_shifted_inputs_and_a_group_with_growing_errors_fail_naming_them(deployed, log_database, tmp_path):
+    _, test = held_out(deployed)
+    rows = test.sample(800, replace=True, random_state=2).reset_index(drop=True)
+    rows["income"] = rows["income"] * 1.8  # incomes moved up
+    rng = np.random.default_rng(3)
+    rows.loc[rng.random(len(rows)) < 0.6, "purpose"] = "business"  # one purpose's share grew
+    women = rows["sex"] == "female"
+    approved = rows.pop("approved")
+    rows["label"] = approved.where(~women, 1 - approved)  # the model is now wrong for women
+    feed(deployed, log_database, rows, tmp_path)
+
+    result = monitor(deployed, log_database)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    reason = result.stderr.split("failed: ", 1)[1]
+    assert "drift in " in reason and "income (PSI" in reason and "purpose (PSI" in reason, reason
+    assert "age (PSI" not in reason  # a column that did not move is not named
+    assert "fairness.sex.equalized_odds_difference = " in reason, reason
+    report = json.loads((deployed / "outputs" / "monitor.json").read_text())
+    assert report["status"] == "failed" and {"income", "purpose"} <= set(report["drifted"])
+    assert "fairness.sex.equalized_odds_difference" in report["crossed"]
+    markdown = (deployed / "outputs" / "monitor.md").read_text()
+    assert markdown.startswith("## Monitor: FAILED - credit-model version 1") and "| income | number |" in markdown
+
+
+def test_too_few_rows_is_no_verdict(deployed, log_database, tmp_path):
+    _, test = held_out(deployed)
+    feed(deployed, log_database, test.head(50).rename(columns={"approved": "label"}), tmp_path)
+    result = monitor(deployed, log_database)
+    assert result.returncode == 1 and "no verdict: 50 logged rows" in result.stderr, result.stderr[-3000:]
+    assert json.loads((deployed / "outputs" / "monitor.json").read_text())["status"] == "too_few_rows"
