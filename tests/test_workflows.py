@@ -186,7 +186,9 @@ def test_only_the_protected_branch_writes_and_only_its_commits_ship(variant):
     on_ci = ci[True]  # PyYAML reads the key `on` as True
     assert on_ci["push"] == {"branches": ["**"]}, "ci must not run for tags (a tag would register twice)"
     register = ci["jobs"]["register"]
-    assert register["if"] == "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}"
+    # A push to main, or a run started on main (monitor.yml's retraining): never a pull request.
+    assert register["if"] == "${{ github.event_name != 'pull_request' && github.ref == 'refs/heads/main' }}"
+    assert set(on_ci) == {"push", "pull_request", "workflow_dispatch"}
     assert set(register["needs"]) == {"train", "gate", "export"}
     assert yaml.safe_load((folder / "_register.yml").read_text())["jobs"]["register"]["environment"] == "registry"
     for job in ("train", "gate", "export"):
