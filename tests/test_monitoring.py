@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,8 +21,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from act_support import run_act
 from conftest import SLUG, cli, run
 from servers import Postgres, postgres_bin
+from test_first_push import unzip
+from test_workflows import job_result, repository_copy
 
 FEED = Path(__file__).with_name("monitor_feed.py")
 
@@ -78,8 +82,14 @@ def test_held_out_rows_with_their_labels_pass(deployed, log_database, tmp_path):
     run_id, test = held_out(deployed)
     rows = test.sample(600, random_state=1).rename(columns={"approved": "label"})
     feed(deployed, log_database, rows, tmp_path)
+    import psycopg
 
-    result = monitor(deployed, log_database)
+    with psycopg.connect(log_database, autocommit=True) as connection:  # the monitor only reads
+        connection.execute("DROP ROLE IF EXISTS reader")
+        connection.execute("CREATE ROLE reader LOGIN")
+        connection.execute("GRANT SELECT ON prediction_log TO reader")
+
+    result = monitor(deployed, log_database.replace("postgres@", "reader@"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((deployed / "outputs" / "monitor.json").read_text())
     assert report["status"] == "passed" and report["drifted"] == [] and report["crossed"] == []
@@ -99,13 +109,7 @@ def test_held_out_rows_with_their_labels_pass(deployed, log_database, tmp_path):
 
 def test_shifted_inputs_and_a_group_with_growing_errors_fail_naming_them(deployed, log_database, tmp_path):
     _, test = held_out(deployed)
-    rows = test.sample(800, replace=True, random_state=2).reset_index(drop=True)
-    rows["income"] = rows["income"] * 1.8  # incomes moved up
-    rng = np.random.default_rng(3)
-    rows.loc[rng.random(len(rows)) < 0.6, "purpose"] = "business"  # one purpose's share grew
-    women = rows["sex"] == "female"
-    approved = rows.pop("approved")
-    rows["label"] = approved.where(~women, 1 - approved)  # the model is now wrong for women
+    rows = drifted(test)
     feed(deployed, log_database, rows, tmp_path)
 
     result = monitor(deployed, log_database)
@@ -127,3 +131,53 @@ def test_too_few_rows_is_no_verdict(deployed, log_database, tmp_path):
     result = monitor(deployed, log_database)
     assert result.returncode == 1 and "no verdict: 50 logged rows" in result.stderr, result.stderr[-3000:]
     assert json.loads((deployed / "outputs" / "monitor.json").read_text())["status"] == "too_few_rows"
+
+
+def drifted(test: pd.DataFrame) -> pd.DataFrame:
+    """Held-out rows whose income and loan purpose moved, with women's labels flipped."""
+    rows = test.sample(800, replace=True, random_state=2).reset_index(drop=True)
+    rows["income"] = rows["income"] * 1.8
+    rows.loc[np.random.default_rng(3).random(len(rows)) < 0.6, "purpose"] = "business"
+    approved = rows.pop("approved")
+    rows["label"] = approved.where(rows["sex"] != "female", 1 - approved)
+    return rows
+
+
+def test_the_monitor_workflow_fails_on_drift_and_reports_it_under_act(
+    baked, deployed, log_database, tmp_path, act_tools
+):
+    """monitor.yml under act with the real actions: the monitor job reads the training run from the
+    deployed project's store (the `MLFLOW_TRACKING_URI` secret, read as the registry) and the log from
+    PostgreSQL, fails naming what drifted, uploads the report; the issue job builds the issue body from
+    it and the retrain job runs; their GitHub API calls are the steps skipped under act."""
+    _, test = held_out(deployed)
+    feed(deployed, log_database, drifted(test), tmp_path)
+    project = repository_copy(baked(), tmp_path)
+    event = tmp_path / "dispatch.json"
+    # GitHub sends a dispatch's inputs as strings (act reads a JSON `true` as false).
+    event.write_text(json.dumps({"ref": "refs/heads/main", "inputs": {"last": "1h", "retrain": "true"}}))
+    secrets = {"MLFLOW_TRACKING_URI": f"sqlite:///{deployed / 'mlflow.db'}", "PREDICTION_LOG_URL": log_database}
+    result = run_act(project, tmp_path, "workflow_dispatch", None, "monitor.yml", event, secrets, act_tools)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-8000:]
+    jobs = ("Monitor the model in service", "Open or update the monitoring issue", "Start training on main")
+    assert [job_result(log, job, reusable=False) for job in jobs] == ["failed", "succeeded", "succeeded"], log[-8000:]
+    assert re.search(r"failed: monitor failed: drift in income \(PSI [\d.]+, ks p=[^)]+\), purpose", log), log[-8000:]
+    assert "fairness.sex.equalized_odds_difference = " in log and "monitor: failed" in log
+
+    report = unzip(tmp_path, "monitor-report")
+    markdown = (report / "outputs" / "monitor.md").read_text()
+    printed = re.findall(rf"^\[monitor/{jobs[1]}\]   \| ?(.*)$", log, re.MULTILINE)
+    start = printed.index(markdown.splitlines()[0])
+    assert [line.rstrip() for line in printed[start:]][: len(markdown.splitlines())] == [
+        line.rstrip() for line in markdown.splitlines()
+    ]
+    assert "Main Open or update the issue" not in log and "Main Start ci.yml on main" not in log  # GitHub's API
+    assert re.search(rf"\[monitor/{jobs[2]}\]\s+✅\s+Success - Main Say what happens next", log), log[-8000:]
+    # The monitor's own run travelled in the artifact: the job's embedded store, linked to the training run.
+    uri = f"sqlite:///{report / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    [recorded] = client.search_runs([client.get_experiment_by_name(SLUG).experiment_id])
+    assert recorded.data.tags["monitor.status"] == "failed"
+    assert recorded.data.tags["monitor.training_run_id"] == held_out(deployed)[0]
+    assert recorded.data.metrics["drift.income.drifted"] == 1.0 and recorded.data.metrics["drift.age.drifted"] == 0.0

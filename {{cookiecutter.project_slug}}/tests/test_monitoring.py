@@ -62,3 +62,19 @@ def test_the_window_from_the_command_line():
     ]:
         with pytest.raises(UsageError, match=message):
             window.parse(last, since, until, now)
+
+
+def test_the_reference_store_survives_connecting_to_the_tracking_store(workspace, monkeypatch, tmp_path):
+    """A run kept in the embedded store still reads the team's registry (a branch's gate, the monitor
+    job): MLflow's set_registry_uri exports $MLFLOW_REGISTRY_URI, which must not replace the caller's."""
+    import mlflow
+
+    from {{ cookiecutter.package_name }} import config as configuration
+    from {{ cookiecutter.package_name }} import tracking
+
+    team = f"sqlite:///{tmp_path / 'team.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", team)
+    settings = configuration.load(workspace.config)
+    tracking.connect(settings)
+    assert tracking.reference_client(settings)._registry_uri == team
+    assert mlflow.get_registry_uri() == tracking.embedded_uri(settings)  # what this run registers into

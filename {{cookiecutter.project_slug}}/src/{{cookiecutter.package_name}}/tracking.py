@@ -79,8 +79,13 @@ def connect(config: Config) -> MlflowClient:
     if uri == embedded_uri(config):
         for old in relocate_embedded_store(config):
             log.info("the embedded store moved: artifact locations under %s now point to %s", old, config.root)
+    # set_registry_uri also exports $MLFLOW_REGISTRY_URI: the caller's value (the team registry a branch
+    # run reads the champion from) is put back for reference_client; MLflow itself keeps using `uri`.
+    reference = os.environ.get("MLFLOW_REGISTRY_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if reference is not None:
+        os.environ["MLFLOW_REGISTRY_URI"] = reference
     return MlflowClient(uri)
 
 

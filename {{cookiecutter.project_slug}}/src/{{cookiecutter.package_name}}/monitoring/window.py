@@ -71,12 +71,21 @@ ORDER BY logged_at, request_id, row_index
 
 def read(database_url: str, model_name: str, window: Window) -> pd.DataFrame:
     """Every logged row of `model_name` in the window: `inputs` spread into one column per input."""
+    import psycopg
+
     try:
-        with prediction_log.connect(database_url) as connection, connection.cursor() as cursor:
+        with prediction_log.connect(database_url, create=False) as connection, connection.cursor() as cursor:
             cursor.execute(QUERY, (model_name, window.since, window.until))
             rows = cursor.fetchall()
     except prediction_log.LogError as error:
         raise UsageError(str(error)) from error
+    except psycopg.errors.UndefinedTable as error:
+        raise UsageError(
+            f"the prediction log has no table {prediction_log.TABLE} yet: nothing was logged (the server logs "
+            "when PREDICTION_LOG_SAMPLE is above 0, `score` with --log-to-db)"
+        ) from error
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise UsageError(f"the prediction log's user may not read {prediction_log.TABLE}: {error}") from error
     logged = pd.DataFrame(
         rows, columns=["logged_at", "model_version", "run_id", "inputs", "prediction", "probabilities", "label"]
     )

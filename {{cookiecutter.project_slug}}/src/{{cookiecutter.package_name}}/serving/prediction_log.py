@@ -69,8 +69,12 @@ class Model:
     run_id: str
 
 
-def connect(url: str) -> psycopg.Connection:
-    """A connection with the table in place (created on first use)."""
+def connect(url: str, create: bool = True) -> psycopg.Connection:
+    """A connection with the table in place (created on first use).
+
+    `create=False` for a reader (`monitor`): its database user may only SELECT, and PostgreSQL refuses
+    even `CREATE TABLE IF NOT EXISTS` without the right to create in the schema.
+    """
     import psycopg
 
     if not url.startswith(("postgresql://", "postgres://")):
@@ -84,8 +88,9 @@ def connect(url: str) -> psycopg.Connection:
             f"cannot connect to the prediction log at {_redacted(url)}: {str(error).strip()}; check "
             f"{DATABASE_URL_ENV} (host, port, user, password, database) and that the server accepts connections"
         ) from error
-    with connection.transaction():
-        connection.execute(SCHEMA)
+    if create:
+        with connection.transaction():
+            connection.execute(SCHEMA)
     return connection
 
 
@@ -105,10 +110,13 @@ def write(
     if len(inputs) != len(predictions) or (probabilities is not None and len(probabilities) != len(inputs)):
         raise ValueError("inputs, predictions and probabilities must have one entry per row")
     rows = _rows(model, source, request_id, inputs, predictions, probabilities, first_row)
-    with connection.transaction(), connection.cursor() as cursor:
-        with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     return len(inputs)
 
 
