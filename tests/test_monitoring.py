@@ -187,3 +187,36 @@ def test_the_monitor_workflow_fails_on_drift_and_reports_it_under_act(
     assert recorded.data.tags["monitor.status"] == "failed"
     assert recorded.data.tags["monitor.training_run_id"] == held_out(deployed)[0]
     assert recorded.data.metrics["drift.income.drifted"] == 1.0 and recorded.data.metrics["drift.age.drifted"] == 0.0
+
+
+def test_the_monitor_workflow_reads_only_and_deploys_nothing(baked):
+    """What act cannot show (environments, GitHub's API calls), checked by reading monitor.yml."""
+    import yaml
+
+    workflow = baked() / ".github" / "workflows" / "monitor.yml"
+    spec = yaml.safe_load(workflow.read_text())
+    assert set(spec[True]) == {"schedule", "workflow_dispatch"}  # PyYAML reads the key `on` as True
+    jobs = spec["jobs"]
+    assert jobs["monitor"]["environment"] == "tracking-read" and jobs["monitor"]["permissions"] == {"contents": "read"}
+    assert jobs["monitor"]["env"]["MLFLOW_TRACKING_URI"] == ""  # the read-only user never logs to the server
+    assert jobs["issue"]["permissions"] == {"issues": "write"} and jobs["retrain"]["permissions"] == {
+        "actions": "write"
+    }
+    assert "environment" not in jobs["issue"] and "environment" not in jobs["retrain"]  # no secrets there
+    for name in ("issue", "retrain"):
+        assert "needs.monitor.outputs.status == 'failed'" in jobs[name]["if"], name
+        for step in jobs[name]["steps"]:
+            if "gh " in step.get("run", ""):
+                assert step["if"] == "${{ !env.ACT }}", (name, step["name"])
+    [dispatch] = [step["run"] for step in jobs["retrain"]["steps"] if "gh " in step.get("run", "")]
+    assert dispatch == "gh workflow run ci.yml --ref main"
+    commands = " ".join(step.get("run", "") for job in jobs.values() for step in job["steps"])
+    assert re.findall(r"python -m credit_model (\S+)", commands) == ["monitor"]
+    assert sorted(set(re.findall(r"\bgh (\w+ \w+)", commands))) == [
+        "issue create",
+        "issue edit",
+        "issue list",
+        "label create",
+        "workflow run",
+    ]
+    assert "kubectl" not in commands and "deploy/" not in commands and "uses: ./" not in workflow.read_text()
