@@ -62,7 +62,14 @@ def run(args: argparse.Namespace) -> None:
         )
     if outcome.status == lineage.FAILED:
         raise CheckFailed(f"monitor failed: {'; '.join(outcome.reasons)}. Report: {as_json}")
-    log.info("monitor passed: no drift, and every threshold held on the labelled rows")
+    if outcome.labelled_rows < outcome.min_labelled_rows:
+        log.info(
+            "monitor passed: no drift; metrics not judged (%d labelled rows, monitor.min_labelled_rows is %d)",
+            outcome.labelled_rows,
+            outcome.min_labelled_rows,
+        )
+    else:
+        log.info("monitor passed: no drift, and every threshold held on the labelled rows")
 
 
 COMMANDS = {
