@@ -164,6 +164,9 @@ def test_security_rules_hold_in_every_workflow(variant):
             granted = job.get("permissions", {})
             assert "packages" not in granted or path.name in ("_image.yml", "release.yml"), where
             assert "pull-requests" not in granted or job_name == "pr-comment", where
+            # monitor.yml: its issue job alone writes issues, its retrain job alone starts a workflow.
+            assert "issues" not in granted or where == "monitor.yml:issue", where
+            assert "actions" not in granted or where == "monitor.yml:retrain", where
             if "steps" in job and "secrets." in yaml.safe_dump(job).replace("secrets.GITHUB_TOKEN", ""):
                 # A secret is read only by a job that names the environment holding it.
                 assert job.get("environment"), f"{where} reads a secret without an environment"
@@ -186,7 +189,9 @@ def test_only_the_protected_branch_writes_and_only_its_commits_ship(variant):
     on_ci = ci[True]  # PyYAML reads the key `on` as True
     assert on_ci["push"] == {"branches": ["**"]}, "ci must not run for tags (a tag would register twice)"
     register = ci["jobs"]["register"]
-    assert register["if"] == "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}"
+    # A push to main, or a run started on main (monitor.yml's retraining): never a pull request.
+    assert register["if"] == "${{ github.event_name != 'pull_request' && github.ref == 'refs/heads/main' }}"
+    assert set(on_ci) == {"push", "pull_request", "workflow_dispatch"}
     assert set(register["needs"]) == {"train", "gate", "export"}
     assert yaml.safe_load((folder / "_register.yml").read_text())["jobs"]["register"]["environment"] == "registry"
     for job in ("train", "gate", "export"):

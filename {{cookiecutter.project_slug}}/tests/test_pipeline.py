@@ -184,3 +184,58 @@ def test_text_columns_with_many_categories_export_with_parity(text_columns, work
         onnx_model.session(framework.to_onnx(model, schema)), onnx_model.feeds(unseen, schema), schema.task
     )
     assert export.parity(native, exported, settings.export.parity_tolerance)[1] == []
+
+
+def test_monitor_judges_logged_rows_against_the_run_they_name(pipeline_run, monkeypatch, capsys):
+    """`monitor`'s judgement on rows shaped as the prediction log returns them (the database is the
+    template's tests'): the held-out rows as logged pass, the same rows with one number doubled drift,
+    ten rows are no verdict; the report becomes a run of its own, linked to the training run."""
+    from datetime import UTC, datetime, timedelta
+
+    from {{ cookiecutter.package_name }} import lineage, tracking
+    from {{ cookiecutter.package_name }}.monitoring import judge, reference, report, window
+
+    settings = configuration.load(pipeline_run.config)
+    run_id = run_state(pipeline_run)
+    tracking.connect(settings)
+    ref = reference.load(tracking.reference_client(settings), settings, run_id)
+    classified = isinstance(ref.predicted, ClassPredictions)
+
+    def logged(inputs: pd.DataFrame) -> pd.DataFrame:
+        rows = pd.DataFrame(
+            {
+                "logged_at": pd.Timestamp.now(tz="UTC"),
+                "model_version": "1",
+                "run_id": run_id,
+                "prediction": ref.predicted.point.tolist(),
+                "probabilities": ref.predicted.probabilities.tolist() if classified else None,
+                "label": ref.rows[settings.data.target].tolist(),
+            }
+        )
+        return pd.concat([rows, inputs[ref.schema.features].reset_index(drop=True).add_prefix(window.INPUT)], axis=1)
+
+    now = datetime.now(UTC)
+    span = window.Window(now - timedelta(hours=1), now)
+    outcome, observed = judge.judge(settings, span, logged(ref.rows))
+    assert outcome.status == lineage.PASSED and outcome.reasons == [], outcome.reasons
+    assert outcome.rows == outcome.labelled_rows == len(ref.rows) and set(settings.gate.thresholds) <= set(observed)
+
+    column = ref.schema.numeric[0]
+    outcome, observed = judge.judge(settings, span, logged(ref.rows.assign(**{column: ref.rows[column] * 2})))
+    assert outcome.status == lineage.FAILED and outcome.drifted == [column]
+    assert outcome.reasons[0].startswith(f"drift in {column} (PSI ")
+    markdown = report.render(outcome)
+    assert f"| {column} | number |" in markdown and "**DRIFT**" in markdown
+    recorded = pipeline_run.client().get_run(judge.record(settings, outcome, markdown, observed))
+    assert recorded.info.run_id != run_id and recorded.data.tags[lineage.MONITOR_OF_RUN] == run_id
+    assert recorded.data.tags[lineage.MONITOR_STATUS] == "failed"
+    assert recorded.data.metrics[f"drift.{column}.drifted"] == 1.0
+
+    few, _ = judge.judge(settings, span, logged(ref.rows).head(10))
+    assert few.status == lineage.TOO_FEW_ROWS and few.rows == 10 and "NO VERDICT" in report.render(few)
+
+    monkeypatch.delenv("PREDICTION_LOG_URL", raising=False)
+    assert pipeline_run.cli("monitor") == 2
+    assert "set PREDICTION_LOG_URL" in capsys.readouterr().err
+    assert pipeline_run.cli("monitor", "--database-url", "sqlite:///log.db") == 2
+    assert "expected a PostgreSQL URL" in capsys.readouterr().err

@@ -12,13 +12,24 @@ from pathlib import Path
 from . import config as configuration
 from . import import_model, init_config, label_import, scoring, stages
 from .errors import CheckFailed, UsageError
+from .monitoring import command as monitoring
 from .ops import container, github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes.
-COMMAND_MODULES = (init_config, import_model, scoring, server, label_import, container, github_ci, registry)
+COMMAND_MODULES = (
+    init_config,
+    import_model,
+    scoring,
+    monitoring,
+    server,
+    label_import,
+    container,
+    github_ci,
+    registry,
+)
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 

@@ -77,6 +77,17 @@ class Export(Strict):
     parity_tolerance: float = Field(1e-4, gt=0.0)
 
 
+class Monitor(Strict):
+    """When `monitor` calls a feature (or the predictions) drifted, and how many rows it needs to say anything."""
+
+    min_rows: int = Field(200, ge=1, description="fewer logged rows in the window: no verdict, its own outcome")
+    min_labelled_rows: int = Field(100, ge=1, description="fewer labelled rows: metrics and fairness are not judged")
+    # Drifted: PSI above psi_max (large enough to matter) and the test's p-value below p_value (not noise).
+    psi_max: float = Field(0.2, gt=0.0, description="population stability index")
+    p_value: float = Field(0.01, gt=0.0, lt=1.0, description="KS (numbers) or chi-square (categories)")
+    bins: int = Field(10, ge=2, description="quantile bins of the reference for the PSI of a number")
+
+
 class Tracking(Strict):
     experiment: str
     model_name: str
@@ -90,6 +101,7 @@ class Config(Strict):
     model: Model
     gate: Gate = Field(default_factory=lambda: Gate.model_validate({}))
     export: Export = Field(default_factory=lambda: Export.model_validate({}))
+    monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
 

@@ -37,6 +37,11 @@ IMPORTED = "imported"
 # Copied from the run to the version `register` creates: what a release checks (trust_problems).
 VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
 DONE, FAILED, PASSED = "done", "failed", "passed"
+# On a `monitor` run (its own run, in the same experiment): what it watched and what it found.
+MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whose predictions were logged
+MONITOR_OF_VERSION = "monitor.model_version"
+MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows
+TOO_FEW_ROWS = "too_few_rows"
 
 
 def stage_tag(name: str) -> str:
@@ -59,6 +64,7 @@ VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
 GATE_REPORT_ARTIFACT = "gate/report.md"
+MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
@@ -69,6 +75,8 @@ GATE_REPORT_FILE = "gate.md"
 ONNX_FILE = "model.onnx"
 REGISTERED_FILE = "registered.json"
 PREDICTIONS_FILE = "predictions.parquet"  # `score` writes here unless given --output
+MONITOR_FILE = "monitor.json"
+MONITOR_REPORT_FILE = "monitor.md"
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -79,8 +79,16 @@ def connect(config: Config) -> MlflowClient:
     if uri == embedded_uri(config):
         for old in relocate_embedded_store(config):
             log.info("the embedded store moved: artifact locations under %s now point to %s", old, config.root)
+    # set_registry_uri also exports $MLFLOW_REGISTRY_URI, which reference_client reads as the caller's
+    # (the team registry a branch run takes the champion from): put back what the caller had, or nothing.
+    # MLflow itself keeps registering into `uri`.
+    reference = os.environ.get("MLFLOW_REGISTRY_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if reference is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = reference
     return MlflowClient(uri)
 
 

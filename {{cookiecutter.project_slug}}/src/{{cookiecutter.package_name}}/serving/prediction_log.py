@@ -69,8 +69,12 @@ class Model:
     run_id: str
 
 
-def connect(url: str) -> psycopg.Connection:
-    """A connection with the table in place (created on first use)."""
+def connect(url: str, create: bool = True) -> psycopg.Connection:
+    """A connection with the table in place (created on first use).
+
+    `create=False` for a reader (`monitor`): its database user may only SELECT, and PostgreSQL refuses
+    even `CREATE TABLE IF NOT EXISTS` without the right to create in the schema.
+    """
     import psycopg
 
     if not url.startswith(("postgresql://", "postgres://")):
@@ -84,8 +88,9 @@ def connect(url: str) -> psycopg.Connection:
             f"cannot connect to the prediction log at {_redacted(url)}: {str(error).strip()}; check "
             f"{DATABASE_URL_ENV} (host, port, user, password, database) and that the server accepts connections"
         ) from error
-    with connection.transaction():
-        connection.execute(SCHEMA)
+    if create:
+        with connection.transaction():
+            connection.execute(SCHEMA)
     return connection
 
 
