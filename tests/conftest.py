@@ -92,7 +92,8 @@ def baked(tmp_path_factory):
 @pytest.fixture(scope="session")
 def project_with_model(tmp_path_factory, baked):
     """A copy of the default bake after one real `pipeline` (outputs/model.onnx, the run's test split in
-    mlruns/); shared by the image and request-log tests, which only read it."""
+    mlruns/); shared by the image, request-log and monitoring tests (the monitor's runs are added to
+    its store; nothing else writes to it)."""
     project = shutil.copytree(baked(), tmp_path_factory.mktemp("pipeline-run") / SLUG)
     cli(project, "pipeline")
     return project

@@ -1,6 +1,6 @@
 """`monitor` on a real prediction log (PostgreSQL) and the real MLflow store of a project whose pipeline
-ran: rows logged as the server logs them (the project's own prediction_log.write, source "server")
-and labelled as /feedback labels them (prediction_log.add_labels).
+ran: rows sent to the project's real server, which logs every request (PREDICTION_LOG_SAMPLE=1), and
+their true labels sent back through its /feedback, as a client of the service would.
 
 Held-out rows with their true labels pass; rows whose income and loan purpose moved, and whose
 women's labels are flipped (the model's errors grow for one group), fail naming the drifted features
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,12 +21,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from act_support import run_act
-from conftest import SLUG, cli, run
+from conftest import SLUG, cli
+from processes import stop
 from servers import Postgres, postgres_bin
 from test_first_push import unzip
+from test_request_log import logged, post, serve
 from test_workflows import repository_copy
 
-FEED = Path(__file__).with_name("monitor_feed.py")
+REQUEST_ROWS = 25  # rows per /predict request: a client scoring a few applications at a time
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,10 @@ def log_database():
 
 
 @pytest.fixture(scope="module")
-def deployed(baked, tmp_path_factory):
-    """The default project after `pipeline`: a registered version, its run, its ONNX file."""
-    project = shutil.copytree(baked(), tmp_path_factory.mktemp("monitored") / SLUG)
-    cli(project, "pipeline")
-    return project
+def deployed(project_with_model):
+    """The default project after `pipeline` (conftest's, one run for the session): a registered
+    version, its run, its ONNX file. The monitor adds runs of its own to its store."""
+    return project_with_model
 
 
 def store(project: Path) -> MlflowClient:
@@ -64,14 +64,28 @@ def held_out(project: Path) -> tuple[str, pd.DataFrame]:
 
 
 def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
-    """An empty log, then `rows` (with their `label`) logged and labelled by the project's own code."""
+    """An empty log, then `rows` sent to the server as /predict requests and their `label`s recorded
+    through /feedback by the request ids the server answered with."""
     import psycopg
 
-    with psycopg.connect(url) as connection:
+    with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP TABLE IF EXISTS prediction_log")
-    path = folder / "rows.parquet"
-    rows.to_parquet(path)
-    run(project, str(FEED), url, str(path))
+    served, process = serve(project, url, folder / "server.log", version="1")  # MODEL_VERSION, as the image sets it
+    try:
+        sent = []
+        for start in range(0, len(rows), REQUEST_ROWS):
+            part = rows.iloc[start : start + REQUEST_ROWS]
+            records = json.loads(part.drop(columns="label").to_json(orient="records"))
+            status, headers, answer = post(f"{served}/predict", {"records": records})
+            assert status == 200, answer
+            sent.append((headers["x-request-id"], part["label"].tolist()))
+        written = logged(url, [request_id for request_id, _ in sent])
+        assert len(written) == len(sent), f"{len(written)} of {len(sent)} requests logged"
+        for request_id, labels in sent:
+            status, _, answer = post(f"{served}/feedback", {"request_id": request_id, "labels": labels})
+            assert status == 200 and answer["labelled"] == len(labels), answer
+    finally:
+        stop(process)
 
 
 def monitor(project: Path, url: str, *args: str):

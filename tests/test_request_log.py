@@ -43,9 +43,10 @@ def database():
     database.stop()
 
 
-def serve(project: Path, database: Postgres, log: Path):
+def serve(project: Path, database_url: str, log: Path, version: str = VERSION):
+    """The project's server on its exported model, logging every request to `database_url`."""
     port = free_port()
-    env = project_env(project, PREDICTION_LOG_URL=database.url, PREDICTION_LOG_SAMPLE="1", MODEL_VERSION=VERSION)
+    env = project_env(project, PREDICTION_LOG_URL=database_url, PREDICTION_LOG_SAMPLE="1", MODEL_VERSION=version)
     command = [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
     process = start([*command, "--port", str(port)], log, env=env, cwd=project)
     wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=60, process=process, log=log)
@@ -54,7 +55,7 @@ def serve(project: Path, database: Postgres, log: Path):
 
 @pytest.fixture(scope="module")
 def served(project_with_model, database, tmp_path_factory):
-    url, process = serve(project_with_model, database, tmp_path_factory.mktemp("served") / "server.log")
+    url, process = serve(project_with_model, database.url, tmp_path_factory.mktemp("served") / "server.log")
     yield url
     stop(process)
 
@@ -79,10 +80,10 @@ def held_out(project: Path) -> tuple[list[dict], list]:
     return json.loads(frame.to_json(orient="records")), labels
 
 
-def logged(database: Postgres, request_ids: list[str], timeout: float = 15.0) -> dict[str, list[tuple]]:
+def logged(database_url: str, request_ids: list[str], timeout: float = 15.0) -> dict[str, list[tuple]]:
     """The log's rows for these requests, once all of them are there (the writer runs every 0.2 s)."""
     deadline = time.monotonic() + timeout
-    with psycopg.connect(database.url, autocommit=True) as connection:
+    with psycopg.connect(database_url, autocommit=True) as connection:
         while True:
             try:
                 rows = connection.execute(
@@ -121,7 +122,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     assert requests[3][0] == "client-5"
     assert len({request_id for request_id, *_ in requests}) == len(requests)
 
-    found = logged(database, [request_id for request_id, *_ in requests])
+    found = logged(database.url, [request_id for request_id, *_ in requests])
     run_id = json.loads((project_with_model / "outputs" / "run.json").read_text())["run_id"]
     for request_id, part, _, answer in requests:
         assert request_id in found, f"{request_id} not logged"
@@ -137,7 +138,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     for request_id, part, truth, _ in requests:
         status, _, answer = post(f"{served}/feedback", {"request_id": request_id, "labels": truth})
         assert (status, answer) == (200, {"request_id": request_id, "labelled": len(part)})
-    labelled = logged(database, [request_id for request_id, *_ in requests])
+    labelled = logged(database.url, [request_id for request_id, *_ in requests])
     for request_id, _, truth, _ in requests:
         assert [row[-1] for row in labelled[request_id]] == truth
 
@@ -148,7 +149,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     assert status == 422 and "has 3 logged rows; got 1 labels" in answer["detail"]
     status, _, answer = post(f"{served}/feedback", {"request_id": several[0], "labels": ["not a class"] * 3})
     assert status == 422 and "labels[0]" in answer["detail"]
-    assert [row[-1] for row in logged(database, [several[0]])[several[0]]] == several[2]  # unchanged
+    assert [row[-1] for row in logged(database.url, [several[0]])[several[0]]] == several[2]  # unchanged
 
 
 def test_the_documented_api_holds_with_the_log_on(served):
@@ -175,7 +176,7 @@ def test_the_documented_api_holds_with_the_log_on(served):
 
 
 def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp_path):
-    url, process = serve(project_with_model, database, tmp_path / "server.log")
+    url, process = serve(project_with_model, database.url, tmp_path / "server.log")
     rows, _ = held_out(project_with_model)
     sent = []
     try:
@@ -187,7 +188,7 @@ def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp
         stop(process)  # SIGTERM right after the last answer: the writer's flush, not its round, writes them
     server_log = (tmp_path / "server.log").read_text()
     assert "Application shutdown complete" in server_log and "dropped" not in server_log, server_log
-    assert set(logged(database, sent, timeout=0)) == set(sent)
+    assert set(logged(database.url, sent, timeout=0)) == set(sent)
 
 
 def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
@@ -199,14 +200,14 @@ def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
         status, headers, _ = post(f"{served}/predict", {"records": rows[start_row : start_row + size]})
         assert status == 200
         sent.append((headers["x-request-id"], labels[start_row : start_row + size]))
-    logged(database, [request_id for request_id, _ in sent])
+    logged(database.url, [request_id for request_id, _ in sent])
     lines = [(request_id, index, label) for request_id, truth in sent for index, label in enumerate(truth)]
     lines.append(("never-sent", 0, labels[0]))
     table = tmp_path / "labels.csv"
     pd.DataFrame(lines[::-1], columns=["request_id", "row_index", "label"]).to_csv(table, index=False)  # any order
     result = cli(project_with_model, "import-labels", str(table), "--url", database.url, check=False)
     assert result.returncode == 1 and "1 requests not in the log" in result.stderr and "never-sent" in result.stderr
-    found = logged(database, [request_id for request_id, _ in sent])
+    found = logged(database.url, [request_id for request_id, _ in sent])
     for request_id, truth in sent:
         assert [row[-1] for row in found[request_id]] == truth
 
