@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,19 @@ def act_tools(tmp_path_factory) -> Path:
     from act_support import tool_cache
 
     return tool_cache(tmp_path_factory.mktemp("act-tools"))
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL of the module's own on loopback: the prediction log's database."""
+    from servers import Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
+        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
+    server = Postgres(Path(tempfile.mkdtemp(prefix="mlops-postgres-"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,10 +5,7 @@ Parquet and the prediction log on a real PostgreSQL; the logged rows are the Par
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -16,23 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import SLUG, cli
-from servers import Postgres, postgres_bin
 
 
-@pytest.fixture(scope="module")
-def database():
-    if postgres_bin() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
-    server = Postgres(Path(tempfile.mkdtemp(prefix="mlops-postgres-"))).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_prediction_log(baked, tmp_path, database):
+def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_prediction_log(baked, tmp_path, postgres):
     project = shutil.copytree(baked(), tmp_path / SLUG)
     cli(project, "pipeline", GITHUB_REF="refs/heads/main")  # registered from main: a version a release ships
     store = f"sqlite:///{project / 'mlflow.db'}"
@@ -40,11 +23,11 @@ def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_predict
     run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
 
     new = pd.read_csv(project / "data" / "credit_binary.csv").drop(columns=["approved"]).tail(1200)
-    settings = {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": database.url}
+    settings = {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": postgres.url}
     new.assign(age=[*new["age"][:-1], 150]).to_csv(project / "bad.csv", index=False)  # the last row out of range
     refused = cli(project, "score", "--input", "bad.csv", "--chunk-rows", "500", "--log-to-db", check=False, **settings)
     assert refused.returncode == 1 and "chunk 3 (rows 1001-1200)" in refused.stderr, refused.stderr
-    with psycopg.connect(database.url) as connection:  # one transaction: chunks 1 and 2 were not kept either
+    with psycopg.connect(postgres.url) as connection:  # one transaction: chunks 1 and 2 were not kept either
         assert connection.execute("SELECT count(*) FROM prediction_log").fetchone() == (0,)
     assert not (project / "outputs" / "predictions.parquet").exists()
 
@@ -55,7 +38,7 @@ def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_predict
 
     scored = pd.read_parquet(project / "outputs" / "predictions.parquet")
     assert len(scored) == 1200 and set(scored["model_version"]) == {"1"} and set(scored["run_id"]) == {run_id}
-    with psycopg.connect(database.url) as connection:
+    with psycopg.connect(postgres.url) as connection:
         logged = connection.execute(
             "SELECT request_id, row_index, source, model_name, model_version, run_id, inputs, prediction,"
             " probabilities FROM prediction_log ORDER BY request_id, row_index"

@@ -10,7 +10,6 @@ and the fairness threshold; a window with too few rows is no verdict, not a pass
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -23,25 +22,11 @@ from mlflow.tracking import MlflowClient
 from act_support import run_act
 from conftest import SLUG, cli
 from processes import stop
-from servers import Postgres, postgres_bin
 from test_first_push import unzip
 from test_request_log import logged, post, serve
 from test_workflows import repository_copy
 
 REQUEST_ROWS = 25  # rows per /predict request: a client scoring a few applications at a time
-
-
-@pytest.fixture(scope="module")
-def log_database():
-    if postgres_bin() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
-    database = Postgres(Path(tempfile.mkdtemp(prefix="mlops-prediction-log-"))).start()
-    try:
-        yield database.url
-    finally:
-        database.stop()
 
 
 @pytest.fixture(scope="module")
@@ -92,18 +77,18 @@ def monitor(project: Path, url: str, *args: str):
     return cli(project, "monitor", "--last", "1h", *args, check=False, PREDICTION_LOG_URL=url)
 
 
-def test_held_out_rows_with_their_labels_pass(deployed, log_database, tmp_path):
+def test_held_out_rows_with_their_labels_pass(deployed, postgres, tmp_path):
     run_id, test = held_out(deployed)
     rows = test.sample(600, random_state=1).rename(columns={"approved": "label"})
-    feed(deployed, log_database, rows, tmp_path)
+    feed(deployed, postgres.url, rows, tmp_path)
     import psycopg
 
-    with psycopg.connect(log_database, autocommit=True) as connection:  # the monitor only reads
+    with psycopg.connect(postgres.url, autocommit=True) as connection:  # the monitor only reads
         connection.execute("DROP ROLE IF EXISTS reader")
         connection.execute("CREATE ROLE reader LOGIN")
         connection.execute("GRANT SELECT ON prediction_log TO reader")
 
-    result = monitor(deployed, log_database.replace("postgres@", "reader@"))
+    result = monitor(deployed, postgres.url.replace("postgres@", "reader@"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((deployed / "outputs" / "monitor.json").read_text())
     assert report["status"] == "passed" and report["drifted"] == [] and report["crossed"] == []
@@ -121,12 +106,12 @@ def test_held_out_rows_with_their_labels_pass(deployed, log_database, tmp_path):
     assert "fairness.sex.equalized_odds_difference" in recorded.data.metrics
 
 
-def test_shifted_inputs_and_a_group_with_growing_errors_fail_naming_them(deployed, log_database, tmp_path):
+def test_shifted_inputs_and_a_group_with_growing_errors_fail_naming_them(deployed, postgres, tmp_path):
     _, test = held_out(deployed)
     rows = drifted(test)
-    feed(deployed, log_database, rows, tmp_path)
+    feed(deployed, postgres.url, rows, tmp_path)
 
-    result = monitor(deployed, log_database)
+    result = monitor(deployed, postgres.url)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     reason = result.stderr.split("failed: ", 1)[1]
     assert "drift in " in reason and "income (PSI" in reason and "purpose (PSI" in reason, reason
@@ -139,10 +124,10 @@ def test_shifted_inputs_and_a_group_with_growing_errors_fail_naming_them(deploye
     assert markdown.startswith("## Monitor: FAILED - credit-model version 1") and "| income | number |" in markdown
 
 
-def test_too_few_rows_is_no_verdict(deployed, log_database, tmp_path):
+def test_too_few_rows_is_no_verdict(deployed, postgres, tmp_path):
     _, test = held_out(deployed)
-    feed(deployed, log_database, test.head(50).rename(columns={"approved": "label"}), tmp_path)
-    result = monitor(deployed, log_database)
+    feed(deployed, postgres.url, test.head(50).rename(columns={"approved": "label"}), tmp_path)
+    result = monitor(deployed, postgres.url)
     assert result.returncode == 1 and "no verdict: 50 logged rows" in result.stderr, result.stderr[-3000:]
     assert json.loads((deployed / "outputs" / "monitor.json").read_text())["status"] == "too_few_rows"
 
@@ -163,20 +148,18 @@ def result_of(log: str, job: str) -> str | None:
     return found.group(1) if found else None
 
 
-def test_the_monitor_workflow_fails_on_drift_and_reports_it_under_act(
-    baked, deployed, log_database, tmp_path, act_tools
-):
+def test_the_monitor_workflow_fails_on_drift_and_reports_it_under_act(baked, deployed, postgres, tmp_path, act_tools):
     """monitor.yml under act with the real actions: the monitor job reads the training run from the
     deployed project's store (the `MLFLOW_TRACKING_URI` secret, read as the registry) and the log from
     PostgreSQL, fails naming what drifted, uploads the report; the issue job builds the issue body from
     it and the retrain job runs; their GitHub API calls are the steps skipped under act."""
     _, test = held_out(deployed)
-    feed(deployed, log_database, drifted(test), tmp_path)
+    feed(deployed, postgres.url, drifted(test), tmp_path)
     project = repository_copy(baked(), tmp_path)
     event = tmp_path / "dispatch.json"
     # GitHub sends a dispatch's inputs as strings (act reads a JSON `true` as false).
     event.write_text(json.dumps({"ref": "refs/heads/main", "inputs": {"last": "1h", "retrain": "true"}}))
-    secrets = {"MLFLOW_TRACKING_URI": f"sqlite:///{deployed / 'mlflow.db'}", "PREDICTION_LOG_URL": log_database}
+    secrets = {"MLFLOW_TRACKING_URI": f"sqlite:///{deployed / 'mlflow.db'}", "PREDICTION_LOG_URL": postgres.url}
     result = run_act(project, tmp_path, "workflow_dispatch", None, "monitor.yml", event, secrets, act_tools)
     log = result.stdout + result.stderr
     assert result.returncode != 0, log[-8000:]

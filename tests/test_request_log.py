@@ -11,10 +11,8 @@ answering and counts what it drops.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,20 +25,8 @@ import yaml
 
 from conftest import PACKAGE, SLUG, cli, project_env
 from processes import free_port, start, stop, wait_for_http
-from servers import Postgres, postgres_bin
 
 VERSION = "3"  # what the image would pass as MODEL_VERSION
-
-
-@pytest.fixture(scope="module")
-def database():
-    if postgres_bin() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql")
-    database = Postgres(Path(tempfile.mkdtemp(prefix="mlops-postgres-"))).start()
-    yield database
-    database.stop()
 
 
 def serve(project: Path, database_url: str, log: Path, version: str = VERSION):
@@ -54,8 +40,8 @@ def serve(project: Path, database_url: str, log: Path, version: str = VERSION):
 
 
 @pytest.fixture(scope="module")
-def served(project_with_model, database, tmp_path_factory):
-    url, process = serve(project_with_model, database.url, tmp_path_factory.mktemp("served") / "server.log")
+def served(project_with_model, postgres, tmp_path_factory):
+    url, process = serve(project_with_model, postgres.url, tmp_path_factory.mktemp("served") / "server.log")
     yield url
     stop(process)
 
@@ -108,7 +94,7 @@ def metric(url: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served, database, project_with_model):
+def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served, postgres, project_with_model):
     rows, labels = held_out(project_with_model)
     requests = []  # (request id, rows, labels, answer)
     for start_row, size in ((0, 1), (1, 1), (2, 3), (5, 1), (6, 5), (11, 1)):
@@ -122,7 +108,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     assert requests[3][0] == "client-5"
     assert len({request_id for request_id, *_ in requests}) == len(requests)
 
-    found = logged(database.url, [request_id for request_id, *_ in requests])
+    found = logged(postgres.url, [request_id for request_id, *_ in requests])
     run_id = json.loads((project_with_model / "outputs" / "run.json").read_text())["run_id"]
     for request_id, part, _, answer in requests:
         assert request_id in found, f"{request_id} not logged"
@@ -138,7 +124,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     for request_id, part, truth, _ in requests:
         status, _, answer = post(f"{served}/feedback", {"request_id": request_id, "labels": truth})
         assert (status, answer) == (200, {"request_id": request_id, "labelled": len(part)})
-    labelled = logged(database.url, [request_id for request_id, *_ in requests])
+    labelled = logged(postgres.url, [request_id for request_id, *_ in requests])
     for request_id, _, truth, _ in requests:
         assert [row[-1] for row in labelled[request_id]] == truth
 
@@ -149,7 +135,7 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
     assert status == 422 and "has 3 logged rows; got 1 labels" in answer["detail"]
     status, _, answer = post(f"{served}/feedback", {"request_id": several[0], "labels": ["not a class"] * 3})
     assert status == 422 and "labels[0]" in answer["detail"]
-    assert [row[-1] for row in logged(database.url, [several[0]])[several[0]]] == several[2]  # unchanged
+    assert [row[-1] for row in logged(postgres.url, [several[0]])[several[0]]] == several[2]  # unchanged
 
 
 def test_the_documented_api_holds_with_the_log_on(served):
@@ -175,8 +161,8 @@ def test_the_documented_api_holds_with_the_log_on(served):
     fuzz()
 
 
-def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp_path):
-    url, process = serve(project_with_model, database.url, tmp_path / "server.log")
+def test_what_is_queued_at_shutdown_is_written(project_with_model, postgres, tmp_path):
+    url, process = serve(project_with_model, postgres.url, tmp_path / "server.log")
     rows, _ = held_out(project_with_model)
     sent = []
     try:
@@ -188,11 +174,11 @@ def test_what_is_queued_at_shutdown_is_written(project_with_model, database, tmp
         stop(process)  # SIGTERM right after the last answer: the writer's flush, not its round, writes them
     server_log = (tmp_path / "server.log").read_text()
     assert "Application shutdown complete" in server_log and "dropped" not in server_log, server_log
-    assert set(logged(database.url, sent, timeout=0)) == set(sent)
+    assert set(logged(postgres.url, sent, timeout=0)) == set(sent)
 
 
 def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
-    served, database, project_with_model, tmp_path
+    served, postgres, project_with_model, tmp_path
 ):
     rows, labels = held_out(project_with_model)
     sent = []
@@ -200,22 +186,22 @@ def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
         status, headers, _ = post(f"{served}/predict", {"records": rows[start_row : start_row + size]})
         assert status == 200
         sent.append((headers["x-request-id"], labels[start_row : start_row + size]))
-    logged(database.url, [request_id for request_id, _ in sent])
+    logged(postgres.url, [request_id for request_id, _ in sent])
     lines = [(request_id, index, label) for request_id, truth in sent for index, label in enumerate(truth)]
     lines.append(("never-sent", 0, labels[0]))
     table = tmp_path / "labels.csv"
     pd.DataFrame(lines[::-1], columns=["request_id", "row_index", "label"]).to_csv(table, index=False)  # any order
-    result = cli(project_with_model, "import-labels", str(table), "--url", database.url, check=False)
+    result = cli(project_with_model, "import-labels", str(table), "--url", postgres.url, check=False)
     assert result.returncode == 1 and "1 requests not in the log" in result.stderr and "never-sent" in result.stderr
-    found = logged(database.url, [request_id for request_id, _ in sent])
+    found = logged(postgres.url, [request_id for request_id, _ in sent])
     for request_id, truth in sent:
         assert [row[-1] for row in found[request_id]] == truth
 
 
-def test_with_the_database_down_the_server_answers_and_counts_its_drops(served, database, project_with_model):
+def test_with_the_database_down_the_server_answers_and_counts_its_drops(served, postgres, project_with_model):
     """Last in this module: it stops the module's PostgreSQL."""
     rows, labels = held_out(project_with_model)
-    database.stop()
+    postgres.stop()
     before = metric(served, 'prediction_log_dropped_total{reason="unavailable"}')
     for index in range(10):
         status, headers, answer = post(f"{served}/predict", {"records": rows[index : index + 1]})

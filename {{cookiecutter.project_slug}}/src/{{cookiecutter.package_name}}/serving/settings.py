@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,30 +26,29 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
-def _seconds(env: dict[str, str], name: str, default: float) -> float:
+def _float(
+    env: dict[str, str], name: str, default: float, expected: str, valid: Callable[[float], bool], bound: str
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected a number of seconds, e.g. 10 or 2.5") from None
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name}={raw}: must be a positive number of seconds")
+        raise ValueError(f"{name}={raw!r}: expected {expected}") from None
+    if not valid(value):
+        raise ValueError(f"{name}={raw}: must be {bound}")
     return value
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    expected = "a number of seconds, e.g. 10 or 2.5"
+    return _float(env, name, default, expected, lambda value: 0 < value < float("inf"), "a positive number of seconds")
 
 
 def _fraction(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected a fraction of requests from 0 to 1, e.g. 0.1") from None
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name}={raw}: must be from 0 (off) to 1 (every request)")
-    return value
+    expected = "a fraction of requests from 0 to 1, e.g. 0.1"
+    return _float(env, name, default, expected, lambda value: 0 <= value <= 1, "from 0 (off) to 1 (every request)")
 
 
 def _database_url(env: dict[str, str], sample: float) -> str:
