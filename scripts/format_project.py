@@ -2,8 +2,9 @@
 
 The template's files hold Jinja placeholders, so ruff cannot read them as they are. This bakes the
 template once per framework and once per other deployment target, formats the baked files, and
-writes each one back with the placeholders restored. A file is written back only if the round trip is exact: baking the result again must give
-the formatted file byte for byte.
+writes each one back with the placeholders restored. A file is written back only if the round trip
+is exact: baking the result again must give the formatted file byte for byte. Files holding Jinja
+blocks (`{% if %}`) are left alone: one bake renders only one branch of them.
 
     .venv/bin/python scripts/format_project.py          (then review `git diff`)
 """
@@ -75,7 +76,7 @@ def main() -> int:
                 original = source.read_text()
                 if "{%" in original:
                     # A block renders differently per option: the round trip below would drop it.
-                    print(f"skipped {relative}: it holds Jinja blocks ({{% ... %}}), format it by hand", file=sys.stderr)
+                    print(f"skipped {relative}: it holds Jinja blocks, format it by hand", file=sys.stderr)
                     continue
                 candidate = restore(path.read_text(), original, placeholders(context), task)
                 if candidate == original:

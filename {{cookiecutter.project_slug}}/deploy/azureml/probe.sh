@@ -27,9 +27,13 @@ score() {
   local headers=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
   if [ -n "$route" ]; then headers+=(-H "azureml-model-deployment: $route"); fi
   status=$(curl -sS --max-time 60 -o "$answer" -w '%{http_code}' -X POST "${headers[@]}" \
-    --data-binary "@$request" "$scoring_uri") || status="no answer"
+    --data-binary "@$request" "$scoring_uri") || true
   case "$status" in
     2??) ;;
+    000)
+      echo "::error::$endpoint${route:+ (deployment $route)} gave no answer at $scoring_uri (see curl's message above)"
+      return 1
+      ;;
     *)
       echo "::error::$endpoint${route:+ (deployment $route)} answered $status: $(head -c 500 "$answer")"
       return 1
