@@ -45,6 +45,10 @@ def project(baked):
 
 
 def test_each_target_keeps_only_its_own_files(project, baked):
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".yml", ".yaml", ".md", ".sh", ".json", ".toml"}:
+            text = path.read_text()
+            assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
     assert [path for path in K8S_ONLY if (project / path).exists()] == []
     assert [path for path in AZUREML_ONLY if not (project / path).exists()] == []
     default = baked()
