@@ -77,9 +77,11 @@ def test_impossible_moves_are_refused(current, stage, share, message):
         plan(current, "green", stage, share)
 
 
-def test_rollback_to_a_deployment_that_is_gone_is_refused():
+def test_rollback_to_a_map_that_cannot_be_this_canarys_is_refused():
     with pytest.raises(UsageError, match="rollback to red: no longer on the endpoint"):
         plan({"blue": 90, "green": 10}, "green", "rollback", before={"red": 100})
+    with pytest.raises(UsageError, match="the saved map gives green 100%, yet a canary starts from an idle slot"):
+        plan({"blue": 90, "green": 10}, "green", "rollback", before={"green": 100})
 
 
 STAND_IN_AZ = """

@@ -38,8 +38,9 @@ class Endpoint:
             )
         self.name = name
         self.az = found
-        self.scope = [*(["--resource-group", resource_group] if resource_group else [])]
-        self.scope += ["--workspace-name", workspace] if workspace else []
+        self.scope = (["--resource-group", resource_group] if resource_group else []) + (
+            ["--workspace-name", workspace] if workspace else []
+        )
 
     def _run(self, *args: str) -> Any:
         command = [self.az, "ml", *args, *self.scope, "--output", "json"]
@@ -58,6 +59,8 @@ class Endpoint:
     def shares(self, deployments: set[str]) -> traffic.Traffic:
         """Every deployment's share; one the endpoint's map leaves out (never given traffic) has 0."""
         shown = self._run("online-endpoint", "show", "--name", self.name)
+        if not isinstance(shown, dict):
+            raise CheckFailed(f"`az ml online-endpoint show --name {self.name}` answered {shown!r}, not an endpoint")
         reported = traffic.checked(dict(shown.get("traffic") or {}), deployments, f"endpoint {self.name}")
         return {**dict.fromkeys(deployments, 0), **reported}
 

@@ -79,7 +79,10 @@ def plan(
         if before is None:
             raise UsageError("rollback needs the traffic map from before the canary (--state file)")
         if before.get(deployment):
-            raise UsageError(f"the map from before the canary gives {deployment} {before[deployment]}%: not its own")
+            raise UsageError(
+                f"the saved map gives {deployment} {before[deployment]}%, yet a canary starts from an idle slot: "
+                "it was saved by another release; restore the traffic by hand (az ml online-endpoint update --traffic)"
+            )
         restored = {**dict.fromkeys(current, 0), **before, deployment: 0}
         unknown = set(restored) - set(current)
         if unknown:
