@@ -6,10 +6,28 @@ from pathlib import Path
 
 TASK = "{{ cookiecutter.task }}"
 FRAMEWORK = "{{ cookiecutter.framework }}"
+DEPLOY_TARGET = "{{ cookiecutter.deploy_target }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
+# What each deployment target alone uses (paths from the project root); the others' are removed.
+DEPLOY_FILES = {
+    "kubernetes": (
+        "deploy/README.md",
+        "deploy/deploy.sh",
+        "deploy/kubeconfig.sh",
+        "deploy/k8s",
+        ".github/actions/deploy",
+    ),
+    "azureml": (
+        "deploy/azureml",
+        ".github/workflows/_deploy-azureml.yml",
+        f"src/{PACKAGE}/ops/azureml.py",
+        f"src/{PACKAGE}/ops/traffic.py",
+        "tests/test_azureml_traffic.py",
+    ),
+}
 
 
 def framework_modules(registry: Path, table: str = "MODULES") -> dict:
@@ -40,6 +58,16 @@ def remove_unused(root: Path) -> None:
     if (chosen := locks / f"{FRAMEWORK}.lock").is_file():
         chosen.replace(root / "requirements.lock")
     shutil.rmtree(locks, ignore_errors=True)
+    for target, paths in DEPLOY_FILES.items():
+        if target != DEPLOY_TARGET:
+            for relative in paths:
+                path = root / relative
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+    if (actions := root / ".github" / "actions").is_dir() and not any(actions.iterdir()):
+        actions.rmdir()
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
 

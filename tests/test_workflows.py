@@ -86,6 +86,12 @@ def test_workflows_lint_clean(variant, framework, task):
     lint_workflows(variant(framework, task))
 
 
+def test_azureml_workflows_lint_clean(baked):
+    """deploy_target=azureml: its release.yml and _deploy-azureml.yml; the other workflows are the
+    default bake's, byte for byte (the deploy target touches no other file)."""
+    lint_workflows(baked(deploy_target="azureml"))
+
+
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)
 def test_dependabot_and_deploy_script_lint_clean(variant, framework, task):
     project = variant(framework, task)
@@ -151,9 +157,10 @@ def test_torch_comes_from_the_cpu_index_only_where_needed(variant, framework):
     assert "{%" not in text and "cookiecutter" not in text  # the raw blocks closed where they should
 
 
-def test_security_rules_hold_in_every_workflow(variant):
+@pytest.mark.parametrize("target", ["kubernetes", "azureml"])
+def test_security_rules_hold_in_every_workflow(variant, baked, target):
     """What zizmor does not insist on, checked by reading the files."""
-    project = variant("sklearn", "binary")
+    project = variant("sklearn", "binary") if target == "kubernetes" else baked(deploy_target=target)
     for path in [*workflows(project), TEMPLATE / ".github" / "workflows" / "template-ci.yml"]:
         text = path.read_text()
         spec = yaml.safe_load(text)
@@ -162,7 +169,10 @@ def test_security_rules_hold_in_every_workflow(variant):
         for job_name, job in spec["jobs"].items():
             where = f"{path.name}:{job_name}"
             granted = job.get("permissions", {})
-            assert "packages" not in granted or path.name in ("_image.yml", "release.yml"), where
+            assert "packages" not in granted or path.name in ("_image.yml", "release.yml", "_deploy-azureml.yml"), where
+            # OpenID Connect tokens: the image's attestation and the deployments' cloud logins only.
+            signs = path.name == "_image.yml" or where == "release.yml:image"
+            assert "id-token" not in granted or signs or job_name.startswith("deploy"), where
             assert "pull-requests" not in granted or job_name == "pr-comment", where
             # monitor.yml: its issue job alone writes issues, its retrain job alone starts a workflow.
             assert "issues" not in granted or where == "monitor.yml:issue", where
