@@ -23,3 +23,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$VENV/bin/python" -m pip install --quiet -r requirements-test.txt
   echo "$wanted" > "$stamp"
 fi
+
+# Triton for tests/test_triton.py: nvidia-pytriton bundles a real `tritonserver` (Python backend only)
+# and needs numpy<2, so it gets its own venv beside .venv (requirements-triton.txt).
+TRITON_VENV=${TRITON_VENV:-.venv-triton}
+if [ ! -x "$TRITON_VENV/bin/python" ]; then
+  echo "--> creating $TRITON_VENV"
+  python3 -m venv "$TRITON_VENV"
+  "$TRITON_VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
+stamp="$TRITON_VENV/.requirements.sha256"
+wanted=$(sha256sum requirements-triton.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "--> installing requirements-triton.txt into $TRITON_VENV"
+  "$TRITON_VENV/bin/python" -m pip install --quiet -r requirements-triton.txt
+  echo "$wanted" > "$stamp"
+fi

@@ -2,18 +2,31 @@
 # Deploy one kustomize overlay and prove it serves, or put the previous version back.
 #   deploy/deploy.sh OVERLAY NAMESPACE        e.g. deploy/deploy.sh deploy/k8s/overlays/staging {{ cookiecutter.project_slug }}-staging
 # Steps: refuse an overlay whose image is still the placeholder, kubectl apply -k, wait for the
-# rollout, smoke-test GET /ready and POST /predict through a port-forward to the Service. Any
+# rollout, smoke-test through a port-forward to the Service (the built-in server: GET /ready and POST
+# /predict; Triton: GET /v2/health/ready and POST /v2/models/MODEL_NAME/infer, KServe v2). Any
 # failure: `kubectl rollout undo` when a version was serving before, else (the first deployment:
 # nothing to go back to) scale the Deployment to 0 so no broken pods stay up; then exit 1.
-# Environment: KUBECONFIG (cluster credentials), ROLLOUT_TIMEOUT (default 300s),
-# SMOKE_REQUEST (default deploy/smoke-request.json), LOCAL_PORT (default 18080).
+# Environment: KUBECONFIG (cluster credentials), ROLLOUT_TIMEOUT (default 300s), SERVER (builtin or
+# triton, config.yaml's serve.server; default builtin), MODEL_NAME (Triton's model, default the project's
+# name), SMOKE_REQUEST (default deploy/smoke-request.json, or smoke-request-v2.json for Triton),
+# LOCAL_PORT (default 18080).
 set -euo pipefail
 
 overlay=${1:?usage: deploy.sh OVERLAY NAMESPACE}
 namespace=${2:?usage: deploy.sh OVERLAY NAMESPACE}
 name={{ cookiecutter.project_slug }}
 timeout=${ROLLOUT_TIMEOUT:-300s}
-request=${SMOKE_REQUEST:-$(dirname "$0")/smoke-request.json}
+server=${SERVER:-builtin}
+case "$server" in
+  builtin) ready_path=/ready predict_path=/predict default_request=smoke-request.json ;;
+  triton)
+    ready_path=/v2/health/ready
+    predict_path=/v2/models/${MODEL_NAME:-$name}/infer
+    default_request=smoke-request-v2.json
+    ;;
+  *) echo "::error::SERVER must be builtin or triton (config.yaml serve.server), not '$server'"; exit 2 ;;
+esac
+request=${SMOKE_REQUEST:-$(dirname "$0")/$default_request}
 port=${LOCAL_PORT:-18080}
 forward_pid=""
 
@@ -44,12 +57,12 @@ smoke_test() {
   forward_pid=$!
   local base="http://127.0.0.1:$port"
   for _ in $(seq 1 30); do
-    curl -fsS "$base/ready" >/dev/null 2>&1 && break
+    curl -fsS "$base$ready_path" >/dev/null 2>&1 && break
     sleep 1
   done
-  curl -fsS "$base/ready" >/dev/null || return 1
+  curl -fsS "$base$ready_path" >/dev/null || return 1
   # --fail: any non-2xx answer (a 4xx from a schema mismatch, a 5xx from the model) fails the smoke test.
-  curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$request" "$base/predict" || return 1
+  curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$request" "$base$predict_path" || return 1
   echo
 }
 
@@ -68,5 +81,5 @@ available_before=$(kubectl -n "$namespace" get "deployment/$name" --ignore-not-f
 kubectl apply -k "$overlay"
 kubectl -n "$namespace" rollout status "deployment/$name" --timeout="$timeout" \
   || roll_back "rollout did not become ready within $timeout"
-smoke_test || roll_back "smoke test of /ready and /predict failed"
+smoke_test || roll_back "smoke test of $ready_path and $predict_path ($server server) failed"
 echo "deployment/$name in $namespace is serving"

@@ -16,6 +16,7 @@ from .monitoring import command as monitoring
 from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
+from .triton import command as triton
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes.
@@ -27,6 +28,7 @@ COMMAND_MODULES = (
     server,
     label_import,
     container,
+    triton,
     github_ci,
     registry,{% if cookiecutter.deploy_target == "azureml" %}
     azureml,{% endif %}

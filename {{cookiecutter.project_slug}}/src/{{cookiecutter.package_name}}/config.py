@@ -88,6 +88,25 @@ class Monitor(Strict):
     bins: int = Field(10, ge=2, description="quantile bins of the reference for the PSI of a number")
 
 
+class Triton(Strict):
+    """The Triton model repository `export` writes beside the ONNX file (triton/repository.py)."""
+
+    max_batch_size: int = Field(
+        256, ge=1, description="rows Triton may put in one batch (requests of more are refused)"
+    )
+    # Triton's dynamic batcher: requests arriving within this delay are run as one batch.
+    max_queue_delay_microseconds: int = Field(500, ge=0)
+    preferred_batch_sizes: list[int] = Field(default_factory=list, description="empty: as large as arrived")
+    instance_count: int = Field(1, ge=1, description="model instances per GPU")
+
+
+class Serve(Strict):
+    """Which server the release's image runs: this project's own (FastAPI + onnxruntime) or NVIDIA Triton."""
+
+    server: Literal["builtin", "triton"] = "builtin"
+    triton: Triton = Field(default_factory=lambda: Triton.model_validate({}))
+
+
 class Tracking(Strict):
     experiment: str
     model_name: str
@@ -102,6 +121,7 @@ class Config(Strict):
     gate: Gate = Field(default_factory=lambda: Gate.model_validate({}))
     export: Export = Field(default_factory=lambda: Export.model_validate({}))
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
+    serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
 

@@ -231,6 +231,11 @@ def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=Path, help="CSV with feature columns (default: the config's data file)")
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
     parser.add_argument("--rows", type=int, default=20)
+    parser.add_argument(
+        "--server", choices=["builtin", "triton"], help="the server's protocol (default: the config's serve.server)"
+    )
+    parser.add_argument("--model-name", help="Triton's model name (default: the config's tracking.model_name)")
+    parser.add_argument("--url", help="the server's base URL (default: http://127.0.0.1:PORT)")
 
 
 def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> list[dict]:
@@ -290,8 +295,24 @@ def post_json(url: str, payload: dict, timeout: float = 30) -> dict:
         raise CheckFailed(f"POST {url}: {error.code} {error.read().decode(errors='replace')[:500]}") from error
 
 
+def compare(served: dict, expected: dict) -> list[str]:
+    """Differences between served outputs (label/probabilities or prediction) and onnxruntime's ([] = none)."""
+    problems = []
+    if "label" in expected:
+        labels = np.asarray(served["label"]).reshape(-1).tolist()
+        if labels != expected["label"].tolist():
+            problems.append(f"labels differ: served {labels} != expected {expected['label'].tolist()}")
+        if not np.allclose(served["probabilities"], expected["probabilities"], atol=1e-6, rtol=1e-5):
+            problems.append("probabilities differ beyond 1e-5")
+    elif not np.allclose(
+        np.asarray(served["prediction"]).reshape(-1), expected["prediction"].reshape(-1), atol=1e-6, rtol=1e-5
+    ):
+        problems.append("predictions differ beyond 1e-5")
+    return problems
+
+
 def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
-    """Differences between the served predictions and in-process onnxruntime ([] = none)."""
+    """Differences between this project's server's predictions and in-process onnxruntime ([] = none)."""
     metadata = model_metadata(model)
     with urllib.request.urlopen(f"{url}/metadata", timeout=10) as response:
         served = json.loads(response.read())
@@ -302,22 +323,46 @@ def smoke(url: str, model: Path, records: list[dict]) -> list[str]:
         )
     body = post_json(f"{url}/predict", {"records": records})
     expected = expected_predictions(model, json.loads(metadata[contract.SCHEMA]), records)
-    if "label" in expected:
-        if body["predictions"] != expected["label"].tolist():
-            problems.append(f"labels differ: served {body['predictions']} != expected {expected['label'].tolist()}")
-        if not np.allclose(body["probabilities"], expected["probabilities"], atol=1e-6, rtol=1e-5):
-            problems.append("probabilities differ beyond 1e-5")
-    elif not np.allclose(body["predictions"], expected["prediction"].reshape(-1), atol=1e-6, rtol=1e-5):
-        problems.append("predictions differ beyond 1e-5")
-    return problems
+    answer = {
+        "label": body["predictions"],
+        "probabilities": body.get("probabilities"),
+        "prediction": body["predictions"],
+    }
+    return problems + compare(answer, expected)
+
+
+def smoke_triton(url: str, name: str, model: Path, records: list[dict]) -> list[str]:
+    """The same for Triton, over KServe v2: the loaded model's run (its config's parameters), then its answers."""
+    from ..triton import kserve
+
+    metadata = model_metadata(model)
+    served_run = kserve.parameter(kserve.model_config(url, name), contract.RUN_ID)
+    problems = []
+    if served_run != metadata.get(contract.RUN_ID, ""):
+        problems.append(
+            f"Triton's {name!r} serves run {served_run!r}, {model} is run {metadata.get(contract.RUN_ID)!r}"
+        )
+    schema = json.loads(metadata[contract.SCHEMA])
+    answer = kserve.infer(url, name, records, schema)
+    return problems + compare(answer, expected_predictions(model, schema, records))
 
 
 def smoke_command(args: argparse.Namespace) -> None:
     schema = json.loads(model_metadata(args.model)[contract.SCHEMA])
     records = sample_rows(schema, args.sample, args.config, args.rows)
-    problems = smoke(f"http://127.0.0.1:{args.port}", args.model, records)
+    server, name = args.server, args.model_name
+    if args.config.is_file() and (server is None or name is None):
+        from .. import config as configuration
+
+        settings = configuration.load(args.config)
+        server, name = server or settings.serve.server, name or settings.tracking.model_name
+    url = args.url or f"http://127.0.0.1:{args.port}"
+    if server == "triton":
+        problems = smoke_triton(url, name or SLUG, args.model, records)
+    else:
+        problems = smoke(url, args.model, records)
     if problems:
-        raise CheckFailed(f"smoke test of {args.name}: " + "; ".join(problems))
+        raise CheckFailed(f"smoke test of {args.name} ({server or 'builtin'} server at {url}): " + "; ".join(problems))
     print(f"smoke: {len(records)} rows served by {args.name} equal in-process onnxruntime", file=sys.stderr)
 
 

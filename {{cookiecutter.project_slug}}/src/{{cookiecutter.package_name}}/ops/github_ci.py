@@ -33,6 +33,8 @@ OUTPUT_SHAPES = {
     "onnx_sha256": re.compile(r"([0-9a-f]{64})?"),
     "mode": re.compile(r"registry|retrain"),
     "path": re.compile(r"[\w./-]{1,255}"),
+    "server": re.compile(r"builtin|triton"),
+    "model_name": re.compile(r"[\w.-]{1,255}"),  # Triton's model (a folder and a URL path segment)
 }
 
 

@@ -16,6 +16,7 @@ from .. import data, lineage, onnx_model
 from ..config import Config
 from ..errors import CheckFailed
 from ..predictions import ClassPredictions, Predictions, ValuePredictions, in_chunks
+from ..triton import repository
 from . import StageResult
 from .context import attach
 
@@ -104,6 +105,11 @@ def run(config: Config, run_id: str | None = None) -> Exported:
             handle.write(payload)
         os.replace(handle.name, target)
         mlflow.log_artifact(str(target), Path(lineage.ONNX_ARTIFACT).parent.as_posix())
+        # The same file as a Triton model repository, for a release with `serve.server: triton`.
+        triton = repository.write(
+            config.outputs / lineage.TRITON_FOLDER, config.tracking.model_name, stamped, config.serve.triton
+        )
+        mlflow.log_artifacts(str(triton), f"{lineage.TRITON_FOLDER}/{triton.name}")
         # The digest is what `register` and the release compare every later copy of the file with.
         mlflow.set_tags(
             {
