@@ -18,6 +18,7 @@ DEPLOY_FILES = {
         "deploy/deploy.sh",
         "deploy/kubeconfig.sh",
         "deploy/k8s",
+        "deploy/smoke-request-v2.json",
         ".github/actions/deploy",
     ),
     "azureml": (

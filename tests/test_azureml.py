@@ -35,7 +35,14 @@ OVERRIDES = [
     {"endpoint_name": f"{SLUG}-staging"},
     {"environment.image": f"myregistry.azurecr.io/{SLUG}@{DIGEST}"},
 ]
-K8S_ONLY = ["deploy/README.md", "deploy/deploy.sh", "deploy/kubeconfig.sh", "deploy/k8s", ".github/actions"]
+K8S_ONLY = [
+    "deploy/README.md",
+    "deploy/deploy.sh",
+    "deploy/kubeconfig.sh",
+    "deploy/k8s",
+    "deploy/smoke-request-v2.json",
+    ".github/actions",
+]
 AZUREML_ONLY = [
     "deploy/azureml",
     ".github/workflows/_deploy-azureml.yml",
@@ -60,6 +67,17 @@ def test_each_target_keeps_only_its_own_files(project, baked):
     default = baked()
     assert [path for path in AZUREML_ONLY if (default / path).exists()] == []
     assert "azureml" not in (default / "src" / PACKAGE / "cli.py").read_text()
+
+
+def test_the_config_refuses_triton_which_the_endpoint_cannot_probe(project, tmp_path):
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["serve"]["server"] = "triton"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(project / "data", tmp_path / "data")
+    code = f"from {PACKAGE}.config import load; load(__import__('pathlib').Path({str(tmp_path / 'config.yaml')!r}))"
+    result = run(project, "-c", code, check=False)
+    assert result.returncode != 0
+    assert "serve.server" in result.stderr and "deploy_target=kubernetes" in result.stderr, result.stderr[-2000:]
 
 
 def test_endpoint_loads_and_validates_with_the_sdk(project):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, {% if cookiecutter.deploy_target == "azureml" %}field_validator, {% endif %}model_validator
 
 from .errors import UsageError
 from .frameworks import Name as FrameworkName
@@ -105,6 +105,21 @@ class Serve(Strict):
 
     server: Literal["builtin", "triton"] = "builtin"
     triton: Triton = Field(default_factory=lambda: Triton.model_validate({}))
+{%- if cookiecutter.deploy_target == "azureml" %}
+
+    @field_validator("server")
+    @classmethod
+    def _azureml_runs_the_builtin_server(cls, server: str) -> str:
+        # deploy/azureml/deployment.yml probes and scores through this server's own routes (/health,
+        # /ready, /predict); Triton answers on others, so the endpoint would never become ready.
+        if server == "triton":
+            raise ValueError(
+                "`triton` is deployed by the Kubernetes target only; this project deploys to an Azure ML"
+                " online endpoint, which runs the builtin server. Use `builtin`, or bake the project again"
+                " with deploy_target=kubernetes"
+            )
+        return server
+{%- endif %}
 
 
 class Tracking(Strict):
