@@ -9,6 +9,7 @@ FRAMEWORK = "{{ cookiecutter.framework }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
+TRAIN_ON = "{{ cookiecutter.train_on }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 
 
@@ -40,8 +41,29 @@ def remove_unused(root: Path) -> None:
     if (chosen := locks / f"{FRAMEWORK}.lock").is_file():
         chosen.replace(root / "requirements.lock")
     shutil.rmtree(locks, ignore_errors=True)
+    if TRAIN_ON != "databricks":
+        remove_databricks(root)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
+
+
+# What only a project that trains on Databricks has (README, "Training on Databricks").
+DATABRICKS_FILES = (
+    "databricks.yml",
+    "resources",
+    ".github/workflows/_train-databricks.yml",
+    f"src/{PACKAGE}/ops/databricks_job.py",
+    "tests/test_databricks_job.py",
+)
+
+
+def remove_databricks(root: Path) -> None:
+    for name in DATABRICKS_FILES:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ def lint_workflows(root: Path) -> None:
     assert [ident for ident, severity in findings if severity == "Low"] in ([], ["concurrency-limits"]), findings
 
 
+# Options whose bakes change the workflows, linted like every framework and task.
+OPTION_VARIANTS = [pytest.param({"train_on": "databricks"}, id="train_on-databricks")]
+
+
 @pytest.fixture(scope="module")
 def variant(baked):
     return lambda framework, task: baked(framework=framework, task=task)
@@ -84,6 +88,11 @@ def variant(baked):
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)
 def test_workflows_lint_clean(variant, framework, task):
     lint_workflows(variant(framework, task))
+
+
+@pytest.mark.parametrize("options", OPTION_VARIANTS)
+def test_option_workflows_lint_clean(baked, options):
+    lint_workflows(baked(**options))
 
 
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)

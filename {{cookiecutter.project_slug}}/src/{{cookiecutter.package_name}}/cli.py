@@ -13,7 +13,7 @@ from . import config as configuration
 from . import import_model, init_config, label_import, scoring, stages
 from .errors import CheckFailed, UsageError
 from .monitoring import command as monitoring
-from .ops import container, github_ci, registry
+from .ops import container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 
@@ -28,7 +28,8 @@ COMMAND_MODULES = (
     label_import,
     container,
     github_ci,
-    registry,
+    registry,{% if cookiecutter.train_on == "databricks" %}
+    databricks_job,{% endif %}
 )
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
