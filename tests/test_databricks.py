@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,25 @@ def test_a_misspelt_key_fails_with_the_librarys_message(project, tmp_path):
     assert "Unexpected field 'max_concurent_runs' for class Job" in diagnostics[0]["summary"] + diagnostics[0].get(
         "detail", ""
     )
+
+
+def test_the_wheel_the_bundle_builds_has_the_tasks_entry_point(project, tmp_path):
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".yml", ".yaml", ".toml", ".md"}:
+            text = path.read_text()
+            assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
+    # databricks.yml's artifact build command; Databricks finds the task's entry point in the wheel's metadata.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(project)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert f"{SLUG}-databricks-task = {PACKAGE}.ops.databricks_job:main" in entry_points
+    assert f"{PACKAGE}/ops/databricks_job.py" in names
 
 
 def test_databricks_bake_is_lint_clean_and_its_own_tests_pass(project):

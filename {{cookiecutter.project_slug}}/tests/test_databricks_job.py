@@ -48,11 +48,17 @@ def test_train_task_hands_the_run_on_to_gate(workspace, capsys, monkeypatch, tmp
     assert workspace.client().get_run(run_id).data.tags[lineage.stage_tag("evaluate")] == lineage.DONE
 
 
-def test_a_failing_stage_fails_the_task(workspace, monkeypatch):
+def test_on_databricks_the_run_goes_to_the_workspace_tracking():
+    on_databricks = databricks_job.task_environment({"DATABRICKS_RUNTIME_VERSION": "17.3"}, SHA, "refs/heads/main")
+    assert on_databricks == {"GITHUB_SHA": SHA, "GITHUB_REF": "refs/heads/main", "MLFLOW_TRACKING_URI": "databricks"}
+    assert "MLFLOW_TRACKING_URI" not in databricks_job.task_environment({}, SHA, "refs/heads/main")
+
+
+def test_a_failing_stage_fails_the_task(monkeypatch, tmp_path):
     monkeypatch.setenv("GITHUB_SHA", "")
     monkeypatch.setenv("GITHUB_REF", "")
     with pytest.raises(SystemExit) as stopped:
-        databricks_job.main(["gate", "--config", str(workspace.config)])  # no run to attach to
+        databricks_job.main(["train", "--config", str(tmp_path / "missing.yaml")])
     assert stopped.value.code == 2
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import lineage
@@ -34,14 +35,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--git-ref", default="local")
     parser.add_argument("command")
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    # lineage reads the commit and ref from GitHub's variables; on Databricks they arrive as job parameters.
-    os.environ["GITHUB_SHA"], os.environ["GITHUB_REF"] = known.git_sha, known.git_ref
+    os.environ.update(task_environment(os.environ, known.git_sha, known.git_ref))
     code = cli_main([known.command, *rest])
     if code:
         # A wheel task fails only on an exception or a non-zero exit; a returned code would be ignored.
         raise SystemExit(code)
     if known.command == TRAIN_TASK:
         hand_on(json.loads((_outputs(rest) / lineage.RUN_FILE).read_text())["run_id"])
+
+
+def task_environment(environ: Mapping[str, str], git_sha: str, git_ref: str) -> dict[str, str]:
+    """What a task sets before the CLI runs."""
+    # lineage reads the commit and ref from GitHub's variables; on Databricks they arrive as job parameters.
+    values = {"GITHUB_SHA": git_sha, "GITHUB_REF": git_ref}
+    if environ.get("DATABRICKS_RUNTIME_VERSION") and not environ.get("MLFLOW_TRACKING_URI"):
+        # tracking.py falls back to the embedded SQLite store, not to MLflow's own default on Databricks:
+        # without this the run would land in a file in the synced folder, out of gate's reach.
+        values["MLFLOW_TRACKING_URI"] = "databricks"
+    return values
 
 
 def _outputs(rest: list[str]) -> Path:
