@@ -127,3 +127,13 @@ def test_the_default_bake_trains_on_github_only(baked):
     assert not (default / "src" / PACKAGE / "ops" / "databricks_job.py").exists()
     text = "".join(path.read_text() for path in (default / ".github" / "workflows").glob("*.yml"))
     assert "DATABRICKS" not in text and "_train-databricks" not in text
+
+
+def test_databricks_workflows_keep_the_security_rules(project):
+    """test_workflows' rules (pinned actions, no persisted credentials, secrets with an environment) here too."""
+    from test_workflows import test_security_rules_hold_in_every_workflow as rules
+
+    rules(lambda framework, task: project)
+    train = yaml.safe_load((project / ".github" / "workflows" / "_train-databricks.yml").read_text())["jobs"]["train"]
+    assert train["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "databricks/setup-cli@6bb7075f85b326f8b9ce160933dfe9bcd63c8121" in yaml.safe_dump(train)
