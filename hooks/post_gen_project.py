@@ -10,6 +10,7 @@ DEPLOY_TARGET = "{{ cookiecutter.deploy_target }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
+TRAIN_ON = "{{ cookiecutter.train_on }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
 # What each deployment target alone uses (paths from the project root); the others' are removed.
 DEPLOY_FILES = {
@@ -29,6 +30,14 @@ DEPLOY_FILES = {
         "tests/test_azureml_traffic.py",
     ),
 }
+# What only a project that trains on Databricks has (README, "Training on Databricks").
+DATABRICKS_FILES = (
+    "databricks.yml",
+    "resources",
+    ".github/workflows/_train-databricks.yml",
+    f"src/{PACKAGE}/ops/databricks_job.py",
+    "tests/test_databricks_job.py",
+)
 
 
 def framework_modules(registry: Path, table: str = "MODULES") -> dict:
@@ -61,16 +70,22 @@ def remove_unused(root: Path) -> None:
     shutil.rmtree(locks, ignore_errors=True)
     for target, paths in DEPLOY_FILES.items():
         if target != DEPLOY_TARGET:
-            for relative in paths:
-                path = root / relative
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+            remove(root, paths)
     if (actions := root / ".github" / "actions").is_dir() and not any(actions.iterdir()):
         actions.rmdir()
+    if TRAIN_ON != "databricks":
+        remove(root, DATABRICKS_FILES)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
+
+
+def remove(root: Path, paths: tuple[str, ...]) -> None:
+    for relative in paths:
+        path = root / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ def main() -> int:
                 candidate = restore(path.read_text(), original, placeholders(context), task)
                 if candidate == original:
                     continue
+                if "{%" in original:
+                    # A Jinja block's other branches are not in this bake: writing it back would drop them.
+                    print(f"skipped {relative}: it has Jinja blocks (check it with ruff in a bake)", file=sys.stderr)
+                    continue
                 source.write_text(candidate)
                 check = Path(
                     cookiecutter(

@@ -73,6 +73,13 @@ def lint_workflows(root: Path) -> None:
     assert [ident for ident, severity in findings if severity == "Low"] in ([], ["concurrency-limits"]), findings
 
 
+# Options whose bakes change the workflows, linted like every framework and task.
+OPTION_VARIANTS = [
+    pytest.param({"deploy_target": "azureml"}, id="deploy_target-azureml"),
+    pytest.param({"train_on": "databricks"}, id="train_on-databricks"),
+]
+
+
 @pytest.fixture(scope="module")
 def variant(baked):
     return lambda framework, task: baked(framework=framework, task=task)
@@ -86,10 +93,11 @@ def test_workflows_lint_clean(variant, framework, task):
     lint_workflows(variant(framework, task))
 
 
-def test_azureml_workflows_lint_clean(baked):
-    """deploy_target=azureml: its release.yml and _deploy-azureml.yml; the other workflows are the
-    default bake's, byte for byte (the deploy target touches no other file)."""
-    lint_workflows(baked(deploy_target="azureml"))
+@pytest.mark.parametrize("options", OPTION_VARIANTS)
+def test_option_workflows_lint_clean(baked, options):
+    """Each option's own workflows (release.yml and _deploy-azureml.yml, _train-databricks.yml and its
+    callers); one bake per option, the defaults being linted above."""
+    lint_workflows(baked(**options))
 
 
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)
@@ -157,10 +165,11 @@ def test_torch_comes_from_the_cpu_index_only_where_needed(variant, framework):
     assert "{%" not in text and "cookiecutter" not in text  # the raw blocks closed where they should
 
 
-@pytest.mark.parametrize("target", ["kubernetes", "azureml"])
-def test_security_rules_hold_in_every_workflow(variant, baked, target):
+@pytest.mark.parametrize("options", [pytest.param({}, id="defaults"), *OPTION_VARIANTS])
+def test_security_rules_hold_in_every_workflow(baked, options):
     """What zizmor does not insist on, checked by reading the files."""
-    project = variant("sklearn", "binary") if target == "kubernetes" else baked(deploy_target=target)
+    project = baked(**options)
+    databricks = options.get("train_on") == "databricks"
     for path in [*workflows(project), TEMPLATE / ".github" / "workflows" / "template-ci.yml"]:
         text = path.read_text()
         spec = yaml.safe_load(text)
@@ -170,9 +179,11 @@ def test_security_rules_hold_in_every_workflow(variant, baked, target):
             where = f"{path.name}:{job_name}"
             granted = job.get("permissions", {})
             assert "packages" not in granted or path.name in ("_image.yml", "release.yml", "_deploy-azureml.yml"), where
-            # OpenID Connect tokens: the image's attestation and the deployments' cloud logins only.
+            # OpenID Connect tokens: the image's attestation, the deployments' cloud logins and, when
+            # training runs on Databricks, the jobs that log in to its workspace.
             signs = path.name == "_image.yml" or where == "release.yml:image"
-            assert "id-token" not in granted or signs or job_name.startswith("deploy"), where
+            logs_in = job_name.startswith("deploy") or (databricks and "DATABRICKS" in yaml.safe_dump(job))
+            assert "id-token" not in granted or signs or logs_in, where
             assert "pull-requests" not in granted or job_name == "pr-comment", where
             # monitor.yml: its issue job alone writes issues, its retrain job alone starts a workflow.
             assert "issues" not in granted or where == "monitor.yml:issue", where

@@ -13,7 +13,7 @@ from . import config as configuration
 from . import import_model, init_config, label_import, scoring, stages
 from .errors import CheckFailed, UsageError
 from .monitoring import command as monitoring
-from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, github_ci, registry
+from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 from .triton import command as triton
@@ -31,7 +31,8 @@ COMMAND_MODULES = (
     triton,
     github_ci,
     registry,{% if cookiecutter.deploy_target == "azureml" %}
-    azureml,{% endif %}
+    azureml,{% endif %}{% if cookiecutter.train_on == "databricks" %}
+    databricks_job,{% endif %}
 )
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")

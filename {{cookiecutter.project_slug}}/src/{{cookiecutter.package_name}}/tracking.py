@@ -18,7 +18,7 @@ from urllib.request import url2pathname
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from . import lineage
+from . import lineage, managed_tracking
 from .config import Config
 from .errors import UsageError
 
@@ -76,6 +76,7 @@ def relocate_embedded_store(config: Config) -> list[str]:
 
 def connect(config: Config) -> MlflowClient:
     uri = tracking_uri(config)
+    managed_tracking.check(uri)
     if uri == embedded_uri(config):
         for old in relocate_embedded_store(config):
             log.info("the embedded store moved: artifact locations under %s now point to %s", old, config.root)
@@ -99,6 +100,7 @@ def reference_client(config: Config) -> MlflowClient:
     read-only credentials (README, "Trust model"): they compare with the champion and write nothing.
     """
     uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri(config)
+    managed_tracking.check(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -37,6 +37,9 @@ def client_for(tracking_uri: str | None) -> MlflowClient:
         )
     from mlflow.tracking import MlflowClient
 
+    from ..managed_tracking import check
+
+    check(uri)
     return MlflowClient(uri, registry_uri=uri)
 
 

@@ -1,0 +1,136 @@
+"""train_on=databricks, checked without a workspace: the bundle's Python resources load the way the
+Databricks CLI loads them (databricks-bundles' own loader, which refuses unknown keys), a misspelt key
+fails with the library's message, the job's tasks hand the run on as the package expects, the bake is
+lint-clean and its own Databricks tests pass; the default bake has none of it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PACKAGE, SLUG, project_env
+
+BUNDLE_FILES = ("databricks.yml", "resources", ".github/workflows/_train-databricks.yml")
+
+
+@pytest.fixture(scope="module")
+def project(baked) -> Path:
+    return baked(train_on="databricks")
+
+
+def load_bundle(project: Path, target: str, folder: Path) -> tuple[int, dict, list[dict]]:
+    """What `databricks bundle deploy` does first: databricks.yml as JSON in, the resources' Python run by
+    `python -m databricks.bundles.build` (the venv's, cwd the bundle root), the expanded bundle out."""
+    config = yaml.safe_load((project / "databricks.yml").read_text())
+    config["bundle"]["target"] = target
+    paths = {name: folder / f"{target}-{name}.json" for name in ("input", "output", "diagnostics", "locations")}
+    paths["input"].write_text(json.dumps(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "databricks.bundles.build", "--phase", "load_resources"]
+        + [f"--{name}={path}" for name, path in paths.items()],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    diagnostics = [json.loads(line) for line in paths["diagnostics"].read_text().splitlines() if line.strip()]
+    return result.returncode, json.loads(paths["output"].read_text()), diagnostics
+
+
+def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
+    from databricks.bundles.jobs import Job
+
+    scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
+    experiment = yaml.safe_load((project / "config.yaml").read_text())["tracking"]["experiment"]
+    for target in ("dev", "prod"):
+        code, bundle, diagnostics = load_bundle(project, target, tmp_path)
+        assert (code, diagnostics) == (0, []), (target, diagnostics)
+        resources = bundle["resources"]
+        # The library's strict loader (unknown keys refused) reads back what the Python wrote.
+        job = Job.from_dict(resources["jobs"]["train"])
+        tasks = {task.task_key: task for task in job.tasks}
+        assert list(tasks) == ["validate", "train", "evaluate"]
+        assert [[d.task_key for d in task.depends_on] for task in job.tasks] == [[], ["validate"], ["train"]]
+        for name, task in tasks.items():
+            wheel = task.python_wheel_task
+            assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.ops.databricks_job:main"
+            assert wheel.parameters[4:7] == [name, "--config", "${workspace.file_path}/config.yaml"]
+        assert tasks["evaluate"].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
+        assert job.max_concurrent_runs == 1  # the tasks share the synced folder's outputs/
+        # Development mode would prefix a declared experiment's name: declared in prod only, as config.yaml names it.
+        declared = [item["name"] for item in resources.get("experiments", {}).values()]
+        assert declared == ([experiment] if target == "prod" else [])
+    assert experiment == f"/Shared/{SLUG}"
+
+
+def test_a_misspelt_key_fails_with_the_librarys_message(project, tmp_path):
+    broken = shutil.copytree(project, tmp_path / SLUG)
+    source = broken / "resources" / "train_job.py"
+    source.write_text(source.read_text().replace('"max_concurrent_runs"', '"max_concurent_runs"'))
+    code, _, diagnostics = load_bundle(broken, "prod", tmp_path)
+    assert code == 1
+    assert [d["severity"] for d in diagnostics] == ["error"]
+    assert "Unexpected field 'max_concurent_runs' for class Job" in diagnostics[0]["summary"] + diagnostics[0].get(
+        "detail", ""
+    )
+
+
+def test_the_wheel_the_bundle_builds_has_the_tasks_entry_point(project, tmp_path):
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".yml", ".yaml", ".toml", ".md"}:
+            text = path.read_text()
+            assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
+    # databricks.yml's artifact build command; Databricks finds the task's entry point in the wheel's metadata.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(project)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert f"{SLUG}-databricks-task = {PACKAGE}.ops.databricks_job:main" in entry_points
+    assert f"{PACKAGE}/ops/databricks_job.py" in names
+
+
+def test_databricks_bake_is_lint_clean_and_its_own_tests_pass(project):
+    bin_ = Path(sys.executable).parent
+    for command in (
+        [bin_ / "ruff", "check", "src", "tests", "resources"],
+        [bin_ / "ruff", "format", "--check", "src", "tests", "resources"],
+        [sys.executable, "-m", "mypy", "resources", "--disallow-untyped-defs", "--ignore-missing-imports"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_databricks_job.py"],
+    ):
+        result = subprocess.run(
+            [str(part) for part in command],
+            cwd=project,
+            env=project_env(project),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+
+
+def test_the_default_bake_trains_on_github_only(baked):
+    default = baked()
+    assert not [name for name in BUNDLE_FILES if (default / name).exists()]
+    assert not (default / "src" / PACKAGE / "ops" / "databricks_job.py").exists()
+    text = "".join(path.read_text() for path in (default / ".github" / "workflows").glob("*.yml"))
+    assert "DATABRICKS" not in text and "_train-databricks" not in text
+
+
+def test_databricks_train_job_logs_in_with_oidc_through_the_pinned_cli(project):
+    """test_workflows' security rules run on this bake too (its option variants); here, the train job's own."""
+    train = yaml.safe_load((project / ".github" / "workflows" / "_train-databricks.yml").read_text())["jobs"]["train"]
+    assert train["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "databricks/setup-cli@6bb7075f85b326f8b9ce160933dfe9bcd63c8121" in yaml.safe_dump(train)

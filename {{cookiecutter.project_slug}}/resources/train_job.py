@@ -1,0 +1,92 @@
+"""The training job: validate -> train -> evaluate, one wheel task per stage, as `_train.yml` runs them on GitHub.
+
+Each task is the project's own CLI from its wheel (entry point `{{ cookiecutter.project_slug }}-databricks-task`,
+ops/databricks_job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
+twice: as the task value `run_id`, which `evaluate` attaches to, and as a `run_id=<id>` line in its
+output, which `databricks bundle run --output json` returns to the GitHub workflow for gate and export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from databricks.bundles.experiments import MlflowExperiment
+from databricks.bundles.jobs import Job, TaskDict
+
+PROJECT = Path(__file__).resolve().parents[1]
+# Uploaded by the bundle's `sync` (databricks.yml); data paths in it are relative to it.
+CONFIG = "${workspace.file_path}/config.yaml"
+ENVIRONMENT = "project"
+
+
+def experiment_name() -> str:
+    """config.yaml's experiment: the stages record into it, so the bundle declares the same one."""
+    return str(yaml.safe_load((PROJECT / "config.yaml").read_text())["tracking"]["experiment"])
+
+
+def stage_task(stage: str, after: str | None = None, *extra: str) -> TaskDict:
+    return {
+        "task_key": stage,
+        "depends_on": [{"task_key": after}] if after else [],
+        "environment_key": ENVIRONMENT,
+        "python_wheel_task": {
+            "package_name": "{{ cookiecutter.project_slug }}",
+            "entry_point": "{{ cookiecutter.project_slug }}-databricks-task",
+            # The commit and ref GitHub built from, for the run's tags: `register` admits only runs of main.
+            "parameters": [
+                "--git-sha",
+                "{% raw %}{{job.parameters.git_sha}}{% endraw %}",
+                "--git-ref",
+                "{% raw %}{{job.parameters.git_ref}}{% endraw %}",
+                stage,
+                "--config",
+                CONFIG,
+                *extra,
+            ],
+        },
+    }
+
+
+def train_job(target: str) -> Job:
+    return Job.from_dict(
+        {
+            "name": "{{ cookiecutter.project_slug }}-train",
+            "description": "validate -> train -> evaluate; started by .github/workflows/_train-databricks.yml",
+            "parameters": [
+                {"name": "git_sha", "default": "unknown"},
+                {"name": "git_ref", "default": "local"},
+            ],
+            "tasks": [
+                stage_task("validate"),
+                stage_task("train", "validate"),
+                stage_task("evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+            ],
+            # Serverless: the lock's exact versions, then the project's wheel built by the bundle.
+            "environments": [
+                {
+                    "environment_key": ENVIRONMENT,
+                    "spec": {
+                        "environment_version": "4",
+                        "dependencies": [
+{%- if cookiecutter.framework != "sklearn" %}
+                            # The lock pins PyTorch's CPU build, which only PyTorch's index has.
+                            "--extra-index-url https://download.pytorch.org/whl/cpu",
+{%- endif %}
+                            "-r ${workspace.file_path}/requirements.lock",
+                            "dist/*.whl",
+                        ],
+                    },
+                }
+            ],
+            # One run at a time: the stages share the synced folder's outputs/ (validate's result).
+            "max_concurrent_runs": 1,
+            "queue": {"enabled": True},
+            "timeout_seconds": 3600,
+            "tags": {"project": "{{ cookiecutter.project_slug }}", "target": target},
+        }
+    )
+
+
+def experiment() -> MlflowExperiment:
+    return MlflowExperiment.from_dict({"name": experiment_name()})
