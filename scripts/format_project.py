@@ -1,7 +1,7 @@
 """Apply `ruff check --fix` and `ruff format` to the template's Python files.
 
 The template's files hold Jinja placeholders, so ruff cannot read them as they are. This bakes the
-template once per framework and once per other deployment target, formats the baked files, and
+template once per framework and once per other choice of deploy_target and train_on, formats the baked files, and
 writes each one back with the placeholders restored. A file is written back only if the round trip
 is exact: baking the result again must give the formatted file byte for byte. Files holding Jinja
 blocks (`{% if %}`) are left alone: one bake renders only one branch of them.
@@ -49,9 +49,9 @@ def restore(text: str, template_text: str, pairs: list[tuple[str, str]], task: s
 def main() -> int:
     defaults = json.loads((TEMPLATE / "cookiecutter.json").read_text())
     written = 0
-    # Each framework once, and the files only another deployment target generates.
+    # Each framework once, and the files only another deployment target or training place generates.
     variants = [{"framework": framework} for framework in defaults["framework"]]
-    variants += [{"deploy_target": target} for target in defaults["deploy_target"][1:]]
+    variants += [{option: choice} for option in ("deploy_target", "train_on") for choice in defaults[option][1:]]
     for variant in variants:
         with tempfile.TemporaryDirectory() as folder:
             baked = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=folder, extra_context=variant))
@@ -74,10 +74,6 @@ def main() -> int:
                 if not source.is_file():
                     continue
                 original = source.read_text()
-                if "{%" in original:
-                    # A block renders differently per option: the round trip below would drop it.
-                    print(f"skipped {relative}: it holds Jinja blocks, format it by hand", file=sys.stderr)
-                    continue
                 candidate = restore(path.read_text(), original, placeholders(context), task)
                 if candidate == original:
                     continue
