@@ -164,9 +164,12 @@ def extract(model: Model) -> LinearModel:
     proto = onnx.load(str(model.path))
     nodes = [node for node in proto.graph.node if node.op_type in LINEAR_OPS and node.domain == "ai.onnx.ml"]
     if len(nodes) != 1:
-        others = sorted({node.op_type for node in proto.graph.node if node.domain == "ai.onnx.ml"} - set(LINEAR_OPS))
-        found = f"{len(nodes)} linear nodes" + (f" (its model nodes: {', '.join(others)})" if others else "")
-        raise _refuse(model.path, f"this file has {found}, not one LinearClassifier or LinearRegressor")
+        kinds = sorted({node.op_type for node in proto.graph.node})
+        raise _refuse(
+            model.path,
+            f"this file has {len(nodes)} LinearClassifier or LinearRegressor nodes, not one "
+            f"(its operators: {', '.join(kinds)})",
+        )
     (node,) = nodes
     weights, bias, link = _weights(model.path, node, model.classes)
     linear = LinearModel(weights, bias, link, _transform(proto, node.input[0], weights.shape[1]))
