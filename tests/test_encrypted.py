@@ -22,6 +22,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import tenseal as ts
+
 from conftest import SLUG, cli, project_env
 from processes import free_port, start, stop, wait_for_http
 
