@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import tenseal as ts
 
-from conftest import SLUG, cli, project_env
+from conftest import SLUG, cli, project_env, run
 from processes import free_port, start, stop, wait_for_http
 
 ROWS = 300
@@ -93,9 +93,6 @@ def test_encrypted_round_trip_matches_onnxruntime_without_plaintext_reaching_the
         private = json.loads(secret.read_bytes())["context"]
         status, refused = post(f"{url}/encrypted/predict", json.dumps({**sent, "context": private}).encode())
         assert status == 400 and "secret key" in refused["detail"], refused
-        # Rows prepared for another model's transform are refused, not scored wrongly.
-        status, refused = post(f"{url}/encrypted/predict", json.dumps({**sent, "transform_sha256": "0" * 64}).encode())
-        assert status == 409 and "encrypt-request again" in refused["detail"], refused
     finally:
         stop(process)
 
@@ -113,6 +110,15 @@ def test_encrypted_round_trip_matches_onnxruntime_without_plaintext_reaching_the
     assert decrypted["predictions"] == labels.tolist()
     assert np.abs(np.asarray(decrypted["probabilities"]) - probabilities).max() < 1e-4
     assert len(decrypted["scores"]) == ROWS
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_softmax_and_identity_links_match_onnxruntime(baked, task):
+    """The generated project's own in-process round trip (tests/test_encrypted.py) on the other tasks' bakes
+    (the binary bake runs it with the rest of its suite)."""
+    project = baked(task=task, framework="sklearn")  # the bake test_bake.py makes too
+    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_encrypted.py")
+    assert "2 passed" in result.stdout, result.stdout
 
 
 def test_encrypted_endpoint_refuses_a_model_that_is_not_linear(project_with_model, tmp_path):
