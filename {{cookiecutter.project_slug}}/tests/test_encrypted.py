@@ -22,10 +22,16 @@ TASK = "{{ cookiecutter.task }}"
 ROWS = 200
 
 
-def test_decrypted_predictions_match_onnxruntime(tmp_path):
-    path = build(tmp_path / "model.onnx", TASK)
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The contract model, its linear part as the server extracts it, and the model's path."""
+    path = build(tmp_path_factory.mktemp("encrypted") / "model.onnx", TASK)
     model = load(Settings(model_path=path))
-    served = linear.extract(model)
+    return model, linear.extract(model), path
+
+
+def test_decrypted_predictions_match_onnxruntime(served):
+    model, served, path = served
     spec = json.loads(json.dumps(encrypted.spec(served, model.describe(), ROWS)))  # as a client receives it
     records = sample_records(TASK, rows=ROWS)
     request, secret = encrypted_client.encrypt(spec, encrypted_client.prepare(spec, records))
@@ -41,10 +47,8 @@ def test_decrypted_predictions_match_onnxruntime(tmp_path):
         assert np.abs(np.asarray(result["probabilities"]) - expected["probabilities"]).max() < 1e-4
 
 
-def test_a_request_past_the_row_limit_or_for_another_transform_is_refused(tmp_path):
-    path = build(tmp_path / "model.onnx", TASK)
-    model = load(Settings(model_path=path))
-    served = linear.extract(model)
+def test_a_request_past_the_row_limit_or_for_another_transform_is_refused(served):
+    model, served, _ = served
     spec = json.loads(json.dumps(encrypted.spec(served, model.describe(), 4)))
     request, _ = encrypted_client.encrypt(spec, encrypted_client.prepare(spec, sample_records(TASK, rows=4)))
     with pytest.raises(encrypted.RequestError, match="MAX_BATCH_ROWS") as refused:
