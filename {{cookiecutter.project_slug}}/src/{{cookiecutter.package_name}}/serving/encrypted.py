@@ -148,7 +148,7 @@ def score(linear: LinearModel, body: bytes, max_rows: int) -> bytes:
             encrypted_scores = [
                 _linear_score(columns, weights, bias) for weights, bias in zip(linear.weights, linear.bias, strict=True)
             ]
-        except ValueError as error:  # e.g. "scale out of bounds": parameters without room for a multiplication
+        except (ValueError, RuntimeError) as error:  # e.g. "scale out of bounds": no room for a multiplication
             raise RequestError(
                 422,
                 f"context: its parameters cannot hold one multiplication ({error}); use "
