@@ -52,10 +52,14 @@ def row_layout(linear_model: linear.LinearModel, prepared: np.ndarray, repeats: 
     context.generate_galois_keys()
     public = context.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=True)
     server = ts.context_from(public)
-    weights = linear_model.weights.T.tolist()
     vector = ts.ckks_vector(context, prepared[0].tolist()).serialize()
     bias = linear_model.bias.tolist()
-    seconds, _ = timed(lambda: ts.ckks_vector_from(server, vector).matmul(weights) + bias, repeats)
+    if len(bias) == 1:  # one score: a dot product (a sum by log2(slots) rotations), cheaper than a product by matrix
+        weights = linear_model.weights[0].tolist()
+        seconds, _ = timed(lambda: ts.ckks_vector_from(server, vector).dot(weights) + bias, repeats)
+    else:
+        matrix = linear_model.weights.T.tolist()
+        seconds, _ = timed(lambda: ts.ckks_vector_from(server, vector).matmul(matrix) + bias, repeats)
     print(
         f"\nNot used: one row per ciphertext (dot product by rotations): {seconds * 1000:.1f} ms of server time "
         f"per row, {len(vector) / 1e6:.2f} MB per row, and a public context with Galois keys of "
