@@ -177,7 +177,7 @@ def test_text_columns_with_many_categories_export_with_parity(text_columns, work
     features = data.features(frame, schema)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     with mlflow.start_run():  # the neural networks log their epochs: to a run of this test's own store
-        model = framework.train(features, data.target(frame, schema), schema, settings.model.params, settings.split)
+        model = framework.train(features, data.target(frame, schema), schema, settings.model, settings.split)
     unseen = features.assign(code=features["code"].where(frame.index % 7 != 0, "never-seen"))
     native = framework.predict(model, unseen)
     exported = onnx_model.predict(

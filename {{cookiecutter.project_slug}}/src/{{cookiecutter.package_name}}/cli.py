@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from . import config as configuration
-from . import import_model, init_config, label_import, scoring, stages
+from . import encrypted_client, import_model, init_config, label_import, scoring, stages
 from .errors import CheckFailed, UsageError
 from .monitoring import command as monitoring
 from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     scoring,
     monitoring,
     server,
+    encrypted_client,
     label_import,
     container,
     triton,

@@ -53,7 +53,18 @@ class Split(Strict):
 
 class Model(Strict):
     framework: FrameworkName  # one of frameworks.MODULES
+    # sklearn only (empty: gradient_boosting). `linear` is what encrypted inference needs (README).
+    estimator: Literal["gradient_boosting", "linear"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _estimator_is_sklearn(self) -> Model:
+        if self.estimator is not None and self.framework != "sklearn":
+            raise ValueError(
+                f"estimator: {self.estimator!r} is a choice of the sklearn framework only; "
+                f"remove it for {self.framework} (its network is set by model.params)"
+            )
+        return self
 
 
 class Threshold(Strict):

@@ -425,6 +425,8 @@ def project_settings(path: Path, explicit: bool) -> tuple[dict[str, Any], str]:
             log.warning("%s is not a valid config: split, model, export and tracking get their defaults", path)
         else:
             settings = existing.model_dump(mode="json", include={"split", "model", "export", "tracking"})
+            # No `estimator: null` for the frameworks without that choice.
+            settings["model"] = existing.model.model_dump(mode="json", exclude_none=True)
             settings["regression_tolerance"] = existing.gate.regression_tolerance
             return settings, f"copied from {path.name}"
     elif explicit:

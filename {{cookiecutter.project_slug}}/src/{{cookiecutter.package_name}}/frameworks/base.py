@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     import onnx
     import pandas as pd
 
+    from ..config import Model as ModelSettings
     from ..config import Split
     from ..data import Schema
     from ..predictions import Predictions
@@ -23,9 +24,9 @@ class Framework(ABC, Generic[Model]):
 
     @abstractmethod
     def train(
-        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> Model:
-        """A fitted model; `params` is config.yaml's model.params, `split` gives the seed and validation size."""
+        """A fitted model; `settings` is config.yaml's model section, `split` gives the seed and validation size."""
 
     @abstractmethod
     def classes(self, model: Model) -> list:

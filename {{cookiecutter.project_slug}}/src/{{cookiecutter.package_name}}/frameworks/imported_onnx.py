@@ -14,7 +14,6 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from .. import onnx_model
+from ..config import Model as ModelSettings
 from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
@@ -117,7 +117,7 @@ class ImportedOnnx(Framework[OnnxModel]):
     name = "onnx"  # the run's framework tag; not a choice for model.framework in config.yaml
 
     def train(
-        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> OnnxModel:
         raise UsageError("an imported ONNX model is not trained by this project: use `import-model` to bring it in")
 

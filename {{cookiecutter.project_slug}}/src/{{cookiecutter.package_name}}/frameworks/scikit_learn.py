@@ -1,4 +1,9 @@
-"""scikit-learn: one Pipeline (imputation + one-hot encoding + gradient-boosted trees)."""
+"""scikit-learn: one Pipeline (imputation + one-hot encoding + gradient-boosted trees, or a linear model).
+
+config.yaml's model.estimator picks the model: `gradient_boosting` (the default) or `linear`
+(logistic regression for classes, ridge regression for values), whose numbers are also standardised.
+A linear model is what the server's encrypted endpoint needs (serving/linear.py).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,11 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ..config import Model as ModelSettings
 from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
@@ -25,14 +32,38 @@ from ..predictions import ClassPredictions, Predictions, ValuePredictions
 from . import model_files, read_skops
 from .base import Framework
 
-# Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds;
-# anything else in the file is refused. A new estimator that needs more fails to log, naming the type.
+# Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds (a
+# linear pipeline needs no more: skops trusts scikit-learn's linear models and scalers); anything else
+# in the file is refused. A new estimator that needs more fails to log, naming the type.
 TRUSTED_TYPES = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops model
 # A text column's most frequent categories each get a one-hot column; the rarer ones share one.
 # Without a cap, a 50-category column is 50 dense float64 columns: on 1M rows the encoded table
 # alone is GBs, and the trees' training time grows with its width.
 MAX_CATEGORIES = 20
+
+
+# A linear classifier fitted by lbfgs on a few thousand scaled rows can need more than scikit-learn's
+# default 100 iterations to converge; model.params overrides it.
+LINEAR_CLASSIFIER_DEFAULTS: dict[str, Any] = {"max_iter": 1000}
+
+
+def estimator(kind: str, task: str, params: dict[str, Any], seed: int) -> Any:
+    """The model.estimator `kind` for `task`, built with model.params."""
+    regression = task == "regression"
+    chosen: type
+    if kind == "linear":
+        chosen = Ridge if regression else LogisticRegression
+        params = params if regression else LINEAR_CLASSIFIER_DEFAULTS | params
+    else:
+        chosen = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    try:
+        return chosen(**params, random_state=seed)
+    except TypeError as error:
+        raise UsageError(
+            f"model.params: {error}; model.estimator {kind!r} trains a {chosen.__name__}: give its parameters "
+            "(listed in scikit-learn's documentation)"
+        ) from error
 
 
 def max_categories(schema: Schema) -> int | None:
@@ -45,18 +76,17 @@ class ScikitLearn(Framework[Pipeline]):
     name = "sklearn"
 
     def train(
-        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> Pipeline:
-        estimator_type = (
-            HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
-        )
-        try:
-            estimator = estimator_type(**params, random_state=split.seed)
-        except TypeError as error:
-            raise UsageError(f"model.params: {error}") from error
+        kind = settings.estimator or "gradient_boosting"
+        model = estimator(kind, schema.task, settings.params, split.seed)
+        # Trees need no scaling, and scaling would move values across their float32 split thresholds in
+        # ONNX; a linear model's coefficients are only comparable (and its solver converges) on scaled numbers.
+        imputer = SimpleImputer(strategy="median")
+        numeric = make_pipeline(imputer, StandardScaler()) if kind == "linear" else imputer
         preprocess = ColumnTransformer(
             [
-                ("numeric", SimpleImputer(strategy="median"), schema.numeric_inputs),
+                ("numeric", numeric, schema.numeric_inputs),
                 (
                     "categorical",
                     OneHotEncoder(handle_unknown="ignore", max_categories=max_categories(schema), sparse_output=False),
@@ -64,7 +94,7 @@ class ScikitLearn(Framework[Pipeline]):
                 ),
             ],
         )
-        pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+        pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
         return pipeline.fit(features, target)
 
     def classes(self, model: Pipeline) -> list:

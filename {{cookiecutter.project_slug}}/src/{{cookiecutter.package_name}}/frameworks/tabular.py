@@ -37,6 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch.utils.tensorboard import SummaryWriter
 
+from ..config import Model as ModelSettings
 from ..config import Split
 from ..data import Schema
 from ..errors import UsageError
@@ -205,12 +206,12 @@ class NeuralNetwork(Framework[TabularModel]):
     """A network on the preprocessed table; a subclass gives the five abstract methods at the end."""
 
     def train(
-        self, features: pd.DataFrame, target: pd.Series, schema: Schema, params: dict[str, Any], split: Split
+        self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> TabularModel:
-        settings = self.settings(params)
+        chosen = self.settings(settings.params)
         data = prepare(features, target, schema, split.validation_size, split.seed)
         with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
-            network, best_epoch = self.fit(data, settings, split.seed, board)
+            network, best_epoch = self.fit(data, chosen, split.seed, board)
             board.flush()
             mlflow.log_artifacts(events, "tensorboard")
         mlflow.log_metric("epoch.best", best_epoch)

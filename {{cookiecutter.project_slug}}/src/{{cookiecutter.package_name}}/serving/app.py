@@ -1,4 +1,4 @@
-"""Routes: /health, /ready, /predict, /feedback, /metadata, /metrics.
+"""Routes: /health, /ready, /predict, /feedback, /metadata, /metrics (and /encrypted: encrypted_api.py).
 
 Start with `python -m <package>.serving` (or the CLI's `serve`); uvicorn calls `create_app()`.
 """
@@ -226,7 +226,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Load the model (the OpenAPI schema is built from it); the app warms it up before reporting ready."""
     settings = settings or Settings.from_env()
     model = load(settings)
-    metrics = Metrics(ROUTES)
+    encrypted = None
+    if settings.encrypted_inference:  # imported only then: it needs onnx and TenSEAL
+        from .encrypted_api import ROUTES as ENCRYPTED_ROUTES
+        from .encrypted_api import EncryptedEndpoint
+
+        encrypted = EncryptedEndpoint(model, settings)  # refuses a model that is not linear
+    metrics = Metrics(ROUTES | ENCRYPTED_ROUTES if encrypted else ROUTES)
     predictor = Predictor(model, settings, metrics)
     description = model.describe()
     app = FastAPI(
@@ -241,6 +247,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.prediction_log_url:
         components |= feedback_components
     add_routes(app, operation, feedback_operation, bool(settings.prediction_log_url))
+    if encrypted is not None:
+        encrypted.add_routes(app)
     add_openapi(app, components)
     app.state.model = model
     app.state.predictor = predictor

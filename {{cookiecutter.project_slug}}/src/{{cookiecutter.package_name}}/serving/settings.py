@@ -51,6 +51,17 @@ def _fraction(env: dict[str, str], name: str, default: float) -> float:
     return _float(env, name, default, expected, lambda value: 0 <= value <= 1, "from 0 (off) to 1 (every request)")
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r}: expected true or false")
+
+
 def _database_url(env: dict[str, str], sample: float) -> str:
     url = env.get("PREDICTION_LOG_URL", "").strip()
     if url and not url.startswith(("postgresql://", "postgres://")):
@@ -108,6 +119,11 @@ class Settings:
     # Bytes of request and response bodies waiting for the log's writer, per worker; past it a sampled
     # request is dropped (and counted) rather than held: the log never slows or grows the server.
     prediction_log_queue_bytes: int = 32 * 1024 * 1024
+    # POST /encrypted/predict for CKKS-encrypted rows (encrypted.py), off by default: it needs a linear
+    # model (the server refuses to start otherwise) and TenSEAL. Its bodies are far larger than /predict's
+    # (about 0.33 MB of base64 per prepared feature per 4096 rows), so they have their own limit.
+    encrypted_inference: bool = False
+    encrypted_max_body_bytes: int = 64 * 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -142,6 +158,8 @@ class Settings:
             prediction_log_queue_bytes=_int(
                 env, "PREDICTION_LOG_QUEUE_BYTES", cls.prediction_log_queue_bytes, 64 * 1024
             ),
+            encrypted_inference=_flag(env, "ENCRYPTED_INFERENCE", cls.encrypted_inference),
+            encrypted_max_body_bytes=_int(env, "ENCRYPTED_MAX_BODY_BYTES", cls.encrypted_max_body_bytes, 1024 * 1024),
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port, 1),
             workers=_int(env, "WORKERS", cls.workers, 1),

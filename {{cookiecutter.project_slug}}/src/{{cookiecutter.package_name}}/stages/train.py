@@ -57,6 +57,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.log_params(
             {
                 "framework": config.model.framework,
+                **({"model.estimator": config.model.estimator} if config.model.estimator else {}),
                 "task": config.task,
                 "data.path": config.data.path.name,
                 "data.sha256": data.fingerprint(config.data_path),
@@ -72,9 +73,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
         train_features = data.features(split.train, schema)
-        model = framework.train(
-            train_features, data.target(split.train, schema), schema, config.model.params, config.split
-        )
+        model = framework.train(train_features, data.target(split.train, schema), schema, config.model, config.split)
         predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
         scores = metrics.compute(
             config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)

@@ -1,0 +1,122 @@
+"""GET /encrypted and POST /encrypted/predict: present only when ENCRYPTED_INFERENCE is on (settings.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from . import encrypted, linear
+from .fastlane import content_type_problem
+from .model import Model, ModelError
+from .settings import Settings
+
+JSON = "application/json"
+ROUTES = {"/encrypted", "/encrypted/predict"}
+REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["context", "transform_sha256", "rows", "packs"],
+    "properties": {
+        "context": {"type": "string", "description": "public TenSEAL CKKS context, base64 (no secret key)"},
+        "transform_sha256": {"type": "string", "description": "GET /encrypted's transform_sha256"},
+        "rows": {"type": "integer", "minimum": 1},
+        "packs": {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "string"}},
+            "description": "per pack of up to 4096 rows, one base64 CKKS vector per prepared feature",
+        },
+    },
+}
+
+
+def _detail(message: str) -> bytes:
+    return orjson.dumps({"detail": message})
+
+
+class TooLarge(Exception):
+    pass
+
+
+class EncryptedEndpoint:
+    def __init__(self, model: Model, settings: Settings):
+        try:
+            import tenseal  # noqa: F401  # missing: fail at start-up, not on the first request
+        except ImportError as error:
+            raise ModelError(
+                "ENCRYPTED_INFERENCE=true needs TenSEAL: pip install tenseal (the serving image's "
+                "docker/requirements-serve.txt pins it)"
+            ) from error
+        self.linear = linear.extract(model)
+        self.spec = orjson.dumps(encrypted.spec(self.linear, model.describe(), settings.max_batch_rows))
+        self.max_body_bytes = settings.encrypted_max_body_bytes
+        self.max_rows = settings.max_batch_rows
+        # CPU-bound for up to seconds: one at a time per worker, so requests queue instead of each
+        # holding its body and ciphertexts in memory while they share the same cores.
+        self.computing = asyncio.Semaphore(1)
+
+    async def describe(self, request: Request) -> Response:
+        return Response(self.spec, media_type=JSON)
+
+    async def predict(self, request: Request) -> Response:
+        if not request.app.state.predictor.ready:
+            return Response(_detail("not ready: the model is loading or warming up"), 503, media_type=JSON)
+        problem = content_type_problem(request.headers.get("content-type", "").encode("latin-1") or None)
+        if problem is not None:
+            message = f"{problem}: send the request file encrypt-request wrote, as JSON"
+            return Response(_detail(message), 415, media_type=JSON)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            return self._too_large(f"Content-Length {int(length)}")
+        try:
+            body = await self._read(request)
+        except TooLarge:
+            return self._too_large("body")
+        async with self.computing:
+            status, payload = await run_in_threadpool(self._score, body)
+        return Response(payload, status, media_type=JSON)
+
+    def _score(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, encrypted.score(self.linear, body, self.max_rows)
+        except encrypted.RequestError as error:
+            return error.status, _detail(str(error))
+
+    async def _read(self, request: Request) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:  # stop reading: a client cannot make us buffer more
+                raise TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, what: str) -> Response:
+        return Response(
+            _detail(
+                f"{what}: over the limit of {self.max_body_bytes} bytes (ENCRYPTED_MAX_BODY_BYTES); "
+                "send fewer rows per request"
+            ),
+            413,
+            headers={"connection": "close"},
+            media_type=JSON,
+        )
+
+    def add_routes(self, app: FastAPI) -> None:
+        app.add_api_route(
+            "/encrypted",
+            self.describe,
+            methods=["GET"],
+            summary="What encrypt-request needs: the feature transform, the link and the CKKS parameters",
+        )
+        app.add_api_route(
+            "/encrypted/predict",
+            self.predict,
+            methods=["POST"],
+            summary="Linear scores of CKKS-encrypted rows, encrypted (decrypt-response reads them)",
+            openapi_extra={
+                "requestBody": {"required": True, "content": {JSON: {"schema": REQUEST_SCHEMA}}},
+            },
+        )
