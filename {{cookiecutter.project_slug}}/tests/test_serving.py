@@ -569,4 +569,3 @@ def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_ow
     # Refused when parsed, it never joined a batch.
     assert answers["wrong"][0] == 422 and "records[0].age" in json.loads(answers["wrong"][2])["detail"]
     assert "predict_batch_requests_count 2.0" in metrics and "predict_batch_requests_sum 5.0" in metrics, metrics
-    assert "predict_batch_rows_sum 16.0" in metrics

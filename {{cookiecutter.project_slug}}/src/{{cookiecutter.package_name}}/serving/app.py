@@ -68,13 +68,7 @@ class Predictor:
         # Requests of batch_rows rows or more are a batch already: they run alone, as without batching.
         self.batch_rows = settings.dynamic_batch_rows
         self.batcher = (
-            Batcher(
-                model.infer,
-                self.batch_rows,
-                settings.dynamic_batch_window_ms / 1000,
-                metrics.batch_requests,
-                metrics.batch_rows,
-            )
+            Batcher(model.infer, self.batch_rows, settings.dynamic_batch_window_ms / 1000, metrics.batch_requests)
             if self.batch_rows > 1  # 0 is off; with 1 no two requests fit in one call
             else None
         )

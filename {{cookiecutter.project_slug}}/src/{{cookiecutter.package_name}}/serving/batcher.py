@@ -31,6 +31,7 @@ Outputs = list[np.ndarray]
 
 @dataclass(slots=True)
 class _Batch:
+    loop: asyncio.AbstractEventLoop
     feeds: list[Feeds] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     waiting: list[asyncio.Future[Outputs]] = field(default_factory=list)
@@ -46,28 +47,29 @@ class Batcher:
         max_rows: int,
         window: float,
         requests: Histogram,
-        rows: Histogram,
     ):
         self.infer = infer  # feeds -> outputs, each with one row per input row along the first axis
         self.max_rows = max_rows
         self.window = window  # seconds a batch stays open after its first request; 0: one loop turn
         self.requests = requests  # requests per onnxruntime call
-        self.rows = rows  # rows per onnxruntime call
         self.open: _Batch | None = None
 
     async def run(self, feeds: Feeds, rows: int) -> Outputs:
         """This request's rows of the outputs; raises what the model raised for them. `rows` must be
         under max_rows: a request that large is already a batch, run it alone."""
+        loop = asyncio.get_running_loop()
         batch = self.open
+        if batch is not None and batch.loop is not loop:  # left by a stopped loop (test clients start one each)
+            batch = None
         if batch is not None and batch.total + rows > self.max_rows:
             self._run(batch)  # full for this request: run it now and open the next one
             batch = None
         leader = batch is None
         if batch is None:
-            batch = self.open = _Batch()
+            batch = self.open = _Batch(loop)
             if self.window > 0:
-                batch.timer = asyncio.get_running_loop().call_later(self.window, self._run, batch)
-        waiting: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+                batch.timer = loop.call_later(self.window, self._run, batch)
+        waiting: asyncio.Future[Outputs] = loop.create_future()
         batch.feeds.append(feeds)
         batch.rows.append(rows)
         batch.waiting.append(waiting)
@@ -90,7 +92,6 @@ class Batcher:
         if batch.timer is not None:
             batch.timer.cancel()
         self.requests.observe(len(batch.waiting))
-        self.rows.observe(batch.total)
         if len(batch.feeds) == 1:
             _settle(batch.waiting[0], self.infer, batch.feeds[0])
             return

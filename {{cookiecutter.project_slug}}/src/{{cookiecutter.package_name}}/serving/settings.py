@@ -94,7 +94,7 @@ class Settings:
     # dynamic_batch_window_ms for more requests after its first; 0 = only for those already received
     # (one event-loop turn). Whole milliseconds: uvloop's timers count nothing finer. Merged calls
     # run on the event loop, so at most offload_rows rows.
-    dynamic_batch_rows: int = 0
+    dynamic_batch_rows: int = 64
     dynamic_batch_window_ms: int = 0
     # Slow or idle clients must not hold sockets: a request head (line and headers) must arrive
     # within header_timeout of its first byte (or of connecting), its body within body_timeout of the
