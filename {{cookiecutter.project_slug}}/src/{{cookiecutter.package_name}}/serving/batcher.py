@@ -2,8 +2,8 @@
 
 A single-row request spends most of its model time on onnxruntime's fixed per-call cost, so several
 requests merged into one call cost little more than one. As in Triton's dynamic batcher, the first
-request of a batch opens it; requests that come while it is open join it; it runs when it reaches
-`max_rows`, or when its window ends. With a window of 0 (the default) it waits for nothing: its
+request of a batch opens it; requests that come while it is open join it; it runs when it is full
+(`max_rows` rows, or the next request would not fit) or when its window ends. With a window of 0 (the default) it waits for nothing: its
 first request lets the event loop run once, so that the requests already received (parsed in that
 turn) join, then runs. A lone client therefore pays one event-loop turn, not a delay; under load,
 the requests that arrive while a batch runs form the next one.
