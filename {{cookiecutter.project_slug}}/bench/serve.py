@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "--log-samples", type=float, nargs="+", default=[0.1, 1.0], help="PREDICTION_LOG_SAMPLE values to bench"
     )
     parser.add_argument(
-        "--concurrency", type=int, nargs="+", default=[1, 8], help="connections for the single-row scenarios"
+        "--concurrency", type=int, nargs="+", default=[1, 8, 64], help="connections for the single-row scenarios"
     )
     parser.add_argument(
         "--batching",

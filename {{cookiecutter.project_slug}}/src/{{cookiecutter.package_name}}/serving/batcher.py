@@ -3,10 +3,10 @@
 A single-row request spends most of its model time on onnxruntime's fixed per-call cost, so several
 requests merged into one call cost little more than one. As in Triton's dynamic batcher, the first
 request of a batch opens it; requests that come while it is open join it; it runs when it is full
-(`max_rows` rows, or the next request would not fit) or when its window ends. With a window of 0 (the default) it waits for nothing: its
-first request lets the event loop run once, so that the requests already received (parsed in that
-turn) join, then runs. A lone client therefore pays one event-loop turn, not a delay; under load,
-the requests that arrive while a batch runs form the next one.
+(`max_rows` rows, or the next request would not fit) or when its window ends. With a window of 0
+(the default) it waits for nothing: its first request lets the event loop run once, so that the
+requests already received (parsed in that turn) join, then runs. A lone client therefore pays one
+event-loop turn, not a delay; under load, the requests that arrive while a batch runs form the next.
 
 Each request is parsed and checked on its own before it joins (a bad body answers only its own
 client). When the merged call fails, every request of the batch is run again alone, so that a value
