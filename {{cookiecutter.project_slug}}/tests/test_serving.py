@@ -560,7 +560,10 @@ def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_ow
             answers |= send_together(
                 server, {name: json.dumps({"records": rows}).encode() for name, rows in parts.items()}
             )
+        # Alone, a request's batch never fills: it runs when the window ends.
+        alone = call(server, "POST", "/predict", json.dumps({"records": records[:1]}).encode())
         metrics = call(server, "GET", "/metrics", content_type=None)[1].decode()
+    assert alone[0] == 200 and json.loads(alone[1]) == json.loads(answers["one"][2])
     for name in ("one", "two", "five", "six"):
         status, _, payload = answers[name]
         assert status == 200, payload
@@ -568,4 +571,4 @@ def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_ow
     assert answers["bad"][0] == 422 and "could not use this input" in json.loads(answers["bad"][2])["detail"]
     # Refused when parsed, it never joined a batch.
     assert answers["wrong"][0] == 422 and "records[0].age" in json.loads(answers["wrong"][2])["detail"]
-    assert "predict_batch_requests_count 2.0" in metrics and "predict_batch_requests_sum 5.0" in metrics, metrics
+    assert "predict_batch_requests_count 3.0" in metrics and "predict_batch_requests_sum 6.0" in metrics, metrics
