@@ -139,7 +139,8 @@ def test_sampled_requests_are_logged_as_answered_and_labelled_by_feedback(served
 
 
 def test_the_documented_api_holds_with_the_log_on(served):
-    """/feedback is documented once a log is configured: fuzz both operations, headers included."""
+    """/feedback is documented once a log is configured: fuzz both operations, headers included;
+    predictions go through dynamic batching (on by default), as in production."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
@@ -159,6 +160,7 @@ def test_the_documented_api_holds_with_the_log_on(served):
         case.call_and_validate(checks=checks)
 
     fuzz()
+    assert metric(served, "predict_batch_requests_count") > 0, "no /predict request went through the batcher"
 
 
 def test_what_is_queued_at_shutdown_is_written(project_with_model, postgres, tmp_path):

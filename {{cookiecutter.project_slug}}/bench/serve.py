@@ -4,12 +4,15 @@
     python bench/serve.py --run-id <id> --duration 10 --workers 1
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
     python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1 --rounds 5   # the log's cost
+    python bench/serve.py --skip-mlflow --batching off 0 0.5 --concurrency 1 8 64   # dynamic batching's effect
 
 Prints a Markdown table (throughput, p50, p99, the server's CPU time per request, start-up time, RSS)
 and the targets. Not a test: the figures depend on the machine; run it on the machine you will serve
 from. Needs `wrk` (apt install wrk). With --log-url, the ONNX server also runs with request logging
 at each of --log-samples ("onnx log 0.1"); each scenario runs on every server in turn, so that a busy
 machine slows them alike, and a last table says how many sampled requests each wrote or dropped.
+With --batching, the ONNX server also runs with dynamic batching off or at each window given
+("onnx batching 0 ms"); the table then says how many requests each onnxruntime call merged.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Result:
     p99_ms: float
     errors: int
     cpu_us: float = 0.0  # the server's CPU time (all its processes and threads) per request
+    merged: float = 0.0  # requests per onnxruntime call (dynamic batching; 0: none merged)
 
 
 def free_port() -> int:
@@ -206,7 +210,16 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
         statistics.median(r.cpu_us for r in results),
+        statistics.median(r.merged for r in results),
     )
+
+
+def batch_counts(server: Server) -> tuple[float, float]:
+    """(onnxruntime calls, requests in them) so far, from the batcher's histogram in /metrics."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = dict(re.findall(r"^predict_batch_requests_(count|sum) ([\d.e+]+)$", text, re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
 
 
 def logged(server: Server) -> str:
@@ -221,14 +234,16 @@ def logged(server: Server) -> str:
 
 def table(results: list[Result], servers: dict[str, Server], rss: dict[str, float]) -> str:
     lines = [
-        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU µs/request |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | scenario | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU µs/request "
+        "| requests per onnxruntime call |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows = r.rps * (1000 if "1000 rows" in r.scenario else 1)
+        merged = f"{r.merged:.1f}" if r.merged else ""
         lines.append(
             f"| {r.server} | {r.scenario} | {r.rps:,.0f} | {rows:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} "
-            f"| {r.cpu_us:,.0f} |"
+            f"| {r.cpu_us:,.0f} | {merged} |"
         )
     lines += ["", "| server | start-up to ready (s) | RSS after load (MB) |", "|---|---:|---:|"]
     lines += [f"| {name} | {server.startup_s:.2f} | {rss[name]:.0f} |" for name, server in servers.items()]
@@ -240,20 +255,20 @@ def targets(results: list[Result]) -> str:
         return next((r for r in results if r.server == server and r.scenario == scenario), None)
 
     onnx1, mlflow1 = get("onnx", "predict 1 row c=1"), get("mlflow", "predict 1 row c=1")
-    health = get("onnx", "health c=8")
-    onnx8 = get("onnx", "predict 1 row c=8")
     onnxb, mlflowb = get("onnx", "predict 1000 rows c=1"), get("mlflow", "predict 1000 rows c=1")
     checks = []
     if onnx1 and mlflow1:
         checks.append(
             (">= 30x mlflow single-row rps at c=1", f"{onnx1.rps / mlflow1.rps:.1f}x", onnx1.rps >= 30 * mlflow1.rps)
         )
-    if onnx1:
-        checks.append(("p99 single row at c=1 < 1 ms", f"{onnx1.p99_ms:.3f} ms", onnx1.p99_ms < 1.0))
-    if onnx8 and health:
-        checks.append(
-            ("/predict rps >= 0.5x /health rps (c=8)", f"{onnx8.rps / health.rps:.2f}x", onnx8.rps >= 0.5 * health.rps)
-        )
+    for server in dict.fromkeys(r.server for r in results if r.server != "mlflow"):  # every ONNX variant
+        one, eight = (get(server, f"predict 1 row c={c}") for c in (1, 8))
+        health = get(server, "health c=8")
+        if one:
+            checks.append((f"{server}: p99 single row at c=1 < 1 ms", f"{one.p99_ms:.3f} ms", one.p99_ms < 1.0))
+        if eight and health:
+            ratio = eight.rps / health.rps
+            checks.append((f"{server}: /predict rps >= 0.5x /health rps (c=8)", f"{ratio:.2f}x", ratio >= 0.5))
     if onnxb and mlflowb:
         checks.append(
             ("1000-row batch rps >= mlflow's", f"{onnxb.rps:,.0f} vs {mlflowb.rps:,.0f}", onnxb.rps >= mlflowb.rps)
@@ -279,6 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-samples", type=float, nargs="+", default=[0.1, 1.0], help="PREDICTION_LOG_SAMPLE values to bench"
     )
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 8, 64], help="connections for the single-row scenarios"
+    )
+    parser.add_argument(
+        "--batching",
+        nargs="+",
+        default=[],
+        metavar="off|WINDOW_MS",
+        help="also bench the ONNX server with dynamic batching off, or on with each DYNAMIC_BATCH_WINDOW_MS given",
+    )
+    parser.add_argument("--batch-rows", type=int, default=64, help="DYNAMIC_BATCH_ROWS when --batching is on")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -298,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"onnx": {}}
     for rate in args.log_samples if args.log_url else []:
         variants[f"onnx log {rate:g}"] = {"PREDICTION_LOG_URL": args.log_url, "PREDICTION_LOG_SAMPLE": str(rate)}
+    for window in args.batching:
+        if window == "off":
+            variants["onnx batching off"] = {"DYNAMIC_BATCH_ROWS": "0"}
+        else:
+            batching = {"DYNAMIC_BATCH_ROWS": str(args.batch_rows), "DYNAMIC_BATCH_WINDOW_MS": window}
+            variants[f"onnx batching {float(window):g} ms"] = batching
     log_counts: list[str] = []
     try:
         for name, log_env in variants.items():
@@ -345,13 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = {
             "onnx": [
                 ("health c=8", "/health", 8, None),
-                ("predict 1 row c=1", "/predict", 1, json.dumps({"records": one})),
-                ("predict 1 row c=8", "/predict", 8, json.dumps({"records": one})),
+                *[(f"predict 1 row c={c}", "/predict", c, json.dumps({"records": one})) for c in args.concurrency],
                 ("predict 1000 rows c=1", "/predict", 1, json.dumps({"records": batch})),
             ],
             "mlflow": [
-                ("predict 1 row c=1", "/invocations", 1, split(one)),
-                ("predict 1 row c=8", "/invocations", 8, split(one)),
+                *[(f"predict 1 row c={c}", "/invocations", c, split(one)) for c in args.concurrency],
                 ("predict 1000 rows c=1", "/invocations", 1, split(batch)),
             ],
         }
@@ -370,11 +400,16 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     scenario, path, connections, body = scenarios[name][index]
                     print(f"{name}: {scenario} ({round_ + 1}/{args.rounds}) ...", file=sys.stderr, flush=True)
+                    calls, merged = batch_counts(server) if name != "mlflow" else (0.0, 0.0)
                     used = cpu_seconds(server.process.pid)
                     measured = wrk(server.url + path, connections, args.duration, body, scratch)
                     used = cpu_seconds(server.process.pid) - used
                     cpu_us = used / max(measured[0] * args.duration, 1) * 1e6
-                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured, cpu_us))
+                    if name != "mlflow":
+                        after = batch_counts(server)
+                        calls, merged = after[0] - calls, after[1] - merged
+                    per_call = merged / calls if calls else 0.0
+                    runs.setdefault((name, scenario), []).append(Result(name, scenario, *measured, cpu_us, per_call))
         results = [median(found) for found in runs.values()]
         for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)

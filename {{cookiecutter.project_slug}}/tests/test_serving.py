@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -270,12 +271,12 @@ class Served(NamedTuple):
     settings: Settings  # what the server runs with
 
 
-@pytest.fixture(scope="module")
-def served(model_path, tmp_path_factory):
-    """`python -m <package>.serving` on a free loopback port, with LIMITS in its environment."""
-    port, log_path = free_port(), tmp_path_factory.mktemp("server") / "server.log"
+@contextmanager
+def serving(model_path, log_path, **settings: str):
+    """`python -m <package>.serving` on a free loopback port, with `settings` in its environment."""
+    port = free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
-    env = {**os.environ, **LIMITS, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}.serving", "--model", str(model_path), "--port", str(port)],
         stdout=log,
@@ -302,6 +303,13 @@ def served(model_path, tmp_path_factory):
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def served(model_path, tmp_path_factory):
+    """The server with LIMITS."""
+    with serving(model_path, tmp_path_factory.mktemp("server") / "server.log", **LIMITS) as server:
+        yield server
 
 
 def request_head(method: str, path: str, content_type: str | None = None, length: int | None = None) -> bytes:
@@ -519,3 +527,48 @@ def test_body_limit_follows_the_batch_limit_and_settings_are_checked():
         Settings.from_env({"HEADER_TIMEOUT": "0"})
     with pytest.raises(ValueError, match="BODY_TIMEOUT='soon'"):
         Settings.from_env({"BODY_TIMEOUT": "soon"})
+    with pytest.raises(ValueError, match="DYNAMIC_BATCH_ROWS=512 is over OFFLOAD_ROWS=256"):
+        Settings.from_env({"DYNAMIC_BATCH_ROWS": "512"})
+    with pytest.raises(ValueError, match="DYNAMIC_BATCH_WINDOW_MS=1000 is over 100"):
+        Settings.from_env({"DYNAMIC_BATCH_WINDOW_MS": "1000"})
+
+
+def send_together(served: Served, bodies: dict[str, bytes]) -> dict[str, tuple[int, dict, bytes]]:
+    """POST each body on its own connection, all sent before any answer is read."""
+    sockets = {name: socket.create_connection(("127.0.0.1", served.port), timeout=10) for name in bodies}
+    try:
+        for name, sock in sockets.items():
+            sock.sendall(request_head("POST", "/predict", JSON_TYPE, len(bodies[name])) + bodies[name])
+        return {name: read_response(sock) for name, sock in sockets.items()}
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_own_rows(model_path, records, tmp_path):
+    """Dynamic batching: a batch runs once it holds DYNAMIC_BATCH_ROWS rows (the window only bounds
+    the wait), so each round below, sent at once, makes exactly one merged onnxruntime call."""
+    lone_surrogate = dict(records[7], purpose="\ud800")  # passes the checks; onnxruntime cannot encode it
+    rounds = [
+        {"one": records[:1], "two": records[1:3], "five": records[3:8], "wrong": [dict(records[0], age="old")]},
+        {"bad": [records[0], lone_surrogate], "six": records[:6]},  # the merged call fails: each is run alone
+    ]
+    settings = {"DYNAMIC_BATCH_ROWS": "8", "DYNAMIC_BATCH_WINDOW_MS": "100"}
+    with serving(model_path, tmp_path / "server.log", **settings) as server:
+        answers = {}
+        for parts in rounds:
+            answers |= send_together(
+                server, {name: json.dumps({"records": rows}).encode() for name, rows in parts.items()}
+            )
+        # Alone, a request's batch never fills: it runs when the window ends.
+        alone = call(server, "POST", "/predict", json.dumps({"records": records[:1]}).encode())
+        metrics = call(server, "GET", "/metrics", content_type=None)[1].decode()
+    assert alone[0] == 200 and json.loads(alone[1]) == json.loads(answers["one"][2])
+    for name in ("one", "two", "five", "six"):
+        status, _, payload = answers[name]
+        assert status == 200, payload
+        check_matches(json.loads(payload), direct(model_path, {**rounds[0], **rounds[1]}[name]))
+    assert answers["bad"][0] == 422 and "could not use this input" in json.loads(answers["bad"][2])["detail"]
+    # Refused when parsed, it never joined a batch.
+    assert answers["wrong"][0] == 422 and "records[0].age" in json.loads(answers["wrong"][2])["detail"]
+    assert "predict_batch_requests_count 3.0" in metrics and "predict_batch_requests_sum 6.0" in metrics, metrics

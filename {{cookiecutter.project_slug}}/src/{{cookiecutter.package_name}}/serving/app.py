@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from . import prediction_log, request_ids
+from .batcher import Batcher
 from .fastlane import FastLane
 from .feedback import NO_LOG, Feedback
 from .inputs import InputError, Plan, parse, rows_of
@@ -64,6 +65,13 @@ class Predictor:
             if settings.prediction_log_url
             else None
         )
+        # Requests of batch_rows rows or more are a batch already: they run alone, as without batching.
+        self.batch_rows = settings.dynamic_batch_rows
+        self.batcher = (
+            Batcher(model.infer, self.batch_rows, settings.dynamic_batch_window_ms / 1000, metrics.batch_requests)
+            if self.batch_rows > 1  # 0 is off; with 1 no two requests fit in one call
+            else None
+        )
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -107,8 +115,11 @@ class Predictor:
         feeds = self.checked(body)
         if isinstance(feeds, tuple):
             return feeds
-        if rows_of(feeds) >= self.settings.offload_rows:  # onnxruntime releases the GIL: run it in a thread
+        rows = rows_of(feeds)
+        if rows >= self.settings.offload_rows:  # onnxruntime releases the GIL: run it in a thread
             return await run_in_threadpool(self.run, feeds)
+        if self.batcher is not None and rows < self.batch_rows:
+            return await self.run_batched(feeds, rows)
         return self.run(feeds)
 
     def predict_now(self, body: bytes) -> tuple[int, bytes]:
@@ -127,18 +138,32 @@ class Predictor:
     def run(self, feeds: dict) -> tuple[int, bytes]:
         rows = rows_of(feeds)
         try:
-            result = self.model.run(feeds)
-        except (UnicodeEncodeError, ValueError) as error:
-            # Values that pass the checks but that onnxruntime cannot take (e.g. lone surrogates).
-            return self._rejected(error)
+            outputs = self.model.infer(feeds)
         except Exception as error:
-            if type(error).__name__ in ("InvalidArgument", "Fail"):  # onnxruntime's input errors
-                return self._rejected(error)
-            self.metrics.errors.labels("model_failed").inc()
-            log.exception("prediction failed for %d rows", rows)
-            return 500, orjson.dumps({"detail": "prediction failed; see the server log"})
+            return self._failed(error, rows)
+        return self._answer(outputs, rows)
+
+    async def run_batched(self, feeds: dict, rows: int) -> tuple[int, bytes]:
+        """`run`, with the rows merged into one onnxruntime call with other requests' (batcher.py)."""
+        assert self.batcher is not None  # _predict sends requests here only when batching is on
+        try:
+            outputs = await self.batcher.run(feeds, rows)
+        except Exception as error:
+            return self._failed(error, rows)
+        return self._answer(outputs, rows)
+
+    def _answer(self, outputs: list, rows: int) -> tuple[int, bytes]:
         self.metrics.rows.inc(rows)
-        return 200, orjson.dumps(result, option=_NUMPY)
+        return 200, orjson.dumps(self.model.answer(outputs), option=_NUMPY)
+
+    def _failed(self, error: Exception, rows: int) -> tuple[int, bytes]:
+        # Values that pass the checks but that onnxruntime cannot take (e.g. lone surrogates), or
+        # onnxruntime's own input errors: the client's to fix.
+        if isinstance(error, (UnicodeEncodeError, ValueError)) or type(error).__name__ in ("InvalidArgument", "Fail"):
+            return self._rejected(error)
+        self.metrics.errors.labels("model_failed").inc()
+        log.error("prediction failed for %d rows", rows, exc_info=error)
+        return 500, orjson.dumps({"detail": "prediction failed; see the server log"})
 
     def _rejected(self, error: Exception) -> tuple[int, bytes]:
         self.metrics.errors.labels("model_rejected").inc()

@@ -52,13 +52,20 @@ class Model:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict:
         """Predict and shape the response body (numpy arrays; orjson serialises them natively)."""
-        results = self.session.run(self.outputs, feeds)
+        return self.answer(self.infer(feeds))
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The model's outputs, one row per input row along the first axis (batcher.py slices them)."""
+        return self.session.run(self.outputs, feeds)
+
+    def answer(self, results: list[np.ndarray]) -> dict:
+        """The response body for `infer`'s outputs (or a slice of them)."""
         if self.classification:
             labels, probabilities = results
-            labels = labels.reshape(-1)
-            if labels.dtype == object:  # text labels: orjson serialises numeric arrays only
-                labels = labels.tolist()
-            return {"predictions": labels, "probabilities": probabilities, "classes": self.classes}
+            flat = labels.reshape(-1)
+            # Text labels as a list: orjson serialises numeric arrays only.
+            predictions = flat.tolist() if flat.dtype == object else flat
+            return {"predictions": predictions, "probabilities": probabilities, "classes": self.classes}
         return {"predictions": results[0].reshape(-1)}
 
     def example_feeds(self, rows: int = 1, unseen: str | None = None) -> dict[str, np.ndarray]:

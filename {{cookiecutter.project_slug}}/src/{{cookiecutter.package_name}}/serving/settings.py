@@ -11,6 +11,8 @@ from pathlib import Path
 # as {"records": [...]} written by json.dumps, 330 bytes indented: 512 leaves room for longer strings.
 # With wide rows (many or long columns), set MAX_BODY_BYTES instead.
 BODY_BYTES_PER_ROW = 512
+# A batching window longer than this is a mistake: every lone request would wait for it.
+MAX_WINDOW_MS = 100
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
@@ -98,6 +100,13 @@ class Settings:
     # Batches at least this large run in a worker thread (onnxruntime releases the GIL), so a big
     # batch does not stall the event loop; smaller ones run inline, which is faster.
     offload_rows: int = 256
+    # Dynamic batching (batcher.py): requests with fewer rows than dynamic_batch_rows that arrive
+    # together are merged into one onnxruntime call of at most that many rows; 0 = off. A batch waits
+    # dynamic_batch_window_ms for more requests after its first; 0 = only for those already received
+    # (one event-loop turn). Whole milliseconds: uvloop's timers count nothing finer. Merged calls
+    # run on the event loop, so at most offload_rows rows.
+    dynamic_batch_rows: int = 64
+    dynamic_batch_window_ms: int = 0
     # Slow or idle clients must not hold sockets: a request head (line and headers) must arrive
     # within header_timeout of its first byte (or of connecting), its body within body_timeout of the
     # head, and an idle keep-alive connection is closed after keep_alive_timeout.
@@ -131,6 +140,17 @@ class Settings:
     def __post_init__(self) -> None:
         if self.max_body_bytes is None:  # frozen: set the derived default the way dataclasses do
             object.__setattr__(self, "max_body_bytes", self.max_batch_rows * BODY_BYTES_PER_ROW)
+        if self.dynamic_batch_window_ms > MAX_WINDOW_MS:
+            raise ValueError(
+                f"DYNAMIC_BATCH_WINDOW_MS={self.dynamic_batch_window_ms} is over {MAX_WINDOW_MS}: every request "
+                "that arrives alone would wait that long; use 0 (merge what is already received) or a few ms"
+            )
+        if self.dynamic_batch_rows > self.offload_rows:
+            raise ValueError(
+                f"DYNAMIC_BATCH_ROWS={self.dynamic_batch_rows} is over OFFLOAD_ROWS={self.offload_rows}: merged "
+                "batches run on the event loop, which must not hold rows a single request would run in a "
+                "thread; lower DYNAMIC_BATCH_ROWS or raise OFFLOAD_ROWS"
+            )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -147,6 +167,8 @@ class Settings:
             inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", cls.inter_op_threads, 0),
             providers=providers,
             offload_rows=_int(env, "OFFLOAD_ROWS", cls.offload_rows, 1),
+            dynamic_batch_rows=_int(env, "DYNAMIC_BATCH_ROWS", cls.dynamic_batch_rows, 0),
+            dynamic_batch_window_ms=_int(env, "DYNAMIC_BATCH_WINDOW_MS", cls.dynamic_batch_window_ms, 0),
             header_timeout=_seconds(env, "HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_seconds(env, "BODY_TIMEOUT", cls.body_timeout),
             keep_alive_timeout=_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
