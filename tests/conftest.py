@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,30 @@ def run(project: Path, *args: str, check: bool = True, timeout: float = 900, **e
 
 def cli(project: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     return run(project, "-m", PACKAGE, *args, check=check, **env)
+
+
+def wheel(project: Path, folder: Path) -> tuple[list[str], str]:
+    """`pip wheel` of a baked project (no dependencies): the wheel's file names and its entry_points.txt."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(folder), str(project)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = folder.glob("*.whl")
+    with zipfile.ZipFile(built) as archive:
+        names = archive.namelist()
+        return names, archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+
+
+def other_model(project: Path, path: Path) -> Path:
+    """An ONNX model of the same contract from no run of the project (its tests' own contract_model.py):
+    what a smoke test must refuse as the served model."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
+        f"from pathlib import Path; build(Path({str(path)!r}), 'binary')"
+    )
+    run(project, "-c", code)
+    return path
 
 
 _baked: dict[tuple, Path] = {}

@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 import tomllib
-import zipfile
 
 import pytest
 import yaml
 
-from conftest import FRAMEWORKS, PACKAGE, framework_modules
+from conftest import FRAMEWORKS, PACKAGE, framework_modules, wheel
 
 TASKS = ["binary", "multiclass", "regression"]
 TEXT = {".py", ".yaml", ".yml", ".toml", ".md", ".txt", ".cfg", ".sh", ".json", ".ipynb", ""}
@@ -63,15 +62,6 @@ def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framewor
 
 
 def test_project_builds_a_wheel_with_its_console_script(baked, tmp_path):
-    project = baked()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(project)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("credit_model-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    names, entry_points = wheel(baked(), tmp_path)
     assert f"{PACKAGE}/stages/gate.py" in names
     assert f"credit-model = {PACKAGE}.cli:main" in entry_points

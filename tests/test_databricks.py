@@ -10,13 +10,12 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import PACKAGE, SLUG, project_env
+from conftest import PACKAGE, SLUG, project_env, wheel
 
 BUNDLE_FILES = ("databricks.yml", "resources", ".github/workflows/_train-databricks.yml")
 
@@ -89,15 +88,7 @@ def test_the_wheel_the_bundle_builds_has_the_tasks_entry_point(project, tmp_path
             text = path.read_text()
             assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
     # databricks.yml's artifact build command; Databricks finds the task's entry point in the wheel's metadata.
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(project)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    names, entry_points = wheel(project, tmp_path)
     assert f"{SLUG}-databricks-task = {PACKAGE}.ops.databricks_job:main" in entry_points
     assert f"{PACKAGE}/ops/databricks_job.py" in names
 

@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pytest
 
 import container_engine
-from conftest import PACKAGE, SLUG, run
+from conftest import PACKAGE, SLUG, other_model, run
 from processes import free_port
 
 IMAGE = f"localhost/{SLUG}:test-{os.getpid()}"
@@ -121,13 +121,7 @@ def test_image_smoke_command_passes_and_catches_a_different_model(project_with_m
     common = ("--name", CONTAINER, "--port", str(port))
     container_cli(project_with_model, docker_host, "image-smoke", *common)
     # A model from another run (the baked tests' own contract fixture) must not pass as the served one.
-    other = tmp_path / "other.onnx"
-    run(
-        project_with_model,
-        "-c",
-        f"import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
-        f"from pathlib import Path; build(Path({str(other)!r}), 'binary')",
-    )
+    other = other_model(project_with_model, tmp_path / "other.onnx")
     result = container_cli(project_with_model, docker_host, "image-smoke", *common, "--model", str(other), check=False)
     assert result.returncode == 1 and "serves run" in result.stderr, result.stderr
 

@@ -26,7 +26,7 @@ import pytest
 import tritonclient.http as triton_http
 import yaml
 
-from conftest import SLUG, TEMPLATE, cli, run
+from conftest import SLUG, TEMPLATE, cli, other_model
 from processes import free_port, start, stop, wait_for_http
 
 TRITON_VENV = Path(os.environ.get("TRITON_VENV", TEMPLATE / ".venv-triton"))
@@ -170,13 +170,7 @@ def test_triton_answers_as_onnxruntime_does(project_with_model, triton):
 def test_smoke_command_passes_against_triton_and_catches_a_different_model(project_with_model, triton, tmp_path):
     url = ("--url", f"http://{triton}", "--server", "triton")
     cli(project_with_model, "image-smoke", *url, "--name", "triton")
-    other = tmp_path / "other.onnx"
-    run(
-        project_with_model,
-        "-c",
-        f"import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
-        f"from pathlib import Path; build(Path({str(other)!r}), 'binary')",
-    )
+    other = other_model(project_with_model, tmp_path / "other.onnx")
     result = cli(project_with_model, "image-smoke", *url, "--name", "triton", "--model", str(other), check=False)
     assert result.returncode == 1 and "serves run" in result.stderr, result.stderr
 
