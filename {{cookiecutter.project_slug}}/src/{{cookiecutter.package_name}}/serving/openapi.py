@@ -107,6 +107,16 @@ class FeedbackResponse(BaseModel):
     labelled: int = Field(description="Rows labelled")
 
 
+def _transport_errors() -> dict[str, dict]:
+    """The answers every JSON POST route shares, given before its body is parsed (serving/protocol.py)."""
+    problem = _body("Problem")
+    return {
+        "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
+        "413": {"description": "A body over MAX_BODY_BYTES", **problem},
+        "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
+    }
+
+
 def _body(name: str) -> dict:
     media = {"schema": {"$ref": REF.format(model=name)}}  # spaced: "}" twice would be Jinja syntax
     return dict(content={"application/json": media})
@@ -133,9 +143,8 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
         "responses": {
             "200": {"description": "Predictions, one per row, in request order", **_body(response.__name__)},
             "400": {"description": "Empty body, malformed JSON, or an unusable X-Request-ID", **problem},
-            "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
+            **_transport_errors(),
             "413": {"description": "More rows than MAX_BATCH_ROWS, or a body over MAX_BODY_BYTES", **problem},
-            "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
             "422": {"description": "Missing/unknown column, wrong type, non-finite number, empty batch", **problem},
             "503": {"description": "Model not loaded yet", **problem},
         },
@@ -176,9 +185,7 @@ def feedback_schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
             "200": {"description": "The labels are recorded", **_body("FeedbackResponse")},
             "400": {"description": "Empty body or malformed JSON", **problem},
             "404": {"description": "No such request in the log: not sampled, unknown, or not written yet", **problem},
-            "408": {"description": "Body not received within BODY_TIMEOUT of the headers", **problem},
-            "413": {"description": "A body over MAX_BODY_BYTES", **problem},
-            "415": {"description": "Content-Type is not application/json (UTF-8)", **problem},
+            **_transport_errors(),
             "422": {"description": "A bad body, a label the model cannot have, or not one label per row", **problem},
             "503": {"description": "No prediction log configured, or the database cannot be reached", **problem},
         },
