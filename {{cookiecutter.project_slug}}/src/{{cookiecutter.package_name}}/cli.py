@@ -12,6 +12,7 @@ from pathlib import Path
 from . import config as configuration
 from . import encrypted_client, import_model, init_config, label_import, scoring, stages
 from .errors import CheckFailed, UsageError
+from .modelcard import command as model_card
 from .monitoring import command as monitoring
 from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
 from .serving import server
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
     import_model,
     scoring,
     monitoring,
+    model_card,
     server,
     encrypted_client,
     label_import,

@@ -66,6 +66,9 @@ PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
 GATE_REPORT_ARTIFACT = "gate/report.md"
 MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
+MODEL_CARD_FOLDER = "model_card"  # `register` logs the card and the answers it was made from
+MODEL_CARD_ARTIFACT = f"{MODEL_CARD_FOLDER}/MODEL_CARD.md"
+MODEL_CARD_ANSWERS_ARTIFACT = f"{MODEL_CARD_FOLDER}/model_card.yaml"
 
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
@@ -78,6 +81,7 @@ REGISTERED_FILE = "registered.json"
 PREDICTIONS_FILE = "predictions.parquet"  # `score` writes here unless given --output
 MONITOR_FILE = "monitor.json"
 MONITOR_REPORT_FILE = "monitor.md"
+MODEL_CARD_FILE = "MODEL_CARD.md"
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 

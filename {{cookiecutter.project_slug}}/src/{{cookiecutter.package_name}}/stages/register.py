@@ -2,7 +2,8 @@
 
 A run is registered when its gate passed, its ONNX export passed the parity check, and the ONNX
 file in the store still hashes to the digest export recorded. The version carries what a release
-checks before shipping it: source ref, commit, gate verdict, parity result and the ONNX digest.
+checks before shipping it: source ref, commit, gate verdict, parity result and the ONNX digest,
+and its model card (modelcard/) as its description, the card also logged to the run.
 In CI only the protected branch runs this stage, with the registry's write credentials (README,
 "Trust model"); everywhere else the stages before it run with read access at most.
 """
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from .. import lineage
 from ..config import Config
 from ..errors import CheckFailed
+from ..modelcard import answers, publish
 from . import StageResult
 from .context import attach
 
@@ -62,6 +64,8 @@ def run(config: Config, run_id: str | None = None) -> Registered:
     tags, ref = context.run.data.tags, lineage.source_ref()
     if problems := refusals(tags, ref):
         raise CheckFailed(f"run {context.run_id} may not be registered: {'; '.join(problems)}. Nothing was registered.")
+    answers_path = config.root / answers.FILE
+    answers.read(answers_path)  # a broken model_card.yaml stops here, before anything is registered
     expected = tags[lineage.ONNX_SHA256]
     if (actual := stored_digest(context.client, context.run_id)) != expected:
         raise CheckFailed(
@@ -77,11 +81,13 @@ def run(config: Config, run_id: str | None = None) -> Registered:
     version_tags |= {key: tags[key] for key in lineage.IMPORT_TAGS if key in tags}
     version = create_version(context.client, model_name, context.model_uri, context.run_id, version_tags)
     context.client.set_registered_model_alias(model_name, lineage.CHALLENGER, version)
+    card = publish.record(context.client, context.run_id, model_name, version, answers_path)
     with mlflow.start_run(run_id=context.run_id):
         mlflow.set_tags({lineage.MODEL_VERSION: version, lineage.stage_tag("register"): lineage.DONE})
     registered = Registered(context.run_id, model_name, version, expected)
     config.outputs.mkdir(parents=True, exist_ok=True)
     (config.outputs / lineage.REGISTERED_FILE).write_text(json.dumps(registered.__dict__, indent=2) + "\n")
+    (config.outputs / lineage.MODEL_CARD_FILE).write_text(card)
     log.info(
         "registered %s version %s from %s (alias %r, ONNX sha256 %s)",
         model_name,
