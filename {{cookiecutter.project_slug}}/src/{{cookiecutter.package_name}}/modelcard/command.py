@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--answers",
         type=Path,
-        help=f"the team's answers when the run logged none (default: {answers.FILE} beside the config)",
+        help=f"the team's answers (default: those logged with the run, else {answers.FILE} beside the config)",
     )
     parser.add_argument("--output", type=Path, default=Path("outputs") / lineage.MODEL_CARD_FILE)
 
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> None:
         # A registered run's card names its version.
         number = found.data.tags.get(lineage.MODEL_VERSION)
         version = version_of(client, config.tracking.model_name, number) if number else None
-    card = make(client, run_id, version, args.answers or config.root / answers.FILE)
+    # Answers given on the command line win; else those the run logged at `register`, else the checkout's.
+    card = make(client, run_id, version, args.answers or config.root / answers.FILE, prefer_run=args.answers is None)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(card)
     log.info("wrote the model card of run %s to %s", run_id, args.output)

@@ -27,10 +27,17 @@ def version_of(client: MlflowClient, name: str, version: str) -> lineage_facts.V
     return lineage_facts.Version(name=name, version=str(found.version), aliases=sorted(found.aliases or []))
 
 
-def make(client: MlflowClient, run_id: str, version: lineage_facts.Version | None, local_answers: Path) -> str:
-    """The card of `run_id`, with the answers logged with the run when it has them, else those in `local_answers`."""
+def make(
+    client: MlflowClient,
+    run_id: str,
+    version: lineage_facts.Version | None,
+    local_answers: Path,
+    prefer_run: bool = True,
+) -> str:
+    """The card of `run_id`, with the answers logged with the run when it has them (and `prefer_run`),
+    else those in `local_answers`."""
     facts = lineage_facts.read(client, run_id, version)
-    if facts.answers_text is not None:
+    if prefer_run and facts.answers_text is not None:
         answers, source = (
             team.parse(facts.answers_text, lineage.MODEL_CARD_ANSWERS_ARTIFACT),
             (f"the model_card.yaml logged with the run (`{lineage.MODEL_CARD_ANSWERS_ARTIFACT}`)"),
