@@ -1,4 +1,4 @@
-"""Explanations without a run: folding one-hot values back onto columns, the model-agnostic estimator, the gate's checks.
+"""Explanations without a run: folding one-hot values onto their column, the model-agnostic estimator, the gate checks.
 
 The estimator is checked against what Shapley values must be for a model whose answer is known: for
 an additive model f(x) = sum_c g_c(x_c), a column's value against background rows B is exactly

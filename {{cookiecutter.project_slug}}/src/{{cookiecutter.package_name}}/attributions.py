@@ -41,9 +41,7 @@ class Attributions:
         return self.base + self.values.sum(axis=1)
 
 
-def as_attributions(
-    values: Any, base: Any, columns: list[str], outputs: list[str], method: str
-) -> Attributions:
+def as_attributions(values: Any, base: Any, columns: list[str], outputs: list[str], method: str) -> Attributions:
     """An explainer's values ((rows, columns) for one output, or (rows, columns, outputs)) in the one shape."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim == 2:

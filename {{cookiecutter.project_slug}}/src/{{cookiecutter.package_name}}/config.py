@@ -108,7 +108,7 @@ class Explain(Strict):
     sample_rows: int = Field(200, ge=1, description="test rows explained for the global importance")
     background_rows: int = Field(20, ge=1, description="other test rows standing in for 'feature unknown'")
     local_rows: int = Field(5, ge=0, description="rows whose explanation is written out one by one")
-    orders: int = Field(2, ge=1, description="model-agnostic explainer: random column orders per row (each also reversed)")
+    orders: int = Field(2, ge=1, description="model-agnostic explainer: random column orders per row (+ reversed)")
     gate: ImportanceGate = Field(default_factory=lambda: ImportanceGate.model_validate({}))
 
 

@@ -59,10 +59,7 @@ def run(config: Config, run_id: str | None = None) -> Explained:
     }
     local = {
         "method": explained.method,
-        "rows": [
-            named(row, column_of)
-            for row in attributions.local(explained, sample, settings.local_rows)
-        ],
+        "rows": [named(row, column_of) for row in attributions.local(explained, sample, settings.local_rows)],
     }
     own = context.framework.global_importance(model, sample)
     with mlflow.start_run(run_id=context.run_id):
@@ -121,7 +118,9 @@ def importance_checks(config: Config, observed: dict[str, float], schema: Schema
         order = attributions.ranked(known)
         for column in config.data.sensitive_features:
             if column not in schema.columns:
-                checks.append(Check(f"importance rank of {column}", None, f"not in the top {k} (not a model input)", True))
+                checks.append(
+                    Check(f"importance rank of {column}", None, f"not in the top {k} (not a model input)", True)
+                )
             elif column not in known:
                 checks.append(Check(f"importance share of {column}", None, f"not in the top {k} {missing}", False))
             else:
