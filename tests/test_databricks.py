@@ -57,7 +57,8 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
         job = Job.from_dict(resources["jobs"]["train"])
         tasks = {task.task_key: task for task in job.tasks}
         assert list(tasks) == ["validate", "train", "evaluate", "explain"]
-        assert [[d.task_key for d in task.depends_on] for task in job.tasks] == [[], ["validate"], ["train"], ["evaluate"]]
+        depends = [[d.task_key for d in task.depends_on] for task in job.tasks]
+        assert depends == [[], ["validate"], ["train"], ["evaluate"]]
         for name, task in tasks.items():
             wheel = task.python_wheel_task
             assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.ops.databricks_job:main"
