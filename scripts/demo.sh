@@ -8,7 +8,7 @@ rm -rf scratch/credit-model
 .venv/bin/cookiecutter --no-input --output-dir scratch .
 cd scratch/credit-model
 git init --quiet && git add -A && git -c user.name=demo -c user.email=demo@localhost commit --quiet -m "Baked from the template"
-echo "--> make pipeline (validate -> train -> evaluate -> gate -> export)"
+echo "--> make pipeline (validate -> train -> evaluate -> explain -> gate -> export)"
 # The baked project uses the template's venv: same pinned packages, no second install.
 start=$(date +%s%N)
 make pipeline PYTHON="env PYTHONPATH=src MLFLOW_DISABLE_TELEMETRY=true $root/.venv/bin/python"

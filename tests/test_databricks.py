@@ -56,13 +56,15 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
         # The library's strict loader (unknown keys refused) reads back what the Python wrote.
         job = Job.from_dict(resources["jobs"]["train"])
         tasks = {task.task_key: task for task in job.tasks}
-        assert list(tasks) == ["validate", "train", "evaluate"]
-        assert [[d.task_key for d in task.depends_on] for task in job.tasks] == [[], ["validate"], ["train"]]
+        assert list(tasks) == ["validate", "train", "evaluate", "explain"]
+        depends = [[d.task_key for d in task.depends_on] for task in job.tasks]
+        assert depends == [[], ["validate"], ["train"], ["evaluate"]]
         for name, task in tasks.items():
             wheel = task.python_wheel_task
             assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.ops.databricks_job:main"
             assert wheel.parameters[4:7] == [name, "--config", "${workspace.file_path}/config.yaml"]
-        assert tasks["evaluate"].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
+        for attached in ("evaluate", "explain"):
+            assert tasks[attached].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
         assert job.max_concurrent_runs == 1  # the tasks share the synced folder's outputs/
         # Development mode would prefix a declared experiment's name: declared in prod only, as config.yaml names it.
         declared = [item["name"] for item in resources.get("experiments", {}).values()]

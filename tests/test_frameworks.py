@@ -15,6 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, run
+from test_explain import explained_run
 
 
 def test_every_list_of_frameworks_names_the_same_ones(baked):
@@ -70,6 +71,9 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     assert "epoch.train_loss" in metrics and "epoch.best" in metrics
     artifacts = {a.path for a in store(project).list_artifacts(first)}
     assert "tensorboard" in artifacts
+    # Explained over the user's own (awkward) column names, the categories masked as whole columns.
+    importance, _ = explained_run(store(project), first, tmp_path / "explained")
+    assert importance["method"].startswith("permutation SHAP") and "income/month" in importance["features"]
 
     # The exported file takes the raw columns, by the input names its schema maps them to, and
     # matches the native model on held-out rows (missing values included).

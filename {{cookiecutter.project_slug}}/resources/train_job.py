@@ -1,8 +1,8 @@
-"""The training job: validate -> train -> evaluate, one wheel task per stage, as `_train.yml` runs them on GitHub.
+"""The training job: validate -> train -> evaluate -> explain, one wheel task per stage, as `_train.yml` runs them on GitHub.
 
 Each task is the project's own CLI from its wheel (entry point `{{ cookiecutter.project_slug }}-databricks-task`,
 ops/databricks_job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
-twice: as the task value `run_id`, which `evaluate` attaches to, and as a `run_id=<id>` line in its
+twice: as the task value `run_id`, which `evaluate` and `explain` attach to, and as a `run_id=<id>` line in its
 output, which `databricks bundle run --output json` returns to the GitHub workflow for gate and export.
 """
 
@@ -52,7 +52,7 @@ def train_job(target: str) -> Job:
     return Job.from_dict(
         {
             "name": "{{ cookiecutter.project_slug }}-train",
-            "description": "validate -> train -> evaluate; started by .github/workflows/_train-databricks.yml",
+            "description": "validate -> train -> evaluate -> explain; started by .github/workflows/_train-databricks.yml",
             "parameters": [
                 {"name": "git_sha", "default": "unknown"},
                 {"name": "git_ref", "default": "local"},
@@ -61,6 +61,7 @@ def train_job(target: str) -> Job:
                 stage_task("validate"),
                 stage_task("train", "validate"),
                 stage_task("evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+                stage_task("explain", "evaluate", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
             ],
             # Serverless: the lock's exact versions, then the project's wheel built by the bundle.
             "environments": [

@@ -84,6 +84,34 @@ class Gate(Strict):
     regression_tolerance: float = Field(0.01, ge=0.0)
 
 
+class ImportanceGate(Strict):
+    """Bounds on the explain stage's global importance, checked by `gate`; both off by default."""
+
+    forbidden_top_k: int = Field(
+        0, ge=0, description="no sensitive feature (data.sensitive_features) among the k top drivers; 0: off"
+    )
+    max_share: dict[str, float] = Field(
+        default_factory=dict, description="column -> the most of total importance it may carry, e.g. {sex: 0.05}"
+    )
+
+    @model_validator(mode="after")
+    def _shares_are_fractions(self) -> ImportanceGate:
+        wrong = {column: bound for column, bound in self.max_share.items() if not 0.0 <= bound <= 1.0}
+        if wrong:
+            raise ValueError(f"max_share: a share is a fraction of total importance, from 0 to 1 (got {wrong})")
+        return self
+
+
+class Explain(Strict):
+    """How many held-out rows `explain` works on: bounded, so the stage stays fast for every framework."""
+
+    sample_rows: int = Field(200, ge=1, description="test rows explained for the global importance")
+    background_rows: int = Field(20, ge=1, description="other test rows standing in for 'feature unknown'")
+    local_rows: int = Field(5, ge=0, description="rows whose explanation is written out one by one")
+    orders: int = Field(2, ge=1, description="model-agnostic explainer: random column orders per row (+ reversed)")
+    gate: ImportanceGate = Field(default_factory=lambda: ImportanceGate.model_validate({}))
+
+
 class Export(Strict):
     parity_tolerance: float = Field(1e-4, gt=0.0)
 
@@ -145,6 +173,7 @@ class Config(Strict):
     split: Split = Field(default_factory=lambda: Split.model_validate({}))
     model: Model
     gate: Gate = Field(default_factory=lambda: Gate.model_validate({}))
+    explain: Explain = Field(default_factory=lambda: Explain.model_validate({}))
     export: Export = Field(default_factory=lambda: Export.model_validate({}))
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))

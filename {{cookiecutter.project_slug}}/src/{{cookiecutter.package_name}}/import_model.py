@@ -6,7 +6,7 @@ Two kinds of file: an ONNX file that already meets the project's contract (servi
 scikit-learn Pipeline saved with `skops.io.dump`. Everything about the model is checked before a run
 exists: its inputs against the configured columns, its outputs against the task, a prediction on the
 held-out rows, its classes against the target's labels. Then it is recorded as `train` records a
-model (same experiment, tags, schema and test split, plus its origin), and evaluate -> gate -> export
+model (same experiment, tags, schema and test split, plus its origin), and evaluate -> explain -> gate -> export
 run on it. `register` then treats the run like any other.
 """
 
@@ -40,7 +40,7 @@ CONTRACT = (
     "the model takes one input per configured feature, named as the schema's `input` names, float32 for "
     "numbers (NaN = missing) and strings otherwise (missing = 'missing'), each of shape [N, 1]"
 )
-STAGES_AFTER = ("evaluate", "gate", "export")
+STAGES_AFTER = ("evaluate", "explain", "gate", "export")
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,7 @@ def run(args: argparse.Namespace) -> None:
     candidate = (onnx_candidate if kind == "onnx" else skops_candidate)(source, config, judged)
     run_id = record(config, judged, candidate, source, args.name or f"imported-{source.stem}")
     if args.record_only:
-        log.info("run %s recorded: `evaluate`, `gate` and `export` come next", run_id)
+        log.info("run %s recorded: `evaluate`, `explain`, `gate` and `export` come next", run_id)
         return
     for name in STAGES_AFTER:
         STAGES[name].run(config, run_id)
@@ -343,13 +343,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="target column to use instead of config data.target")
     parser.add_argument("--name", help="MLflow run name (default: imported-<file name>)")
     parser.add_argument(
-        "--record-only", action="store_true", help="only record the run; run evaluate, gate and export yourself"
+        "--record-only",
+        action="store_true",
+        help="only record the run; run evaluate, explain, gate and export yourself",
     )
 
 
 COMMANDS = {
     "import-model": (
-        "record a model trained elsewhere (ONNX or skops) and run evaluate, gate and export on it",
+        "record a model trained elsewhere (ONNX or skops) and run evaluate, explain, gate and export on it",
         add_arguments,
         run,
     ),

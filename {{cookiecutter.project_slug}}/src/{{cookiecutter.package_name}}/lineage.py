@@ -44,6 +44,11 @@ MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows
 TOO_FEW_ROWS = "too_few_rows"
 
 
+def importance_metric(input_name: str) -> str:
+    """`importance.<input name>`: a column's share of total importance (input names are valid metric names)."""
+    return f"importance.{input_name}"
+
+
 def stage_tag(name: str) -> str:
     """`stage.<name>`: done once a stage finished for the run (failed when its check said no).
 
@@ -65,6 +70,10 @@ VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
 GATE_REPORT_ARTIFACT = "gate/report.md"
+EXPLAIN_FOLDER = "explain"  # what `explain` writes: the files below and importance.png
+IMPORTANCE_ARTIFACT = "explain/importance.json"  # {"features": {column: share of total, summing to 1}, "method"}
+MODEL_IMPORTANCE_ARTIFACT = "explain/model_importance.json"  # the same shape, from a glass-box model itself
+LOCAL_ARTIFACT = "explain/local.json"  # a few held-out rows, each column's contribution to their output
 MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 MODEL_CARD_FOLDER = "model_card"  # `register` logs the card and the answers it was made from
 MODEL_CARD_ARTIFACT = f"{MODEL_CARD_FOLDER}/MODEL_CARD.md"
@@ -74,6 +83,7 @@ MODEL_CARD_ANSWERS_ARTIFACT = f"{MODEL_CARD_FOLDER}/model_card.yaml"
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
 VALIDATION_FILE = "validation.json"
 EVALUATION_FILE = "evaluation.json"
+IMPORTANCE_FILE = "importance.json"
 GATE_FILE = "gate.json"
 GATE_REPORT_FILE = "gate.md"
 ONNX_FILE = "model.onnx"

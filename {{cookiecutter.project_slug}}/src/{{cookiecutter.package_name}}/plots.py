@@ -57,3 +57,14 @@ def draw(
         )
         written.append(_save(axes.flat[0].figure, folder / f"by_group_{feature}.png"))
     return written
+
+
+def importance(shares: dict[str, float], highlighted: list[str], method: str, path: Path) -> Path:
+    """Each column's share of total importance, largest on top; the sensitive features in another colour."""
+    names = sorted(shares, key=lambda name: shares[name])
+    figure, axes = plt.subplots(figsize=(6, 0.3 * len(names) + 1.2))
+    colours = ["tab:red" if name in highlighted else "tab:blue" for name in names]
+    axes.barh(names, [shares[name] for name in names], color=colours)
+    axes.set(xlabel="share of total importance (mean |SHAP value|)", title="Global feature importance")
+    figure.text(0.01, 0.01, method[:110], fontsize=6, color="grey")
+    return _save(figure, path)

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     import onnx
     import pandas as pd
 
+    from ..attributions import Attributions
     from ..config import Model as ModelSettings
     from ..config import Split
     from ..data import Schema
@@ -47,3 +48,23 @@ class Framework(ABC, Generic[Model]):
     @abstractmethod
     def to_onnx(self, model: Model, schema: Schema) -> onnx.ModelProto:
         """The model as ONNX, meeting the project's contract (see onnx_model.py)."""
+
+    # Optional: what `explain` asks; the defaults suit any model that predicts from a table.
+
+    def explain(
+        self, model: Model, rows: pd.DataFrame, background: pd.DataFrame, orders: int, seed: int
+    ) -> Attributions:
+        """SHAP values of `rows` per input column, against `background` rows (both as `predict` takes them).
+
+        The default is model-agnostic (shapley.py: `orders` random orders of the columns per row); a
+        framework with a faster exact explainer for its models (trees, linear models) overrides it.
+        """
+        from ..shapley import permutation_shapley
+
+        return permutation_shapley(
+            lambda part: self.predict(model, part), rows, background, self.classes(model), orders, seed
+        )
+
+    def global_importance(self, model: Model, features: pd.DataFrame) -> dict[str, float] | None:
+        """The model's own global importance per input column (a glass-box model's), or None: it has none."""
+        return None
