@@ -47,3 +47,12 @@ class Framework(ABC, Generic[Model]):
     @abstractmethod
     def to_onnx(self, model: Model, schema: Schema) -> onnx.ModelProto:
         """The model as ONNX, meeting the project's contract (see onnx_model.py)."""
+
+    def global_importance(self, model: Model, features: pd.DataFrame) -> dict[str, float] | None:
+        """The model's own global explanation, if it has one: each column of `features` (the rows `predict`
+        takes) -> its share of the total importance, the shares summing to 1.
+
+        None (this default): the model explains nothing by itself, and the explain stage measures it from outside.
+        A glass-box model (the EBM) overrides it with what it learnt.
+        """
+        return None

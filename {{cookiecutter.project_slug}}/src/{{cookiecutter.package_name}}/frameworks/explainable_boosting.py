@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeAlias
 
 import mlflow
 import numpy as np
@@ -28,7 +28,7 @@ from ..predictions import ClassPredictions, Predictions, ValuePredictions
 from . import model_files, read_skops, untrusted
 from .base import Framework
 
-Ebm = ExplainableBoostingClassifier | ExplainableBoostingRegressor
+Ebm: TypeAlias = ExplainableBoostingClassifier | ExplainableBoostingRegressor
 
 # Beyond what skops trusts by default, the EBM classes themselves: their state is numpy arrays, lists,
 # dicts and strings, which skops rebuilds as data. Anything else in the file is refused.
