@@ -131,9 +131,9 @@ class ExplainableBoosting(Framework[Ebm]):
 
         kinds = {name: "float" if kind == "number" else "str" for name, kind in schema.input_kinds.items()}
         if isinstance(model, ExplainableBoostingRegressor):
-            # ebm2onnx 3.3.1 sizes a pair's scores by `len(model.classes_)` for regressors too (one
-            # score per bin: what a binary classifier has); a copy carrying two placeholder classes
-            # converts, and the export's parity check holds the result to the model.
+            # ebm2onnx 3.3.1 sizes a pair's scores by `len(model.classes_)` for regressors too
+            # (interpretml/ebm2onnx#28, open): a copy carrying two placeholder classes gets one score
+            # per bin, what a binary classifier has and a regressor needs; export's parity check holds it.
             convertible = copy.copy(model)
             convertible.classes_ = np.array([0, 1])
             converted = ebm2onnx.to_onnx(convertible, kinds, predict_proba=False, prediction_name="values")
