@@ -6,6 +6,8 @@ import ast
 import json
 import re
 import shutil
+import sys
+import urllib.request
 
 import numpy as np
 import onnxruntime as ort
@@ -14,7 +16,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, run
+from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, project_env, run
+from processes import free_port, start, stop, wait_for_http
 from test_explain import explained_run
 
 
@@ -55,7 +58,7 @@ def run_id(project) -> str:
 
 @pytest.mark.parametrize(
     ("framework", "task"),
-    [("pytorch", "binary"), ("keras", "binary"), ("pytorch", "regression"), ("keras", "multiclass")],
+    [("pytorch", "binary"), ("keras", "binary"), ("pytorch", "regression"), ("keras", "multiclass"), ("ebm", "binary")],
 )
 def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     project = shutil.copytree(baked(framework=framework, task=task), tmp_path / SLUG)
@@ -68,9 +71,10 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
 
     first = run_id(project)
     metrics = store(project).get_run(first).data.metrics
-    assert "epoch.train_loss" in metrics and "epoch.best" in metrics
-    artifacts = {a.path for a in store(project).list_artifacts(first)}
-    assert "tensorboard" in artifacts
+    if framework in ("pytorch", "keras"):  # the networks' training curves
+        assert "epoch.train_loss" in metrics and "epoch.best" in metrics
+        artifacts = {a.path for a in store(project).list_artifacts(first)}
+        assert "tensorboard" in artifacts
     # Explained over the user's own (awkward) column names, the categories masked as whole columns.
     importance, _ = explained_run(store(project), first, tmp_path / "explained")
     assert importance["method"].startswith("permutation SHAP") and "income/month" in importance["features"]
@@ -98,6 +102,9 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     exported = output[1] if task != "regression" else output[0].reshape(-1)
     assert np.max(np.abs(exported - expected)) <= 1e-4
     assert metrics["export.parity_max_abs_diff"] <= 1e-4
+    if framework == "ebm":
+        served_as_onnxruntime(project, rows, schema, output, tmp_path)
+        explained_by_the_users_columns(project, test_rows, schema)
 
     if task == "binary":  # the same seed again: the same numbers, to the last digit
         cli(project, "train")
@@ -107,6 +114,39 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == {
             k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))
         }
+
+
+def served_as_onnxruntime(project, rows: pd.DataFrame, schema: dict, direct: list, tmp_path) -> None:
+    """The project's real server on the exported file answers the held-out rows, sent by the table's
+    own column names with nulls for the missing values, exactly as onnxruntime did in-process."""
+    records = json.loads(rows[[f["name"] for f in schema["features"]]].to_json(orient="records"))
+    assert any(record["Purpose"] is None for record in records)
+    port, log = free_port(), tmp_path / "server.log"
+    command = [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
+    process = start([*command, "--port", str(port)], log, env=project_env(project), cwd=project)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=60, process=process, log=log)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=json.dumps({"records": records}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+    finally:
+        stop(process)
+    assert answer["predictions"] == direct[0].tolist()
+    np.testing.assert_allclose(answer["probabilities"], direct[1], atol=1e-6)
+
+
+def explained_by_the_users_columns(project, test_rows: str, schema: dict) -> None:
+    """The EBM's own global explanation: one share per column of the user's table, pairs included."""
+    shares = json.loads(run(project, "-c", IMPORTANCE, test_rows).stdout)
+    columns = [f["name"] for f in schema["features"]]
+    assert list(shares["folded"]) == columns  # "loan amount", "income/month", ...: the table's names
+    assert abs(sum(shares["folded"].values()) - 1) < 1e-9 and min(shares["folded"].values()) > 0
+    # The pairs' importance went to their columns: without it, the main effects alone sum to less than 1.
+    assert shares["pairs"] > 0 and sum(shares["main_effects"].values()) < 1 - 1e-3
 
 
 # Names that are not identifiers, one differing from another only in case, as users' tables have them.
@@ -141,4 +181,24 @@ rows = data.features(pd.read_parquet(sys.argv[1]), context.schema)
 predicted = context.framework.predict(model, rows)
 out = predicted.probabilities if isinstance(predicted, ClassPredictions) else predicted.values
 print(json.dumps(out.tolist()))
+"""
+
+# The EBM's global_importance on the held-out rows given by the table's own column names, and its
+# main effects' shares of the same total (the terms with one column) for comparison.
+IMPORTANCE = """
+import json, sys
+import pandas as pd
+from credit_model import config, data
+from credit_model.stages.context import attach
+context = attach(config.load(__import__("pathlib").Path("config.yaml")), None)
+model = context.framework.load_model(context.model_uri)
+rows = data.features(pd.read_parquet(sys.argv[1]), context.schema)
+rows.columns = context.schema.features
+terms = list(zip(model.term_features_, model.term_importances()))
+whole = sum(float(importance) for _, importance in terms)
+print(json.dumps({
+    "folded": context.framework.global_importance(model, rows),
+    "main_effects": {context.schema.features[t[0]]: float(i) / whole for t, i in terms if len(t) == 1},
+    "pairs": sum(1 for t, _ in terms if len(t) == 2),
+}))
 """

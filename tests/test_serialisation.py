@@ -176,6 +176,16 @@ def sklearn_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
     }
 
 
+def ebm_cases(cases: Path, marker: Path, model: Path) -> dict[str, str]:
+    """The EBM is logged like scikit-learn's pipeline (mlflow.sklearn, skops): the same forgeries, and
+    a skops file of a type skops trusts that is not an EBM."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    skops.io.dump(LogisticRegression(), _new(cases / "not an EBM" / "model.skops"))
+    return sklearn_cases(cases, marker, model) | {"not an EBM": "refused: model.skops"}
+
+
 def _new(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
@@ -190,8 +200,9 @@ def preprocessing_case(cases: Path, marker: Path) -> dict[str, str]:
 def test_tampered_model_files_are_refused_never_run(trained, framework, tmp_path):
     project = trained(framework)
     model, cases, marker = logged_model(project), tmp_path / "cases", tmp_path / "code-ran"
-    expected = {"sklearn": sklearn_cases, "pytorch": torch_cases, "keras": keras_cases}[framework](cases, marker, model)
-    if framework != "sklearn":
+    cases_for = {"sklearn": sklearn_cases, "ebm": ebm_cases, "pytorch": torch_cases, "keras": keras_cases}
+    expected = cases_for[framework](cases, marker, model)
+    if framework in ("pytorch", "keras"):
         expected |= preprocessing_case(cases, marker)
     outcomes = json.loads(run(project, "-c", TAMPER, str(model), str(cases)).stdout)
 

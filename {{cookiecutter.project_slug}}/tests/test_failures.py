@@ -77,8 +77,8 @@ def test_no_regression_against_the_champion(workspace):
     def weaken(c):
         c["gate"]["thresholds"] = {}
         c["gate"]["regression_tolerance"] = 0.0
-        sklearn = c["model"]["framework"] == "sklearn"
-        c["model"]["params"] = {"max_iter": 2} if sklearn else c["model"]["params"] | {"epochs": 1}
+        weaker = {"sklearn": {"max_iter": 2}, "ebm": {"max_rounds": 1, "interactions": 0}}
+        c["model"]["params"] = weaker.get(c["model"]["framework"], c["model"]["params"] | {"epochs": 1})
 
     workspace.edit_config(weaken)
     for stage in ("train", "evaluate"):

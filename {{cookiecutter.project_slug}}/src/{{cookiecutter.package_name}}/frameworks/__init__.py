@@ -22,7 +22,7 @@ from .base import Framework
 __all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load"]
 
 # config.yaml's model.framework.
-Name = Literal["sklearn", "pytorch", "keras"]
+Name = Literal["sklearn", "pytorch", "keras", "ebm"]
 
 # The modules of this folder each framework needs, the one defining its Framework subclass first.
 # A plain literal: hooks/post_gen_project.py reads it without importing this package.
@@ -30,6 +30,7 @@ MODULES: dict[Name, tuple[str, ...]] = {
     "sklearn": ("scikit_learn",),
     "pytorch": ("pytorch", "tabular"),
     "keras": ("keras3", "tabular"),
+    "ebm": ("explainable_boosting",),
 }
 # A run's framework tag for a model `import-model` brought in as an ONNX file -> its module here.
 IMPORTED: dict[str, tuple[str, ...]] = {"onnx": ("imported_onnx",)}

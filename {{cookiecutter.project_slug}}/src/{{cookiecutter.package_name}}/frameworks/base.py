@@ -66,5 +66,10 @@ class Framework(ABC, Generic[Model]):
         )
 
     def global_importance(self, model: Model, features: pd.DataFrame) -> dict[str, float] | None:
-        """The model's own global importance per input column (a glass-box model's), or None: it has none."""
+        """The model's own global explanation, if it has one: each column of `features` (the rows `predict`
+        takes) -> its share of the total importance, the shares summing to 1.
+
+        None (this default): the model explains nothing by itself, and the explain stage measures it from outside.
+        A glass-box model (the EBM) overrides it with what it learnt.
+        """
         return None
