@@ -66,6 +66,16 @@ def test_passing_model_is_registered_as_challenger_with_its_lineage(pipeline_run
     assert "PASSED" in report and all(name in report for name in settings.gate.thresholds)
 
 
+def test_model_card_command_writes_the_card_register_logged(pipeline_run):
+    """`model-card` for the run (outputs/run.json) and for the version by alias: the card `register` logged."""
+    settings = configuration.load(pipeline_run.config)
+    logged = (pipeline_run.outputs / "MODEL_CARD.md").read_text()
+    for which in ([], ["--model", f"models:/{settings.tracking.model_name}@challenger"]):
+        output = pipeline_run.root / "card" / "MODEL_CARD.md"
+        assert pipeline_run.cli("model-card", *which, "--output", str(output)) == 0
+        assert output.read_text() == logged, which
+
+
 def test_onnx_file_reproduces_the_native_model(pipeline_run):
     settings = configuration.load(pipeline_run.config)
     model = onnx.load(pipeline_run.outputs / "model.onnx")
