@@ -44,10 +44,10 @@ DATABRICKS_FILES = (
 TABULAR_FILES = (
     "data",
     "notebooks",
-    "bench/encrypted.py",
-    "bench/onnx_vs_native.py",
-    "bench/pipeline_scale.py",
-    "bench/score_scale.py",
+    "bench",
+    ".github/workflows/monitor.yml",
+    ".github/workflows/score.yml",
+    ".github/workflows/_score.yml",
     f"src/{PACKAGE}/data.py",
     f"src/{PACKAGE}/fairness.py",
     f"src/{PACKAGE}/plots.py",
@@ -89,6 +89,9 @@ def use_rl_stages(root: Path) -> None:
     for module in sorted(replacements.glob("*.py")):
         module.replace(root / "src" / PACKAGE / "stages" / module.name)
     replacements.rmdir()
+    # ci.yml is copied unrendered (raw: GitHub expressions): its lint steps lose the notebooks folder here.
+    workflow = root / ".github" / "workflows" / "ci.yml"
+    workflow.write_text(workflow.read_text().replace(" src tests notebooks", " src tests"))
 
 
 def framework_modules(registry: Path, table: str = "MODULES") -> dict:

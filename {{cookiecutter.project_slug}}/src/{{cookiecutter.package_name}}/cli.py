@@ -57,16 +57,14 @@ def run_pipeline(args: argparse.Namespace) -> None:
     stages.run_pipeline(configuration.load(args.config, data=args.data, target=args.target))
 
 
-{%- if cookiecutter.task != "reinforcement" %}
-def sample_data(args: argparse.Namespace) -> None:
+{% if cookiecutter.task != "reinforcement" %}def sample_data(args: argparse.Namespace) -> None:
     from .sample_data import write
 
     for path in write(args.output):
         log.info("wrote %s", path)
-{%- endif %}
 
 
-def parser() -> argparse.ArgumentParser:
+{% endif %}def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")

@@ -13,11 +13,7 @@ from .errors import UsageError
 from .frameworks import Name as FrameworkName
 {%- endif %}
 
-{%- if cookiecutter.task == "reinforcement" %}
-Task = Literal["reinforcement"]
-{%- else %}
-Task = Literal["binary", "multiclass", "regression"]
-{%- endif %}
+{% if cookiecutter.task == "reinforcement" %}Task = Literal["reinforcement"]{% else %}Task = Literal["binary", "multiclass", "regression"]{% endif %}
 
 
 class Strict(BaseModel):
@@ -205,13 +201,11 @@ class Config(Strict):
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
-
-{%- if cookiecutter.task != "reinforcement" %}
+{% if cookiecutter.task != "reinforcement" %}
     @property
     def data_path(self) -> Path:
         return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
-{%- endif %}
-
+{% endif %}
     @property
     def outputs(self) -> Path:
         return self.root / "outputs"

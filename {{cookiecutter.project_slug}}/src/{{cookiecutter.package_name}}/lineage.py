@@ -65,9 +65,9 @@ VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
 GATE_REPORT_ARTIFACT = "gate/report.md"
-MONITOR_FOLDER = "monitor"
+MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 RL_CHECKPOINT_FOLDER = "rl/checkpoint"  # RLlib's own checkpoint (pickled): for resuming on a trusted machine only
-EPISODES_ARTIFACT = "rl/episodes.json"  # evaluate's seeded episodes and their returns  # report.md and report.json of a monitor run
+EPISODES_ARTIFACT = "rl/episodes.json"  # evaluate's seeded episodes and their returns
 
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
