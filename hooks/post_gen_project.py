@@ -84,7 +84,7 @@ RL_FILES = (f"src/{PACKAGE}/rl", "tests/test_rl.py")
 
 
 def use_rl_stages(root: Path) -> None:
-    """rl/stages/<name>.py becomes stages/<name>.py: the pipeline keeps its stages, each doing the RL version of its job."""
+    """rl/stages/<name>.py becomes stages/<name>.py: the pipeline keeps its stages, each doing its RL version."""
     replacements = root / "src" / PACKAGE / "rl" / "stages"
     for module in sorted(replacements.glob("*.py")):
         module.replace(root / "src" / PACKAGE / "stages" / module.name)

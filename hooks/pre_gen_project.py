@@ -56,7 +56,8 @@ def problem() -> str | None:
     if TASK == "reinforcement" and FRAMEWORK != "pytorch":
         return (
             f"task=reinforcement trains its policy with RLlib's PyTorch modules, so framework={FRAMEWORK!r} "
-            "would not be used: answer framework=pytorch (e.g. `cookiecutter ... task=reinforcement framework=pytorch`)."
+            "would not be used: answer framework=pytorch "
+            "(e.g. `cookiecutter ... task=reinforcement framework=pytorch`)."
         )
     if PACKAGE in SHADOWED or PACKAGE in sys.stdlib_module_names:
         return (
