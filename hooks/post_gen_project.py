@@ -39,6 +39,60 @@ DATABRICKS_FILES = (
     "tests/test_databricks_job.py",
 )
 
+# A reinforcement-learning project (task=reinforcement) reads no table: what only tabular projects use is
+# removed, and rl/stages/ takes the place of the tabular stages of the same names (same CLI, same lineage).
+TABULAR_FILES = (
+    "data",
+    "notebooks",
+    "bench",
+    ".github/workflows/monitor.yml",
+    ".github/workflows/score.yml",
+    ".github/workflows/_score.yml",
+    f"src/{PACKAGE}/data.py",
+    f"src/{PACKAGE}/fairness.py",
+    f"src/{PACKAGE}/plots.py",
+    f"src/{PACKAGE}/sample_data.py",
+    f"src/{PACKAGE}/label_import.py",
+    f"src/{PACKAGE}/import_model.py",
+    f"src/{PACKAGE}/init_config.py",
+    f"src/{PACKAGE}/onnx_model.py",
+    f"src/{PACKAGE}/encrypted_client.py",
+    f"src/{PACKAGE}/frameworks",
+    f"src/{PACKAGE}/scoring",
+    f"src/{PACKAGE}/monitoring",
+    f"src/{PACKAGE}/serving/encrypted.py",
+    f"src/{PACKAGE}/serving/encrypted_api.py",
+    f"src/{PACKAGE}/serving/linear.py",
+    "tests/contract_model.py",
+    "tests/test_encrypted.py",
+    "tests/test_failures.py",
+    "tests/test_import_model.py",
+    "tests/test_init_config.py",
+    "tests/test_monitoring.py",
+    "tests/test_notebooks.py",
+    "tests/test_pipeline.py",
+    "tests/test_registry.py",
+    "tests/test_request_log.py",
+    "tests/test_scoring.py",
+    "tests/test_serving.py",
+    "tests/test_tables.py",
+    "tests/test_triton.py",
+    "tests/test_units.py",
+)
+# What only a reinforcement-learning project has.
+RL_FILES = (f"src/{PACKAGE}/rl", "tests/test_rl.py")
+
+
+def use_rl_stages(root: Path) -> None:
+    """rl/stages/<name>.py becomes stages/<name>.py: the pipeline keeps its stages, each doing its RL version."""
+    replacements = root / "src" / PACKAGE / "rl" / "stages"
+    for module in sorted(replacements.glob("*.py")):
+        module.replace(root / "src" / PACKAGE / "stages" / module.name)
+    replacements.rmdir()
+    # ci.yml is copied unrendered (raw: GitHub expressions): its lint steps lose the notebooks folder here.
+    workflow = root / ".github" / "workflows" / "ci.yml"
+    workflow.write_text(workflow.read_text().replace(" src tests notebooks", " src tests"))
+
 
 def framework_modules(registry: Path, table: str = "MODULES") -> dict:
     """frameworks/__init__.py's MODULES (framework -> its modules), read without importing the package.
@@ -54,11 +108,16 @@ def framework_modules(registry: Path, table: str = "MODULES") -> dict:
 
 
 def remove_unused(root: Path) -> None:
-    for data_file in (root / "data").glob("credit_*.csv"):
+    if TASK == "reinforcement":
+        use_rl_stages(root)
+        remove(root, TABULAR_FILES)
+    else:
+        remove(root, RL_FILES)
+    for data_file in (root / "data").glob("credit_*.csv"):  # none left in a reinforcement-learning project
         if data_file.name != f"credit_{TASK}.csv":
             data_file.unlink()
     frameworks = root / "src" / PACKAGE / "frameworks"
-    modules = framework_modules(frameworks / "__init__.py")
+    modules = framework_modules(frameworks / "__init__.py") if frameworks.is_dir() else {FRAMEWORK: ()}
     # The other frameworks' modules; what every framework shares (__init__.py, base.py) is in no list.
     unused = {name for names in modules.values() for name in names} - set(modules[FRAMEWORK])
     for name in unused:

@@ -6,6 +6,8 @@ import sys
 
 SLUG = "{{ cookiecutter.project_slug }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
+TASK = "{{ cookiecutter.task }}"
+FRAMEWORK = "{{ cookiecutter.framework }}"
 
 # Importing the project's package must not hide a library it depends on.
 SHADOWED = {
@@ -32,6 +34,8 @@ SHADOWED = {
     "cookiecutter",
     "matplotlib",
     "scipy",
+    "ray",
+    "gymnasium",
     "test",
     "tests",
     "src",
@@ -51,6 +55,12 @@ def problem() -> str | None:
         )
     if keyword.iskeyword(PACKAGE) or keyword.issoftkeyword(PACKAGE):
         return f"package_name {PACKAGE!r} is a Python keyword: choose another name."
+    if TASK == "reinforcement" and FRAMEWORK != "pytorch":
+        return (
+            f"task=reinforcement trains its policy with RLlib's PyTorch modules, so framework={FRAMEWORK!r} "
+            "would not be used: answer framework=pytorch "
+            "(e.g. `cookiecutter ... task=reinforcement framework=pytorch`)."
+        )
     if PACKAGE in SHADOWED or PACKAGE in sys.stdlib_module_names:
         return (
             f"package_name {PACKAGE!r} would shadow the module of the same name that the project "

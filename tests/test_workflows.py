@@ -77,6 +77,7 @@ def lint_workflows(root: Path) -> None:
 OPTION_VARIANTS = [
     pytest.param({"deploy_target": "azureml"}, id="deploy_target-azureml"),
     pytest.param({"train_on": "databricks"}, id="train_on-databricks"),
+    pytest.param({"task": "reinforcement", "framework": "pytorch"}, id="task-reinforcement"),
 ]
 
 

@@ -45,7 +45,8 @@ class Workspace:
 
 def make_workspace(folder: Path) -> Workspace:
     shutil.copy(PROJECT / "config.yaml", folder / "config.yaml")
-    shutil.copytree(PROJECT / "data", folder / "data")
+    if (PROJECT / "data").is_dir():  # a reinforcement-learning project has no table: its environment is its data
+        shutil.copytree(PROJECT / "data", folder / "data")
     return Workspace(folder)
 
 
@@ -87,4 +88,14 @@ def pipeline_run(tmp_path_factory) -> Workspace:
     space = make_workspace(tmp_path_factory.mktemp("pipeline"))
     _forget_tracking_settings()
     assert space.cli("pipeline") == 0
+    return space
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory) -> Workspace:
+    """validate, train and evaluate once, for tests that judge, export, register and serve that one run."""
+    space = make_workspace(tmp_path_factory.mktemp("evaluated"))
+    _forget_tracking_settings()
+    for stage in ("validate", "train", "evaluate"):
+        assert space.cli(stage) == 0, stage
     return space

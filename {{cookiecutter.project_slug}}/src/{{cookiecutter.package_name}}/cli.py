@@ -10,10 +10,16 @@ from functools import partial
 from pathlib import Path
 
 from . import config as configuration
+{%- if cookiecutter.task == "reinforcement" %}
+from . import stages
+{%- else %}
 from . import encrypted_client, import_model, init_config, label_import, scoring, stages
+{%- endif %}
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
+{%- if cookiecutter.task != "reinforcement" %}
 from .monitoring import command as monitoring
+{%- endif %}
 from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
 from .serving import server
 from .stages import PIPELINE, Stage
@@ -22,14 +28,18 @@ from .triton import command as triton
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes.
 COMMAND_MODULES = (
+{%- if cookiecutter.task != "reinforcement" %}
     init_config,
     import_model,
     scoring,
     monitoring,
+{%- endif %}
     model_card,
     server,
+{%- if cookiecutter.task != "reinforcement" %}
     encrypted_client,
     label_import,
+{%- endif %}
     container,
     triton,
     github_ci,
@@ -49,14 +59,14 @@ def run_pipeline(args: argparse.Namespace) -> None:
     stages.run_pipeline(configuration.load(args.config, data=args.data, target=args.target))
 
 
-def sample_data(args: argparse.Namespace) -> None:
+{% if cookiecutter.task != "reinforcement" %}def sample_data(args: argparse.Namespace) -> None:
     from .sample_data import write
 
     for path in write(args.output):
         log.info("wrote %s", path)
 
 
-def parser() -> argparse.ArgumentParser:
+{% endif %}def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
@@ -77,9 +87,11 @@ def parser() -> argparse.ArgumentParser:
     stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False).set_defaults(
         handler=run_pipeline
     )
+{%- if cookiecutter.task != "reinforcement" %}
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
     data_parser.add_argument("--output", type=Path, default=Path("data"))
     data_parser.set_defaults(handler=sample_data)
+{%- endif %}
     for module in COMMAND_MODULES:
         for name, (help, add_arguments, command) in module.COMMANDS.items():
             sub = commands.add_parser(name, help=help)
@@ -96,7 +108,7 @@ def configure(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("mlflow", "great_expectations", "alembic", "urllib3", "matplotlib"):
+    for noisy in ("mlflow", "great_expectations", "alembic", "urllib3", "matplotlib"{% if cookiecutter.task == "reinforcement" %}, "ray"{% endif %}):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file is noise

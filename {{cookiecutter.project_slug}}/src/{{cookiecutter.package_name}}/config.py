@@ -9,14 +9,50 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, {% if cookiecutter.deploy_target == "azureml" %}field_validator, {% endif %}model_validator
 
 from .errors import UsageError
+{%- if cookiecutter.task != "reinforcement" %}
 from .frameworks import Name as FrameworkName
+{%- endif %}
 
-Task = Literal["binary", "multiclass", "regression"]
+{% if cookiecutter.task == "reinforcement" %}Task = Literal["reinforcement"]{% else %}Task = Literal["binary", "multiclass", "regression"]{% endif %}
 
 
 class Strict(BaseModel):
     # A misspelt key must fail loudly instead of silently falling back to a default.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+{%- if cookiecutter.task == "reinforcement" %}
+
+
+class Reinforcement(Strict):
+    """The environment, what `validate` holds it to, and PPO's budget (RLlib, rl/policy.py)."""
+
+    environment: str = Field(
+        "CartPole-v1", description="a Gymnasium id, or `package.module:ClassName` for your own gymnasium.Env"
+    )
+    env_config: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the environment")
+    # What `validate` checks the environment's spaces against: a changed environment fails before training.
+    observation_size: int = Field(4, ge=1, description="length of the (flat, Box) observation")
+    observation_low: list[float] | None = Field(None, description="declared lower bounds (None: not checked)")
+    observation_high: list[float] | None = Field(None, description="declared upper bounds (None: not checked)")
+    actions: int = Field(2, ge=2, description="size of the Discrete action space")
+    seed: int = 42
+    iterations: int = Field(4, ge=1, description="PPO training iterations (each samples train_batch_size steps)")
+    train_batch_size: int = Field(1000, ge=32)
+    minibatch_size: int = Field(250, ge=8)
+    num_epochs: int = Field(6, ge=1)
+    learning_rate: float = Field(0.0003, gt=0.0)
+    hidden: list[int] = Field(default_factory=lambda: [32, 32], description="tanh layers of the policy network")
+    evaluation_episodes: int = Field(10, ge=1, description="seeded greedy episodes `evaluate` runs")
+    parity_observations: int = Field(256, ge=1, description="observations `export` compares RLlib and ONNX on")
+
+    @model_validator(mode="after")
+    def _bounds_fit(self) -> Reinforcement:
+        for name in ("observation_low", "observation_high"):
+            bounds = getattr(self, name)
+            if bounds is not None and len(bounds) != self.observation_size:
+                raise ValueError(f"{name} has {len(bounds)} values for observation_size {self.observation_size}")
+        return self
+{%- else %}
 
 
 class Column(Strict):
@@ -65,6 +101,9 @@ class Model(Strict):
                 f"remove it for {self.framework} (its network is set by model.params)"
             )
         return self
+
+
+{%- endif %}
 
 
 class Threshold(Strict):
@@ -116,6 +155,9 @@ class Export(Strict):
     parity_tolerance: float = Field(1e-4, gt=0.0)
 
 
+{%- if cookiecutter.task != "reinforcement" %}
+
+
 class Monitor(Strict):
     """When `monitor` calls a feature (or the predictions) drifted, and how many rows it needs to say anything."""
 
@@ -125,6 +167,9 @@ class Monitor(Strict):
     psi_max: float = Field(0.2, gt=0.0, description="population stability index")
     p_value: float = Field(0.01, gt=0.0, lt=1.0, description="KS (numbers) or chi-square (categories)")
     bins: int = Field(10, ge=2, description="quantile bins of the reference for the PSI of a number")
+
+
+{%- endif %}
 
 
 class Triton(Strict):
@@ -168,6 +213,11 @@ class Tracking(Strict):
 
 class Config(Strict):
     task: Task
+{%- if cookiecutter.task == "reinforcement" %}
+    rl: Reinforcement = Field(default_factory=lambda: Reinforcement.model_validate({}))
+    gate: Gate = Field(default_factory=lambda: Gate.model_validate({}))
+    export: Export = Field(default_factory=lambda: Export.model_validate({}))
+{%- else %}
     data: Data
     # Defaults built by each section's own field defaults (pydantic's default_factory keeps mypy exact).
     split: Split = Field(default_factory=lambda: Split.model_validate({}))
@@ -176,14 +226,15 @@ class Config(Strict):
     explain: Explain = Field(default_factory=lambda: Explain.model_validate({}))
     export: Export = Field(default_factory=lambda: Export.model_validate({}))
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
+{%- endif %}
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
-
+{% if cookiecutter.task != "reinforcement" %}
     @property
     def data_path(self) -> Path:
         return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
-
+{% endif %}
     @property
     def outputs(self) -> Path:
         return self.root / "outputs"
@@ -204,6 +255,11 @@ def load(path: Path, data: Path | None = None, target: str | None = None) -> Con
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: expected a mapping of sections (task, data, model, ...)")
     if data is not None or target is not None:
+        if raw.get("task") == "reinforcement":
+            raise UsageError(
+                "--data/--target: a reinforcement-learning project reads no table; "
+                "its episodes come from the environment in config.yaml's rl.environment"
+            )
         section = dict(raw.get("data") or {})
         if data is not None:
             section.update(path=str(data.resolve()), columns={}, features=[])

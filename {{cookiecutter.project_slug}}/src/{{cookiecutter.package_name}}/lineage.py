@@ -78,6 +78,8 @@ MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 MODEL_CARD_FOLDER = "model_card"  # `register` logs the card and the answers it was made from
 MODEL_CARD_ARTIFACT = f"{MODEL_CARD_FOLDER}/MODEL_CARD.md"
 MODEL_CARD_ANSWERS_ARTIFACT = f"{MODEL_CARD_FOLDER}/model_card.yaml"
+RL_CHECKPOINT_FOLDER = "rl/checkpoint"  # RLlib's own checkpoint (pickled): for resuming on a trusted machine only
+EPISODES_ARTIFACT = "rl/episodes.json"  # evaluate's seeded episodes and their returns
 
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to

@@ -244,6 +244,9 @@ def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> l
     The table is read as the pipeline reads it (the config's CSV options, or Parquet), and sent by
     the users' own column names, with missing values as JSON null.
     """
+{%- if cookiecutter.task == "reinforcement" %}
+    del sample, config  # a reinforcement-learning project has no table: observations are made from the schema
+{%- else %}
     settings = None
     if config.is_file():
         from .. import config as configuration
@@ -264,6 +267,7 @@ def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> l
             }
             for row in picked.to_dict(orient="records")
         ]
+{%- endif %}
     made = []
     for index in range(rows):
         row = {}

@@ -21,7 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-TASKS = ("binary", "multiclass", "regression")
+# A reinforcement-learning policy (rl/) answers like a classifier: `label` is the greedy action, and
+# `probabilities` the policy's distribution over the actions; its features are the observation's components.
+TASKS = ("binary", "multiclass", "regression", "reinforcement")
 CLASSIFICATION_OUTPUTS = ("label", "probabilities")
 REGRESSION_OUTPUTS = ("prediction",)
 NUMBER = "number"

@@ -160,7 +160,7 @@ def load(settings: Settings) -> Model:
         metadata[contract.MODEL_VERSION] = settings.model_version
     task = schema.get("task")
     if task not in contract.TASKS:
-        raise ModelError(f"{path}: '{contract.SCHEMA}' task {task!r} is not binary, multiclass or regression")
+        raise ModelError(f"{path}: '{contract.SCHEMA}' task {task!r} is not one of {', '.join(contract.TASKS)}")
     outputs = _check_io(session, path, schema, task)
     features = [
         Feature(f["name"], f["type"], f.get("input", f["name"]), tuple(str(c) for c in f.get("categories", [])))

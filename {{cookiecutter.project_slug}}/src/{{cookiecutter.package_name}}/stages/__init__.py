@@ -50,10 +50,16 @@ class Stage:
 
 
 PIPELINE = (
+{%- if cookiecutter.task == "reinforcement" %}
+    Stage("validate", "check the environment's spaces against config.yaml", attaches=False),
+    Stage("train", "start the MLflow run and train the PPO policy with RLlib", attaches=False, needs="validate"),
+    Stage("evaluate", "mean, worst and best return of seeded greedy episodes"),
+{%- else %}
     Stage("validate", "check the input data with Great Expectations", attaches=False),
     Stage("train", "start the MLflow run and train the model", attaches=False, needs="validate"),
     Stage("evaluate", "metrics, fairness audit and plots on the held-out rows"),
     Stage("explain", "global feature importance and local explanations (SHAP) on held-out rows"),
+{%- endif %}
     Stage("gate", "check thresholds and no-regression against the champion"),
     Stage("export", "convert to ONNX and check onnxruntime parity"),
     Stage("register", "register a run that passed gate and parity, as 'challenger'"),

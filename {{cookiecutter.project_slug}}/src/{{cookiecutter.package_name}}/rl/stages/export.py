@@ -1,0 +1,102 @@
+"""export: the policy network to ONNX, held to RLlib's greedy actions on sampled observations, then written."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from .. import lineage
+from ..config import Config
+from ..errors import CheckFailed
+from ..rl import episodes, onnx_policy, policy
+from ..triton import repository
+from . import StageResult
+from .context import attach
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Exported(StageResult):
+    run_id: str
+    path: Path
+    max_abs_diff: float
+    size_bytes: int
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def run(config: Config, run_id: str | None = None) -> Exported:
+    context = attach(config, run_id)
+    settings = config.rl
+    rl_module = context.policy(config)
+    # Observations the policy visits, and others from its observation space: where it is used, and beyond.
+    observations = episodes.observations(
+        settings, lambda rows: policy.greedy(rl_module, rows), settings.parity_observations, settings.seed
+    )
+    native_logits = policy.logits(rl_module, observations)
+    tags = context.run.data.tags
+    model = onnx_policy.build(
+        policy.layers(rl_module),
+        onnx_policy.schema(settings.observation_size, settings.actions, settings.environment),
+        {
+            "model_name": config.tracking.model_name,
+            "run_id": context.run_id,
+            "git_sha": tags.get(lineage.GIT_SHA, "unknown"),
+        },
+    )
+    actions, probabilities = onnx_policy.greedy(model, observations)
+    mismatched = int(np.sum(actions != np.argmax(native_logits, axis=1)))
+    worst = float(np.abs(probabilities - softmax(native_logits)).max())
+    problems = [f"{mismatched} greedy actions differ from RLlib's"] if mismatched else []
+    if worst > config.export.parity_tolerance:
+        problems.append(
+            f"action probabilities differ by up to {worst:.3g} (tolerance {config.export.parity_tolerance:g})"
+        )
+
+    with mlflow.start_run(run_id=context.run_id):
+        mlflow.log_metrics({"export.parity_max_abs_diff": worst, "export.parity_action_mismatches": float(mismatched)})
+        if problems:
+            mlflow.set_tags({lineage.stage_tag("export"): lineage.FAILED, lineage.EXPORT_PARITY: lineage.FAILED})
+            raise CheckFailed(
+                f"ONNX parity failed on {len(observations)} observations: {'; '.join(problems)}. "
+                "No ONNX file was written."
+            )
+        config.outputs.mkdir(parents=True, exist_ok=True)
+        target = config.outputs / lineage.ONNX_FILE
+        # Written beside the target and renamed: a reader never sees half a model.
+        payload = model.SerializeToString()
+        with tempfile.NamedTemporaryFile(dir=config.outputs, suffix=".onnx.tmp", delete=False) as handle:
+            handle.write(payload)
+        os.replace(handle.name, target)
+        mlflow.log_artifact(str(target), Path(lineage.ONNX_ARTIFACT).parent.as_posix())
+        triton = repository.write(
+            config.outputs / lineage.TRITON_FOLDER, config.tracking.model_name, model, config.serve.triton
+        )
+        mlflow.log_artifacts(str(triton), f"{lineage.TRITON_FOLDER}/{triton.name}")
+        mlflow.set_tags(
+            {
+                lineage.EXPORT_PARITY: lineage.PASSED,
+                lineage.ONNX_SHA256: hashlib.sha256(payload).hexdigest(),
+                lineage.stage_tag("export"): lineage.DONE,
+            }
+        )
+    size = target.stat().st_size
+    log.info(
+        "exported %s (%.1f KB); onnxruntime picks RLlib's greedy action on all %d observations (max prob diff %.3g)",
+        target,
+        size / 1024,
+        len(observations),
+        worst,
+    )
+    return Exported(run_id=context.run_id, path=target, max_abs_diff=worst, size_bytes=size)
