@@ -61,7 +61,9 @@ def train_job(target: str) -> Job:
                 stage_task("validate"),
                 stage_task("train", "validate"),
                 stage_task("evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+{%- if cookiecutter.task != "reinforcement" %}
                 stage_task("explain", "evaluate", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+{%- endif %}
             ],
             # Serverless: the lock's exact versions, then the project's wheel built by the bundle.
             "environments": [

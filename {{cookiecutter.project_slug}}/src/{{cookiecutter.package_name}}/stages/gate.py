@@ -21,7 +21,9 @@ from ..config import Config
 from ..errors import CheckFailed
 from . import StageResult
 from .context import attach
+{%- if cookiecutter.task != "reinforcement" %}
 from .explain import importance_checks
+{%- endif %}
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,9 @@ def run(config: Config, run_id: str | None = None) -> Verdict:
     observed = context.run.data.metrics
     champion_version, champion = champion_metrics(tracking.reference_client(config), model_name)
     checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
+{%- if cookiecutter.task != "reinforcement" %}
     checks += importance_checks(config, observed, context.schema)
+{%- endif %}
     passed = all(check.passed for check in checks)
     report = render(checks, passed, context.run_id, champion_version, model_name)
 
