@@ -158,7 +158,7 @@ Created {SLUG}. Next:
 
     cd {SLUG}
     make setup        # .venv with the project and its dev tools
-    make pipeline     # validate -> train -> evaluate -> explain -> gate -> export -> register
+    make pipeline     # validate -> train -> evaluate -> {% if cookiecutter.task != "reinforcement" %}explain -> {% endif %}gate -> export -> register
     make serve        # the exported model on http://127.0.0.1:8000
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
