@@ -91,7 +91,9 @@ def test_a_registered_base_trains_a_better_model_on_few_rows(baked, tmp_path, fr
     base_run = last_run(project)
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     base_model = client.get_run(base_run).data.tags["model.uri"]
-    version = mlflow.register_model(base_model, SLUG, tags={"run_id": base_run}).version
+    client.create_registered_model(SLUG)
+    model_id = base_model.removeprefix("models:/")
+    version = client.create_model_version(SLUG, base_model, base_run, {"run_id": base_run}, model_id=model_id).version
     client.set_registered_model_alias(SLUG, "base", version)
     reference = reference.format(name=SLUG, version=version)
 
