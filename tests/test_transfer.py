@@ -89,7 +89,8 @@ def test_a_registered_base_trains_a_better_model_on_few_rows(baked, tmp_path, fr
 
     cli(project, "train", "--data", "data/base.csv")
     base_run = last_run(project)
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    client = mlflow.MlflowClient(store, registry_uri=store)  # both: the registry is not the tracking store by default
     base_model = client.get_run(base_run).data.tags["model.uri"]
     client.create_registered_model(SLUG)
     model_id = base_model.removeprefix("models:/")
