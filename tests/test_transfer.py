@@ -81,7 +81,7 @@ def last_run(project: Path) -> str:
 
 
 @pytest.mark.parametrize("framework", list(CASES))
-def test_a_registered_base_trains_a_better_model_on_few_rows(baked, tmp_path, framework):
+def test_a_registered_base_trains_a_better_model_on_few_rows(baked, tmp_path, monkeypatch, framework):
     reference, params = CASES[framework]
     project = shutil.copytree(baked(framework=framework), tmp_path / SLUG)
     run(project, "-c", DATA)
@@ -90,7 +90,9 @@ def test_a_registered_base_trains_a_better_model_on_few_rows(baked, tmp_path, fr
     cli(project, "train", "--data", "data/base.csv")
     base_run = last_run(project)
     store = f"sqlite:///{project / 'mlflow.db'}"
-    client = mlflow.MlflowClient(store, registry_uri=store)  # both: the registry is not the tracking store by default
+    # The registry's SQL store looks the logged model up through the default tracking URI.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = mlflow.MlflowClient(store, registry_uri=store)
     base_model = client.get_run(base_run).data.tags["model.uri"]
     client.create_registered_model(SLUG)
     model_id = base_model.removeprefix("models:/")
