@@ -58,6 +58,7 @@ TABULAR_FILES = (
     f"src/{PACKAGE}/onnx_model.py",
     f"src/{PACKAGE}/attributions.py",
     f"src/{PACKAGE}/shapley.py",
+    f"src/{PACKAGE}/transfer.py",
     f"src/{PACKAGE}/stages/explain.py",
     f"src/{PACKAGE}/encrypted_client.py",
     f"src/{PACKAGE}/frameworks",
@@ -80,6 +81,7 @@ TABULAR_FILES = (
     "tests/test_scoring.py",
     "tests/test_serving.py",
     "tests/test_tables.py",
+    "tests/test_transfer.py",
     "tests/test_triton.py",
     "tests/test_units.py",
 )

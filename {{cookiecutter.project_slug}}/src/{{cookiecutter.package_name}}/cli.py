@@ -51,12 +51,16 @@ COMMAND_MODULES = (
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
 
+def load_config(args: argparse.Namespace) -> configuration.Config:
+    return configuration.load(args.config, data=args.data, target=args.target, init_from=args.init_from)
+
+
 def run_stage(stage: Stage, args: argparse.Namespace) -> None:
-    stage.run(configuration.load(args.config, data=args.data, target=args.target), run_id=args.run_id)
+    stage.run(load_config(args), run_id=args.run_id)
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
-    stages.run_pipeline(configuration.load(args.config, data=args.data, target=args.target))
+    stages.run_pipeline(load_config(args))
 
 
 {% if cookiecutter.task != "reinforcement" %}def sample_data(args: argparse.Namespace) -> None:
@@ -80,6 +84,15 @@ def run_pipeline(args: argparse.Namespace) -> None:
             sub.add_argument("--run-id", help="run to attach to (default: $MLFLOW_RUN_ID, else outputs/run.json)")
         else:
             sub.set_defaults(run_id=None)
+        if name in ("train", "pipeline"):
+            sub.add_argument(
+                "--init-from",
+                metavar="MODEL",
+                help="start from this model instead of from scratch (config model.init_from): "
+                "models:/<name>@<alias>, models:/<name>/<version> or a run's model URI",
+            )
+        else:
+            sub.set_defaults(init_from=None)
         return sub
 
     for stage in PIPELINE:

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, {% if cookiecutter.deploy_target == "azureml" %}field_validator, {% endif %}model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UsageError
 {%- if cookiecutter.task != "reinforcement" %}
 from .frameworks import Name as FrameworkName
+from .transfer import FORMS, REFERENCE
 {%- endif %}
 
 {% if cookiecutter.task == "reinforcement" %}Task = Literal["reinforcement"]{% else %}Task = Literal["binary", "multiclass", "regression"]{% endif %}
@@ -92,6 +93,15 @@ class Model(Strict):
     # sklearn only (empty: gradient_boosting). `linear` is what encrypted inference needs (README).
     estimator: Literal["gradient_boosting", "linear"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    # Transfer learning (transfer.py): train from this model instead of from scratch.
+    init_from: str | None = Field(None, description=f"empty: from scratch; else {FORMS}")
+
+    @field_validator("init_from")
+    @classmethod
+    def _is_a_reference(cls, value: str | None) -> str | None:
+        if value is not None and not REFERENCE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a model reference; give {FORMS}")
+        return value
 
     @model_validator(mode="after")
     def _estimator_is_sklearn(self) -> Model:
@@ -240,8 +250,8 @@ class Config(Strict):
         return self.root / "outputs"
 
 
-def load(path: Path, data: Path | None = None, target: str | None = None) -> Config:
-    """Read config.yaml; `data`/`target` from the command line replace the file's values.
+def load(path: Path, data: Path | None = None, target: str | None = None, init_from: str | None = None) -> Config:
+    """Read config.yaml; `data`/`target`/`init_from` from the command line replace the file's values.
 
     When another data file is given on the command line, the column schema written for the bundled
     data no longer applies, so it is inferred from the new file instead.
@@ -266,6 +276,8 @@ def load(path: Path, data: Path | None = None, target: str | None = None) -> Con
         if target is not None:
             section.update(target=target, columns={}, features=[])
         raw["data"] = section
+    if init_from is not None:
+        raw["model"] = dict(raw.get("model") or {}) | {"init_from": init_from}
     try:
         return Config(**raw, root=path.resolve().parent)
     except ValidationError as error:

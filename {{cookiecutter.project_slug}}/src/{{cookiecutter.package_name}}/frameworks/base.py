@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     import onnx
     import pandas as pd
@@ -14,6 +16,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     from ..config import Split
     from ..data import Schema
     from ..predictions import Predictions
+    from ..transfer import Base
 
 Model = TypeVar("Model")  # what a framework trains, predicts with, logs and loads
 
@@ -28,6 +31,25 @@ class Framework(ABC, Generic[Model]):
         self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> Model:
         """A fitted model; `settings` is config.yaml's model section, `split` gives the seed and validation size."""
+
+    def train_from(
+        self,
+        base: Base,
+        model: Model,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+    ) -> Model:
+        """Like train, starting from `model` (`base`'s, read by load_model) instead of from scratch (transfer.py).
+
+        A framework that cannot says so: this default refuses.
+        """
+        raise UsageError(
+            f"model.init_from: the {self.name} framework cannot start from a trained model; remove "
+            "model.init_from (and --init-from) to train from scratch"
+        )
 
     @abstractmethod
     def classes(self, model: Model) -> list:

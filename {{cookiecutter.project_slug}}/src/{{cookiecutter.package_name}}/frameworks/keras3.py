@@ -47,21 +47,24 @@ class Keras(tabular.NeuralNetwork):
     name = "keras"
 
     def fit(
-        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter
+        self,
+        data: tabular.Prepared,
+        settings: dict[str, Any],
+        seed: int,
+        board: SummaryWriter,
+        start: tabular.Transfer | None = None,
     ) -> tuple[keras.Model, int]:
         keras.utils.set_random_seed(seed)
         torch.use_deterministic_algorithms(True)
-        layers = [keras.Input(shape=(data.x_train.shape[1],))]
-        for units in settings["hidden_units"]:
-            layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(settings["dropout"])]
-        layers.append(
-            keras.layers.Dense(len(data.classes), activation="softmax")
-            if data.classification
-            else keras.layers.Dense(1)
-        )
-        network = keras.Sequential(layers)
+        if start is None:
+            layers = [keras.Input(shape=(data.x_train.shape[1],))]
+            for units in settings["hidden_units"]:
+                layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(settings["dropout"])]
+            network = keras.Sequential([*layers, head(data)])
+        else:
+            network = transferred(start, data)
         network.compile(
-            optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+            optimizer=keras.optimizers.Adam(tabular.learning_rate(settings, start)),
             loss="sparse_categorical_crossentropy" if data.classification else "mse",
         )
         stopping = keras.callbacks.EarlyStopping(patience=settings["patience"], restore_best_weights=True)
@@ -113,6 +116,23 @@ class Keras(tabular.NeuralNetwork):
             path = Path(folder) / "network.onnx"
             model.network.export(str(path), format="onnx", verbose=False)
             return onnx.load(path)
+
+
+def head(data: tabular.Prepared) -> keras.layers.Dense:
+    """The output layer: class probabilities, or the value."""
+    return keras.layers.Dense(len(data.classes), activation="softmax") if data.classification else keras.layers.Dense(1)
+
+
+def transferred(start: tabular.Transfer, data: tabular.Prepared) -> keras.Model:
+    """The base's network for this data (tabular.py's docstring): the trunk is every layer but the last,
+    the head the last Dense. Its layers are reused, weights included (the base is not used again)."""
+    base: keras.Model = start.network
+    *trunk, base_head = base.layers
+    for layer in trunk:
+        layer.trainable = not start.freeze
+    return keras.Sequential(
+        [keras.Input(shape=(data.x_train.shape[1],)), *trunk, base_head if start.keep_head else head(data)]
+    )
 
 
 def _foreign_modules(config: object) -> set[str]:

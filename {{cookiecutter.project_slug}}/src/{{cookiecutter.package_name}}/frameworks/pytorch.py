@@ -62,21 +62,27 @@ class PyTorch(tabular.NeuralNetwork):
     name = "pytorch"
 
     def fit(
-        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter
+        self,
+        data: tabular.Prepared,
+        settings: dict[str, Any],
+        seed: int,
+        board: SummaryWriter,
+        start: tabular.Transfer | None = None,
     ) -> tuple[Network, int]:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         log.info("training on %s", device)
-        network = Network(
-            data.x_train.shape[1],
-            len(data.classes) if data.classification else 1,
-            settings["hidden_units"],
-            settings["dropout"],
-            data.classification,
+        outputs = len(data.classes) if data.classification else 1
+        network = (
+            Network(data.x_train.shape[1], outputs, settings["hidden_units"], settings["dropout"], data.classification)
+            if start is None
+            else transferred(start, outputs, data.classification)
         ).to(device)
         loss_fn = nn.CrossEntropyLoss() if data.classification else nn.MSELoss()
-        optimiser = torch.optim.Adam(network.parameters(), lr=settings["learning_rate"])
+        optimiser = torch.optim.Adam(
+            [p for p in network.parameters() if p.requires_grad], lr=tabular.learning_rate(settings, start)
+        )
         x_train, y_train = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
         x_valid, y_valid = torch.from_numpy(data.x_valid).to(device), torch.from_numpy(data.y_valid).to(device)
         order = torch.Generator().manual_seed(seed)
@@ -165,6 +171,21 @@ class PyTorch(tabular.NeuralNetwork):
         )
         assert exported is not None  # dynamo=True always returns the program
         return exported.model_proto
+
+
+def transferred(start: tabular.Transfer, outputs: int, classification: bool) -> Network:
+    """The base's network for this data (tabular.py's docstring): trunk = every layer of `body` but the
+    last, head = the last Linear; a new head is initialised from the seeded generator."""
+    base: Network = start.network
+    shape: dict[str, Any] = base.architecture  # its arguments, as logged (ARCHITECTURE)
+    network = Network(shape["inputs"], outputs, shape["hidden"], shape["dropout"], classification)
+    trunk, head = network.body[:-1], network.body[-1]
+    trunk.load_state_dict(base.body[:-1].state_dict())
+    if start.keep_head:
+        head.load_state_dict(base.body[-1].state_dict())
+    if start.freeze:
+        trunk.requires_grad_(False)
+    return network
 
 
 def _architecture(uri: str, folder: Path) -> dict:

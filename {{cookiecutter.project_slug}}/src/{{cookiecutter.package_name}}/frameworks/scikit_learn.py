@@ -3,6 +3,11 @@
 config.yaml's model.estimator picks the model: `gradient_boosting` (the default) or `linear`
 (logistic regression for classes, ridge regression for values), whose numbers are also standardised.
 A linear model is what the server's encrypted endpoint needs (serving/linear.py).
+
+Transfer learning (model.init_from, ../transfer.py) is a warm start on the base's own pipeline (its
+fitted preprocessing kept): gradient boosting adds model.params.max_iter trees to the base's, fitted
+on this data's errors; a logistic regression starts its solver from the base's coefficients. Ridge
+regression has no warm start in scikit-learn, and is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import ClassPredictions, Predictions, ValuePredictions
+from ..transfer import Base, check_classes, check_inputs
 from . import model_files, read_skops
 from .base import Framework
 
@@ -69,6 +75,14 @@ def estimator(kind: str, task: str, params: dict[str, Any], seed: int) -> Any:
         ) from error
 
 
+# model.estimator -> the fitted estimators a warm start can continue (LogisticRegression's lbfgs starts
+# from the base's coefficients; Ridge has no warm start).
+WARM_STARTS: dict[str, tuple[type, ...]] = {
+    "gradient_boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+    "linear": (LogisticRegression,),
+}
+
+
 def max_categories(schema: Schema) -> int | None:
     # skl2onnx 1.20 converts the shared column only for an encoder of two or more inputs (with one it
     # raises NotImplementedError): a single text column keeps a column per category.
@@ -99,6 +113,40 @@ class ScikitLearn(Framework[Pipeline]):
         )
         pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
         return pipeline.fit(features, target)
+
+    def train_from(
+        self,
+        base: Base,
+        model: Pipeline,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+    ) -> Pipeline:
+        """The base pipeline, warm-started on this data (this module's docstring)."""
+        check_inputs(base, model.named_steps["preprocess"], schema)
+        fitted = model.named_steps["model"]
+        kind = settings.estimator or "gradient_boosting"
+        if kind not in WARM_STARTS or type(fitted) not in WARM_STARTS[kind]:
+            raise UsageError(
+                f"model.init_from: the base {base.reference} is a {type(fitted).__name__}, and this project's "
+                f"model.estimator {kind!r} trains a {type(estimator(kind, schema.task, {}, split.seed)).__name__}: "
+                "a warm start continues the same estimator, and only gradient boosting (adding trees) and "
+                "logistic regression (from its coefficients) can; train from scratch (remove model.init_from)"
+            )
+        if schema.task != "regression":
+            check_classes(base, fitted.classes_.tolist(), target)
+        params = dict(settings.params)
+        if kind == "gradient_boosting":
+            params["max_iter"] = fitted.n_iter_ + params.get("max_iter", fitted.max_iter)
+        try:
+            fitted.set_params(**params, warm_start=True)
+        except ValueError as error:
+            raise UsageError(f"model.params: {error}; give {type(fitted).__name__}'s parameters") from error
+        # Only the estimator: refitting the preprocessing would move what each of its inputs means.
+        fitted.fit(model.named_steps["preprocess"].transform(features), target)
+        return model
 
     def classes(self, model: Pipeline) -> list:
         return model.classes_.tolist() if hasattr(model, "classes_") else []

@@ -3,6 +3,14 @@
 A subclass (pytorch.py, keras3.py) provides only what differs: fit, forward, log_network,
 load_network and export_network.
 
+Transfer learning (model.init_from, ../transfer.py): the new network is the base's, on the base's
+fitted preprocessing (so each input unit means what it meant to the base). Its trunk is every
+hidden layer; its head is the output layer. The head is kept when the base predicted the same
+classes (or both predict a value), else it is a new layer for this data's classes. With
+model.params.freeze the trunk is frozen and only the head trains, at learning_rate; without, the
+whole network is fine-tuned at learning_rate x fine_tune_lr_factor, so that the first steps do
+not undo what the base learned.
+
 The network sees standardised numbers and one-hot categories, made by a fitted scikit-learn
 ColumnTransformer. In ONNX, that transformer (converted by skl2onnx) is chained in front of the
 network's own graph, so the exported file takes the same raw columns as every other framework's.
@@ -43,8 +51,11 @@ from ..data import Schema
 from ..errors import UsageError
 from ..onnx_model import finish
 from ..predictions import ClassPredictions, Predictions, ValuePredictions
+from ..transfer import Base, check_inputs
 from . import model_files, read_json, read_skops
 from .base import Framework
+
+log = logging.getLogger(__name__)
 
 OPSET = 18
 EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing and the classes
@@ -58,6 +69,9 @@ DEFAULTS = {
     "batch_size": 256,
     "learning_rate": 0.003,
     "patience": 5,
+    # Used only when training starts from a base model (model.init_from); see this module's docstring.
+    "freeze": False,
+    "fine_tune_lr_factor": 0.1,
 }
 
 
@@ -70,6 +84,15 @@ class TabularModel:
     @property
     def classification(self) -> bool:
         return bool(self.classes)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Where a network starts when it is trained from a base model."""
+
+    network: Any  # the base's network, as load_network returned it
+    keep_head: bool  # the base's output layer fits this data's outputs: start from it too
+    freeze: bool  # train the head only
 
 
 @dataclass(frozen=True)
@@ -86,13 +109,27 @@ class Prepared:
         return bool(self.classes)
 
 
-def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validation_size: float, seed: int) -> Prepared:
-    """Fit the preprocessing on the training rows and carve out the early-stopping rows."""
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric_inputs),
-            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_inputs),
-        ]
+def prepare(
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    validation_size: float,
+    seed: int,
+    fitted: ColumnTransformer | None = None,
+) -> Prepared:
+    """Fit the preprocessing on the training rows and carve out the early-stopping rows.
+
+    `fitted`: a base model's preprocessing (transfer learning), used as it is.
+    """
+    preprocess = (
+        fitted
+        if fitted is not None
+        else ColumnTransformer(
+            [
+                ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), schema.numeric_inputs),
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_inputs),
+            ]
+        )
     )
     if schema.task == "regression":
         classes, y = [], target.to_numpy(np.float32).reshape(-1, 1)
@@ -103,7 +140,8 @@ def prepare(features: pd.DataFrame, target: pd.Series, schema: Schema, validatio
     f_train, f_valid, y_train, y_valid = train_test_split(
         features, y, test_size=validation_size, random_state=seed, stratify=stratify
     )
-    preprocess.fit(f_train)
+    if fitted is None:
+        preprocess.fit(f_train)
     return Prepared(
         transform(preprocess, f_train), y_train, transform(preprocess, f_valid), y_valid, preprocess, classes
     )
@@ -196,6 +234,13 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
     return merged
 
 
+def learning_rate(settings: dict[str, Any], start: Transfer | None) -> float:
+    """A fine-tuned base learns slower (fine_tune_lr_factor); a new network, or a head alone, at learning_rate."""
+    if start is None or start.freeze:
+        return float(settings["learning_rate"])
+    return float(settings["learning_rate"]) * float(settings["fine_tune_lr_factor"])
+
+
 def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: float) -> None:
     """One epoch's losses to MLflow (`epoch.*`) and to the TensorBoard event files logged with the run."""
     mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
@@ -210,8 +255,34 @@ class NeuralNetwork(Framework[TabularModel]):
     ) -> TabularModel:
         chosen = self.settings(settings.params)
         data = prepare(features, target, schema, split.validation_size, split.seed)
+        return self.fit_logged(data, chosen, split.seed, None)
+
+    def train_from(
+        self,
+        base: Base,
+        model: TabularModel,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+    ) -> TabularModel:
+        """The base's network, on the base's preprocessing, trained on this data (this module's docstring)."""
+        check_inputs(base, model.preprocess, schema)
+        chosen = self.settings(settings.params)
+        data = prepare(features, target, schema, split.validation_size, split.seed, fitted=model.preprocess)
+        same_outputs = model.classes == data.classes  # both [] for values
+        log.info(
+            "transfer from %s: %s, %s head",
+            base.reference,
+            "trunk frozen" if chosen["freeze"] else f"fine-tuning all at x{chosen['fine_tune_lr_factor']} the rate",
+            "the base's" if same_outputs else "a new",
+        )
+        return self.fit_logged(data, chosen, split.seed, Transfer(model.network, same_outputs, bool(chosen["freeze"])))
+
+    def fit_logged(self, data: Prepared, chosen: dict[str, Any], seed: int, start: Transfer | None) -> TabularModel:
         with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
-            network, best_epoch = self.fit(data, chosen, split.seed, board)
+            network, best_epoch = self.fit(data, chosen, seed, board, start)
             board.flush()
             mlflow.log_artifacts(events, "tensorboard")
         mlflow.log_metric("epoch.best", best_epoch)
@@ -265,10 +336,13 @@ class NeuralNetwork(Framework[TabularModel]):
     # What each framework does its own way.
 
     @abstractmethod
-    def fit(self, data: Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter) -> tuple[Any, int]:
+    def fit(
+        self, data: Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter, start: Transfer | None
+    ) -> tuple[Any, int]:
         """A network trained on `data` with early stopping on its validation rows, and its best epoch.
 
-        Seeded with `seed`; each epoch's losses go through log_epoch(board, ...).
+        Seeded with `seed`; each epoch's losses go through log_epoch(board, ...). `start`: begin from a
+        base's network (this module's docstring), at learning_rate(settings, start).
         """
 
     @abstractmethod

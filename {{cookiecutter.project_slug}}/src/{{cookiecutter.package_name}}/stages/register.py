@@ -79,6 +79,8 @@ def run(config: Config, run_id: str | None = None) -> Registered:
     }
     # A model trained elsewhere says so on its version too, with the file it came from.
     version_tags |= {key: tags[key] for key in lineage.IMPORT_TAGS if key in tags}
+    # And a model trained from another, which (transfer learning, model.init_from).
+    version_tags |= {key: tags[key] for key in lineage.INIT_FROM_TAGS if key in tags}
     version = create_version(context.client, model_name, context.model_uri, context.run_id, version_tags)
     context.client.set_registered_model_alias(model_name, lineage.CHALLENGER, version)
     card = publish.record(context.client, context.run_id, model_name, version, answers_path)

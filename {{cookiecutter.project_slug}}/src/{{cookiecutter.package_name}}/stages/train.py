@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from .. import data, frameworks, lineage, metrics, predictions, tracking
+from .. import data, frameworks, lineage, metrics, predictions, tracking, transfer
 from ..config import Config
 from . import StageResult
 
@@ -42,6 +42,8 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     split = data.split(frame, schema, config.split.test_size, config.split.seed)
     del frame  # the split holds its own copies of the rows: one table in memory, not two
     framework = frameworks.load(config.model.framework)
+    # Before the run starts: a reference that does not resolve records no run.
+    base = transfer.resolve(client, config.model.init_from, config.model.framework) if config.model.init_from else None
 
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
@@ -68,12 +70,28 @@ def run(config: Config, run_id: str | None = None) -> Trained:
                 **{f"model.{key}": value for key, value in config.model.params.items()},
             }
         )
+        if base is not None:
+            mlflow.log_params(base.lineage())
+            mlflow.set_tags(base.lineage())
         mlflow.log_artifact(str(validated), lineage.VALIDATION_FOLDER)
         mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
         train_features = data.features(split.train, schema)
-        model = framework.train(train_features, data.target(split.train, schema), schema, config.model, config.split)
+        train_target = data.target(split.train, schema)
+        if base is None:
+            model = framework.train(train_features, train_target, schema, config.model, config.split)
+        else:
+            log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
+            model = framework.train_from(
+                base,
+                framework.load_model(base.model_uri),
+                train_features,
+                train_target,
+                schema,
+                config.model,
+                config.split,
+            )
         predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
         scores = metrics.compute(
             config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)

@@ -1,0 +1,133 @@
+"""Transfer learning: `train` starting from a model trained before (model.init_from, or --init-from).
+
+This module finds the base model behind a reference, checks that it can start this training (same
+framework, same input columns), and records where the new model came from. How a framework starts
+from the base is its own `Framework.train_from` (tabular.py: weights, frozen trunk, new head;
+scikit_learn.py: warm start). The base is read by the framework's own `load_model`, from the
+data-only files its `log_model` wrote: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import lineage
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+    from sklearn.compose import ColumnTransformer
+
+    from .data import Schema
+
+FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or runs:/<run id>/model"
+# The references model.init_from takes, checked when config.yaml is read (config.py).
+REFERENCE = re.compile(
+    r"models:/(?P<logged>m-[0-9a-f]+)|models:/(?P<name>[^/@]+)(@(?P<alias>[^/@]+)|/(?P<version>\d+))"
+    r"|runs:/(?P<run>[0-9a-f]+)(/model)?/?"
+)
+
+
+@dataclass(frozen=True)
+class Base:
+    """The model a training starts from: the reference as given and what it resolved to."""
+
+    reference: str
+    model_uri: str  # the logged model, `models:/m-…`, which Framework.load_model reads
+    run_id: str
+    version: str | None  # the registered version, when the reference went through the registry
+    framework: str  # the base run's framework tag
+
+    def lineage(self) -> dict[str, str]:
+        """Params and tags of the new run (and, copied by `register`, of its version)."""
+        values = {
+            lineage.INIT_FROM_URI: self.reference,
+            lineage.INIT_FROM_MODEL: self.model_uri,
+            lineage.INIT_FROM_RUN_ID: self.run_id,
+        }
+        return values | ({lineage.INIT_FROM_VERSION: self.version} if self.version else {})
+
+
+def resolve(client: MlflowClient, reference: str, framework: str) -> Base:
+    """The base model behind `reference`, in `client`'s tracking server and registry; refused unless
+    it was trained by `framework` (weights only fit the network, trees only the estimator, that made them)."""
+    from mlflow.exceptions import MlflowException
+
+    match = REFERENCE.fullmatch(reference)
+    if match is None:
+        raise UsageError(f"model.init_from: {reference!r} is not a model reference; give {FORMS}")
+    version = None
+    try:
+        if match["logged"]:
+            model_uri = reference
+            run_id = client.get_logged_model(match["logged"]).source_run_id or ""
+        elif match["run"]:
+            run_id = match["run"]
+            model_uri = client.get_run(run_id).data.tags.get(lineage.MODEL_URI, "")
+            if not model_uri:
+                raise UsageError(
+                    f"model.init_from: run {run_id} has no trained model (no {lineage.MODEL_URI} tag): "
+                    "give the run of a finished `train`"
+                )
+        else:
+            found = (
+                client.get_model_version_by_alias(match["name"], match["alias"])
+                if match["alias"]
+                else client.get_model_version(match["name"], match["version"])
+            )
+            version, run_id = str(found.version), str(found.run_id)
+            model_uri = f"models:/{found.model_id}" if found.model_id else str(found.source)
+        tags = client.get_run(run_id).data.tags
+    except MlflowException as error:
+        raise UsageError(
+            f"model.init_from: {reference!r} was not found in {client.tracking_uri} ({error.message}); "
+            f"check the name, alias or version in the registry, or give {FORMS}"
+        ) from error
+    trained_by = tags.get(lineage.FRAMEWORK, "unknown")
+    if trained_by != framework:
+        raise UsageError(
+            f"model.init_from: {reference!r} (run {run_id}) is a {trained_by} model, and this project trains "
+            f"{framework}: a base must come from the same framework (its weights or trees are what is reused)"
+        )
+    return Base(reference, model_uri, run_id, version, trained_by)
+
+
+def check_inputs(base: Base, preprocess: ColumnTransformer, schema: Schema) -> None:
+    """The base's fitted preprocessing must read exactly this data's input columns, as the same kinds:
+    its weights (or trees) are tied to the columns it encodes, position by position."""
+    kinds = {
+        column: "number" if name == "numeric" else "text"
+        for name, _, columns in preprocess.transformers_
+        if name in ("numeric", "categorical")
+        for column in columns
+    }
+    here = {column: "number" if kind == "number" else "text" for column, kind in schema.input_kinds.items()}
+    missing = sorted(set(kinds) - set(here))
+    extra = sorted(set(here) - set(kinds))
+    changed = sorted(
+        f"{c} ({kinds[c]} in the base, {here[c]} here)" for c in set(kinds) & set(here) if kinds[c] != here[c]
+    )
+    problems = [
+        *([f"missing here: {', '.join(missing)}"] if missing else []),
+        *([f"not in the base: {', '.join(extra)}"] if extra else []),
+        *([f"of another kind: {', '.join(changed)}"] if changed else []),
+    ]
+    if problems:
+        raise UsageError(
+            f"model.init_from: the base {base.reference} (run {base.run_id}) was trained on other input columns "
+            f"than this data's: {'; '.join(problems)}. Transfer needs the same inputs: select them with "
+            "data.features (or data.columns), or start from another model"
+        )
+
+
+def check_classes(base: Base, base_classes: list, target: pd.Series) -> None:
+    """For a model whose output cannot be replaced (scikit-learn's): the same classes, in the same order."""
+    here = sorted(target.unique().tolist())
+    if base_classes != here:
+        raise UsageError(
+            f"model.init_from: the base {base.reference} predicts classes {base_classes}, this data has {here}: "
+            "a warm-started estimator keeps its classes; train from scratch (remove model.init_from)"
+        )
