@@ -42,6 +42,9 @@ MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whos
 MONITOR_OF_VERSION = "monitor.model_version"
 MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows
 TOO_FEW_ROWS = "too_few_rows"
+# `tune`: each trial is a child run of the pipeline's run (MLflow's own parent tag nests it in the UI).
+PARENT_RUN = "mlflow.parentRunId"
+TUNE_TRIAL = "tune.trial"  # on a child run: its number in the search
 
 
 def stage_tag(name: str) -> str:
@@ -65,11 +68,13 @@ VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
 GATE_REPORT_ARTIFACT = "gate/report.md"
+TUNE_TRIALS_ARTIFACT = "tune/trials.json"  # every trial's params, scores and error, on the parent run
 MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
 VALIDATION_FILE = "validation.json"
+TUNE_FILE = "tune.json"  # the run tune started and the best params, for `train`
 EVALUATION_FILE = "evaluation.json"
 GATE_FILE = "gate.json"
 GATE_REPORT_FILE = "gate.md"
