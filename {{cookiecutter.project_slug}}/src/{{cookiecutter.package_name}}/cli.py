@@ -10,10 +10,10 @@ from functools import partial
 from pathlib import Path
 
 from . import config as configuration
-from . import encrypted_client, import_model, init_config, label_import, scoring, stages
+from . import encrypted_client, import_model, init_config, label_import, lineage, scoring, stages
 from .errors import CheckFailed, UsageError
 from .monitoring import command as monitoring
-from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
+from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, ray_job, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 from .triton import command as triton
@@ -40,11 +40,27 @@ log = logging.getLogger("{{ cookiecutter.package_name }}")
 
 
 def run_stage(stage: Stage, args: argparse.Namespace) -> None:
-    stage.run(configuration.load(args.config, data=args.data, target=args.target), run_id=args.run_id)
+    config = configuration.load(args.config, data=args.data, target=args.target)
+    cluster = ray_job.address(args.ray_address) if stage.remote else None
+    if cluster:
+        ray_job.submit(config, args.config, stage.name, cluster, data_given=bool(args.data or args.target))
+        return
+    stage.run(config, run_id=args.run_id)
+    if stage.remote and os.environ.get(lineage.IN_RAY_JOB):
+        ray_job.hand_back(config)
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
-    stages.run_pipeline(configuration.load(args.config, data=args.data, target=args.target))
+    config = configuration.load(args.config, data=args.data, target=args.target)
+    cluster = ray_job.address(args.ray_address)
+    if not cluster:
+        stages.run_pipeline(config)
+        return
+    # On a cluster: validate, tune and train there as one job (train runs what it needs), the rest here.
+    ray_job.submit(config, args.config, "train", cluster, data_given=bool(args.data or args.target))
+    after = [stage for stage in PIPELINE if stage.attaches]
+    for stage in after:
+        stage.run(config)
 
 
 def sample_data(args: argparse.Namespace) -> None:
@@ -59,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
-    def stage_parser(name: str, help: str, attaches: bool) -> argparse.ArgumentParser:
+    def stage_parser(name: str, help: str, attaches: bool, remote: bool) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
         sub.add_argument("--data", type=Path, help="table (.csv, .parquet) to use instead of config data.path")
@@ -68,11 +84,20 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--run-id", help="run to attach to (default: $MLFLOW_RUN_ID, else outputs/run.json)")
         else:
             sub.set_defaults(run_id=None)
+        if remote:
+            sub.add_argument(
+                "--ray-address",
+                help="run as a job on this Ray cluster (http://<head>:8265; default: $RAY_ADDRESS, unset: here)",
+            )
+        else:
+            sub.set_defaults(ray_address=None)
         return sub
 
     for stage in PIPELINE:
-        stage_parser(stage.name, stage.help, stage.attaches).set_defaults(handler=partial(run_stage, stage))
-    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False).set_defaults(
+        stage_parser(stage.name, stage.help, stage.attaches, stage.remote).set_defaults(
+            handler=partial(run_stage, stage)
+        )
+    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False, remote=True).set_defaults(
         handler=run_pipeline
     )
     data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")

@@ -84,6 +84,9 @@ PREDICTIONS_FILE = "predictions.parquet"  # `score` writes here unless given --o
 MONITOR_FILE = "monitor.json"
 MONITOR_REPORT_FILE = "monitor.md"
 
+# --- environment ---------------------------------------------------------------------------------
+IN_RAY_JOB = "MLOPS_IN_RAY_JOB"  # set in a Ray job's environment by ops/ray_job.py: the stage runs right there
+
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import data, frameworks, metrics, predictions
+from . import data, frameworks, lineage, metrics, predictions
 from .config import Config, SearchParam
 from .data import Schema
 from .errors import UsageError
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Set in a Ray job's environment by ops/ray_job.py: Ray is already there, trials join its cluster.
-IN_RAY_JOB = "MLOPS_IN_RAY_JOB"
 # Memory Ray may take for shared objects (the training and validation rows) on a local instance;
 # beyond it Ray spills to disk rather than failing.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -113,7 +111,8 @@ def _trial(
 def _connect(config: Config) -> bool:
     """Ray for the trials: the job's cluster inside a Ray job, else a local instance; True when started here."""
     ray = import_ray()
-    if os.environ.get(IN_RAY_JOB):
+    # In a Ray job (ops/ray_job.py), Ray is already there: the trials join the job's cluster.
+    if os.environ.get(lineage.IN_RAY_JOB):
         ray.init(log_to_driver=False)  # the job's own cluster ($RAY_ADDRESS, set by Ray in the job)
         return False
     # address="local": a private instance even when $RAY_ADDRESS names a cluster (that one takes jobs, below).
