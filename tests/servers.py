@@ -237,7 +237,12 @@ class RayHead:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop(self.process, timeout=30)
+            # `ray start --block` stops its own processes in order on SIGTERM (seconds); signalling the
+            # whole group at once leaves raylet waiting for a GCS already gone. The group is killed after.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=20)
+            stop(self.process, timeout=10)
             self.process = None
         for pid in self._leftovers():
             with contextlib.suppress(ProcessLookupError):
