@@ -226,7 +226,8 @@ class RayHead:
         last_error = ""
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"ray head exited with {self.process.returncode}: see {self.folder / 'ray-head.log'}")
+                log = self.folder / "ray-head.log"
+                raise RuntimeError(f"ray head exited with {self.process.returncode}: see {log}")
             try:
                 with urllib.request.urlopen(request, timeout=2):
                     return

@@ -55,9 +55,7 @@ def trained_hyperparameters(project: Path, run_id: str, **env: str) -> dict:
 def check_tuned_lineage(client: MlflowClient, run_id: str, trials: int, hyperparameters: dict) -> None:
     """`trials` finished child runs under the run, and the model in the run trained with the best one's params."""
     parent = client.get_run(run_id)
-    children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-    )
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
     assert len(children) == trials, [c.info.run_id for c in children]
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(c.data.tags["tune.trial"] for c in children) == [str(n) for n in range(trials)]
@@ -90,7 +88,7 @@ def cluster(tmp_path_factory):
     try:
         tracking.start()
         head.start()
-        print(f"\nmlflow server start: {tracking.startup_seconds[0]:.1f} s; ray head start: {head.startup_seconds:.1f} s")
+        print(f"\nmlflow server start: {tracking.startup_seconds[0]:.1f} s; ray head: {head.startup_seconds:.1f} s")
         yield tracking, head
     finally:
         head.stop()

@@ -97,15 +97,15 @@ def score(
     return metrics.compute(config.task, data.target(valid, schema).to_numpy(), predicted, framework.classes(model))
 
 
-def _trial(
-    params: dict[str, Any], *, config: Config, train: pd.DataFrame, valid: pd.DataFrame, schema: Schema
-) -> None:
+def _trial(params: dict[str, Any], *, config: Config, train: pd.DataFrame, valid: pd.DataFrame, schema: Schema) -> None:
     """What each Ray Tune trial runs, in a Ray worker."""
     from ray import tune
 
     started = time.time()
     scores = score(config, params, train, valid, schema)
-    tune.report({**{f"{PREFIX}{name}": value for name, value in scores.items()}, "started": started, "ended": time.time()})
+    tune.report(
+        {**{f"{PREFIX}{name}": value for name, value in scores.items()}, "started": started, "ended": time.time()}
+    )
 
 
 def _connect(config: Config) -> bool:
@@ -159,8 +159,9 @@ def search(config: Config, train: pd.DataFrame, valid: pd.DataFrame, schema: Sch
 
 def trials(grid: ResultGrid, keys: list[str]) -> list[Trial]:
     found = []
-    for result in grid:
-        params = {key: _plain(result.config[key]) for key in keys}
+    for index in range(len(grid)):  # ResultGrid is indexable, not typed as iterable
+        result = grid[index]
+        params = {key: _plain((result.config or {})[key]) for key in keys}
         reported = result.metrics or {}
         scores = {k.removeprefix(PREFIX): float(v) for k, v in reported.items() if k.startswith(PREFIX)}
         now = time.time()

@@ -54,6 +54,7 @@ def address(flag: str | None) -> str | None:
 def check_tracking(config: Config) -> str:
     """The tracking server the job records into: a run in the job's own store would be lost with it."""
     from .. import tracking  # imports MLflow: only when submitting
+
     uri = tracking.tracking_uri(config)
     if uri == tracking.embedded_uri(config) or uri.startswith(("sqlite:", "file:", "/")):
         raise UsageError(
@@ -146,7 +147,9 @@ def submit(config: Config, config_file: Path, command: str, cluster: str, data_g
         log.info("Ray job %s recorded run %s", job, outputs[lineage.RUN_FILE]["run_id"])
 
 
-def submit_when_ready(client: Any, job: str, command: str, env: dict[str, Any], wait: float = AGENT_WAIT_SECONDS) -> None:
+def submit_when_ready(
+    client: Any, job: str, command: str, env: dict[str, Any], wait: float = AGENT_WAIT_SECONDS
+) -> None:
     """Submit, waiting out a head whose job agent is not up yet (a cluster just started or scaled up)."""
     deadline = time.monotonic() + wait
     while True:

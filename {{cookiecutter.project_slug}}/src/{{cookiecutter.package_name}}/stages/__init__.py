@@ -52,8 +52,20 @@ class Stage:
 
 PIPELINE = (
     Stage("validate", "check the input data with Great Expectations", attaches=False),
-    Stage("tune", "search model.params with Ray Tune (tune.enabled), trials as child runs", attaches=False, needs="validate", remote=True),
-    Stage("train", "start the MLflow run (or continue tune's) and train the model", attaches=False, needs="validate", remote=True),
+    Stage(
+        "tune",
+        "search model.params with Ray Tune (tune.enabled), trials as child runs",
+        attaches=False,
+        needs="validate",
+        remote=True,
+    ),
+    Stage(
+        "train",
+        "start the MLflow run (or continue tune's) and train the model",
+        attaches=False,
+        needs="validate",
+        remote=True,
+    ),
     Stage("evaluate", "metrics, fairness audit and plots on the held-out rows"),
     Stage("gate", "check thresholds and no-regression against the champion"),
     Stage("export", "convert to ONNX and check onnxruntime parity"),

@@ -59,9 +59,7 @@ def best(trials: list[tuning.Trial], metric: str, mode: str) -> tuning.Trial:
     return pick(scored, key=lambda trial: trial.scores[metric])
 
 
-def record_trials(
-    client: MlflowClient, experiment_id: str, parent: str, trials: list[tuning.Trial]
-) -> list[str]:
+def record_trials(client: MlflowClient, experiment_id: str, parent: str, trials: list[tuning.Trial]) -> list[str]:
     """One finished (or failed) child run per trial, nested under `parent`; returns their ids."""
     ids = []
     for number, trial in enumerate(trials):
@@ -107,13 +105,19 @@ def run(config: Config, run_id: str | None = None) -> Tuned:
                 "tune.trials": config.tune.trials,
                 "tune.metric": f"{tuning.PREFIX}{metric}",
                 "tune.mode": mode,
-                "tune.space": json.dumps({k: v.model_dump(exclude_none=True) for k, v in config.tune.space.items()})[:6000],
+                "tune.space": json.dumps({k: v.model_dump(exclude_none=True) for k, v in config.tune.space.items()})[
+                    :6000
+                ],
             }
         )
         trials = tuning.search(config, tuning_rows.train, tuning_rows.test, schema)
         children = record_trials(client, experiment, parent, trials)
         mlflow.log_dict(
-            {"metric": metric, "mode": mode, "trials": [asdict(t) | {"run_id": i} for t, i in zip(trials, children)]},
+            {
+                "metric": metric,
+                "mode": mode,
+                "trials": [asdict(t) | {"run_id": i} for t, i in zip(trials, children, strict=True)],
+            },
             lineage.TUNE_TRIALS_ARTIFACT,
         )
         chosen = best(trials, metric, mode)
@@ -158,7 +162,9 @@ def current(config: Config) -> Tuned | None:
         return None
     if run.data.tags.get(lineage.stage_tag("train")) == lineage.DONE:
         return None
-    return Tuned(run_id=record["run_id"], best_params=record["best_params"], metric=record["metric"], value=record["value"])
+    return Tuned(
+        run_id=record["run_id"], best_params=record["best_params"], metric=record["metric"], value=record["value"]
+    )
 
 
 def for_training(config: Config) -> Tuned | None:
