@@ -242,7 +242,7 @@ class RayHead:
             # whole group at once leaves raylet waiting for a GCS already gone. The group is killed after.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.send_signal(signal.SIGTERM)
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=5)
             stop(self.process, timeout=10)
             self.process = None
         for pid in self._leftovers():
