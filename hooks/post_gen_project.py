@@ -59,6 +59,8 @@ TABULAR_FILES = (
     f"src/{PACKAGE}/attributions.py",
     f"src/{PACKAGE}/shapley.py",
     f"src/{PACKAGE}/transfer.py",
+    f"src/{PACKAGE}/tuning.py",
+    f"src/{PACKAGE}/stages/tune.py",
     f"src/{PACKAGE}/stages/explain.py",
     f"src/{PACKAGE}/encrypted_client.py",
     f"src/{PACKAGE}/frameworks",
@@ -82,6 +84,7 @@ TABULAR_FILES = (
     "tests/test_serving.py",
     "tests/test_tables.py",
     "tests/test_transfer.py",
+    "tests/test_tune.py",
     "tests/test_triton.py",
     "tests/test_units.py",
 )
@@ -160,7 +163,7 @@ Created {SLUG}. Next:
 
     cd {SLUG}
     make setup        # .venv with the project and its dev tools
-    make pipeline     # validate -> train -> evaluate -> {% if cookiecutter.task != "reinforcement" %}explain -> {% endif %}gate -> export -> register
+    make pipeline     # validate -> {% if cookiecutter.task != "reinforcement" %}tune -> {% endif %}train -> evaluate -> {% if cookiecutter.task != "reinforcement" %}explain -> {% endif %}gate -> export -> register
     make serve        # the exported model on http://127.0.0.1:8000
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.

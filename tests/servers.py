@@ -1,4 +1,4 @@
-"""A real PostgreSQL and a real `mlflow server` on loopback, for the team-scale tests.
+"""A real PostgreSQL, a real `mlflow server` and a real Ray head on loopback, for the team-scale tests.
 
 PostgreSQL comes from Debian's packages (scripts/system-packages.sh) and refuses to run as root,
 so it runs as the `postgres` user in a data folder of the test's own.
@@ -6,11 +6,16 @@ so it runs as the `postgres` user in a data folder of the test's own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,3 +151,115 @@ class MlflowServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@dataclass
+class RayHead:
+    """A one-node Ray cluster (`ray start --head --block`) on loopback ports of its own, token-authenticated.
+
+    Every port Ray would otherwise take at a fixed default (client server 10001, dashboard agent 52365)
+    is a free one, so another test's head on this machine does not collide. `stop` ends only what this
+    head started: its process group, then any process still naming its own temp folder.
+    """
+
+    folder: Path
+    num_cpus: int = 2
+    token: str = field(default_factory=lambda: os.urandom(16).hex())
+    dashboard_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    startup_seconds: float = 0.0
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a process submitting jobs needs (Ray 2.60 turns token authentication on by default)."""
+        return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+
+    def start(self) -> RayHead:
+        began = time.monotonic()
+        ray = Path(sys.executable).parent / "ray"
+        # Short: Ray's socket paths live under it and must fit in 107 bytes.
+        self.temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        ports = {
+            "--port": free_port(),
+            "--ray-client-server-port": free_port(),
+            "--dashboard-agent-listen-port": free_port(),
+            "--dashboard-agent-grpc-port": free_port(),
+            "--metrics-export-port": free_port(),
+            "--dashboard-port": self.dashboard_port,
+        }
+        self.process = start(
+            [
+                str(ray),
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1",
+                f"--num-cpus={self.num_cpus}",
+                "--object-store-memory=100000000",
+                f"--temp-dir={self.temp}",
+                "--disable-usage-stats",
+                *(f"{flag}={port}" for flag, port in ports.items()),
+            ],
+            self.folder / "ray-head.log",
+            # The jobs' `python` is this venv's: the cluster "image" has the project's dependencies.
+            env={
+                **self.client_env,
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
+        )
+        self._wait_until_it_answers_the_token(timeout=180)
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _wait_until_it_answers_the_token(self, timeout: float) -> None:
+        """The dashboard up and taking this head's token (without it the API answers 401)."""
+        deadline = time.monotonic() + timeout
+        request = urllib.request.Request(
+            f"{self.address}/api/version", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        last_error = ""
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                log = self.folder / "ray-head.log"
+                raise RuntimeError(f"ray head exited with {self.process.returncode}: see {log}")
+            try:
+                with urllib.request.urlopen(request, timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                last_error = str(error)
+            time.sleep(0.5)
+        raise TimeoutError(f"ray head at {self.address} not ready after {timeout:.0f} s ({last_error})")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # `ray start --block` stops its own processes in order on SIGTERM (seconds); signalling the
+            # whole group at once leaves raylet waiting for a GCS already gone. The group is killed after.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=5)
+            stop(self.process, timeout=10)
+            self.process = None
+        for pid in self._leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def _leftovers(self) -> list[int]:
+        """Processes of this head that left its process group (Ray's workers), found by its temp folder."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(self.temp).encode() in command:
+                found.append(int(entry.name))
+        return found

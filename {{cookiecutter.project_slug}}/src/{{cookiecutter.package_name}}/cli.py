@@ -11,16 +11,16 @@ from pathlib import Path
 
 from . import config as configuration
 {%- if cookiecutter.task == "reinforcement" %}
-from . import stages
+from . import lineage, stages
 {%- else %}
-from . import encrypted_client, import_model, init_config, label_import, scoring, stages
+from . import encrypted_client, import_model, init_config, label_import, lineage, scoring, stages
 {%- endif %}
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
 {%- if cookiecutter.task != "reinforcement" %}
 from .monitoring import command as monitoring
 {%- endif %}
-from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, registry
+from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, ray_job, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 from .triton import command as triton
@@ -56,11 +56,27 @@ def load_config(args: argparse.Namespace) -> configuration.Config:
 
 
 def run_stage(stage: Stage, args: argparse.Namespace) -> None:
-    stage.run(load_config(args), run_id=args.run_id)
+    config = load_config(args)
+    cluster = ray_job.address(args.ray_address) if stage.remote else None
+    if cluster:
+        ray_job.submit(config, args.config, stage.name, cluster, data_given=bool(args.data or args.target))
+        return
+    stage.run(config, run_id=args.run_id)
+    if stage.remote and os.environ.get(lineage.IN_RAY_JOB):
+        ray_job.hand_back(config)
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
-    stages.run_pipeline(load_config(args))
+    config = load_config(args)
+    cluster = ray_job.address(args.ray_address)
+    if not cluster:
+        stages.run_pipeline(config)
+        return
+    # On a cluster: validate, tune and train there as one job (train runs what it needs), the rest here.
+    ray_job.submit(config, args.config, "train", cluster, data_given=bool(args.data or args.target))
+    after = [stage for stage in PIPELINE if stage.attaches]
+    for stage in after:
+        stage.run(config)
 
 
 {% if cookiecutter.task != "reinforcement" %}def sample_data(args: argparse.Namespace) -> None:
@@ -75,7 +91,7 @@ def run_pipeline(args: argparse.Namespace) -> None:
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
-    def stage_parser(name: str, help: str, attaches: bool) -> argparse.ArgumentParser:
+    def stage_parser(name: str, help: str, attaches: bool, remote: bool) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
         sub.add_argument("--data", type=Path, help="table (.csv, .parquet) to use instead of config data.path")
@@ -93,11 +109,20 @@ def run_pipeline(args: argparse.Namespace) -> None:
             )
         else:
             sub.set_defaults(init_from=None)
+        if remote:
+            sub.add_argument(
+                "--ray-address",
+                help="run as a job on this Ray cluster (http://<head>:8265; default: $RAY_ADDRESS, unset: here)",
+            )
+        else:
+            sub.set_defaults(ray_address=None)
         return sub
 
     for stage in PIPELINE:
-        stage_parser(stage.name, stage.help, stage.attaches).set_defaults(handler=partial(run_stage, stage))
-    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False).set_defaults(
+        stage_parser(stage.name, stage.help, stage.attaches, stage.remote).set_defaults(
+            handler=partial(run_stage, stage)
+        )
+    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False, remote=True).set_defaults(
         handler=run_pipeline
     )
 {%- if cookiecutter.task != "reinforcement" %}

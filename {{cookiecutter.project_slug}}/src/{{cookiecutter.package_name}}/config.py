@@ -216,6 +216,61 @@ class Serve(Strict):
 {%- endif %}
 
 
+class SearchParam(Strict):
+    """One model.params key searched by `tune`: `uniform`/`loguniform` between low and high, `int` from low
+    to high inclusive, or `choice` among values."""
+
+    type: Literal["uniform", "loguniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds_fit_the_type(self) -> SearchParam:
+        if self.type == "choice":
+            if not self.values or self.low is not None or self.high is not None:
+                raise ValueError("a `choice` takes a non-empty `values` list and no low/high")
+            return self
+        if self.low is None or self.high is None or self.values is not None:
+            raise ValueError(f"a `{self.type}` range takes `low` and `high` (and no values)")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError("a `loguniform` range needs low > 0")
+        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError("an `int` range takes whole numbers")
+        return self
+
+
+class Tune(Strict):
+    """The `tune` stage: Ray Tune searches model.params on a validation split carved from the training rows."""
+
+    enabled: bool = Field(False, description="off: `train` uses model.params as written")
+    trials: int = Field(8, ge=1, description="parameter sets tried (each a child run of the pipeline's run)")
+    metric: str = Field("", description="metrics.py name scored on the validation rows; empty: the task's default")
+    mode: Literal["max", "min", ""] = Field("", description="empty: min for rmse/mae/log_loss, else max")
+    max_concurrent: int = Field(2, ge=1, description="trials at once (each takes one CPU)")
+    num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray instance (ignored inside a Ray job)")
+    seed: int = 0
+    space: dict[str, SearchParam] = Field(default_factory=dict, description="model.params key -> range")
+
+    @model_validator(mode="after")
+    def _has_a_space(self) -> Tune:
+        if self.enabled and not self.space:
+            raise ValueError("tune is enabled but `space` is empty: give at least one model.params key to search")
+        return self
+
+
+class RayJob(Strict):
+    """Running `tune` and `train` as a job on a Ray cluster ($RAY_ADDRESS or --ray-address; README)."""
+
+    # Extra packages the job installs on the cluster; empty: the cluster's image has the project's dependencies.
+    pip: list[str] = Field(default_factory=list)
+    # Files of the project not sent to the cluster (gitignore syntax), besides the local stores and outputs.
+    excludes: list[str] = Field(default_factory=list)
+    timeout_minutes: int = Field(120, ge=1, description="the job is stopped when it runs longer")
+
+
 class Tracking(Strict):
     experiment: str
     model_name: str
@@ -238,6 +293,8 @@ class Config(Strict):
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
 {%- endif %}
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
+    tune: Tune = Field(default_factory=lambda: Tune.model_validate({}))
+    ray: RayJob = Field(default_factory=lambda: RayJob.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
 {% if cookiecutter.task != "reinforcement" %}

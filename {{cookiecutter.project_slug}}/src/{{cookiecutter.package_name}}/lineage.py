@@ -49,6 +49,9 @@ MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whos
 MONITOR_OF_VERSION = "monitor.model_version"
 MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows
 TOO_FEW_ROWS = "too_few_rows"
+# `tune`: each trial is a child run of the pipeline's run (MLflow's own parent tag nests it in the UI).
+PARENT_RUN = "mlflow.parentRunId"
+TUNE_TRIAL = "tune.trial"  # on a child run: its number in the search
 
 
 def importance_metric(input_name: str) -> str:
@@ -81,6 +84,7 @@ EXPLAIN_FOLDER = "explain"  # what `explain` writes: the files below and importa
 IMPORTANCE_ARTIFACT = "explain/importance.json"  # {"features": {column: share of total, summing to 1}, "method"}
 MODEL_IMPORTANCE_ARTIFACT = "explain/model_importance.json"  # the same shape, from a glass-box model itself
 LOCAL_ARTIFACT = "explain/local.json"  # a few held-out rows, each column's contribution to their output
+TUNE_TRIALS_ARTIFACT = "tune/trials.json"  # every trial's params, scores and error, on the parent run
 MONITOR_FOLDER = "monitor"  # report.md and report.json of a monitor run
 MODEL_CARD_FOLDER = "model_card"  # `register` logs the card and the answers it was made from
 MODEL_CARD_ARTIFACT = f"{MODEL_CARD_FOLDER}/MODEL_CARD.md"
@@ -91,6 +95,7 @@ EPISODES_ARTIFACT = "rl/episodes.json"  # evaluate's seeded episodes and their r
 # --- files in outputs/ ---------------------------------------------------------------------------
 RUN_FILE = "run.json"  # the run later stages (and the image's labels) attach to
 VALIDATION_FILE = "validation.json"
+TUNE_FILE = "tune.json"  # the run tune started and the best params, for `train`
 EVALUATION_FILE = "evaluation.json"
 IMPORTANCE_FILE = "importance.json"
 GATE_FILE = "gate.json"
@@ -101,6 +106,9 @@ PREDICTIONS_FILE = "predictions.parquet"  # `score` writes here unless given --o
 MONITOR_FILE = "monitor.json"
 MONITOR_REPORT_FILE = "monitor.md"
 MODEL_CARD_FILE = "MODEL_CARD.md"
+
+# --- environment ---------------------------------------------------------------------------------
+IN_RAY_JOB = "MLOPS_IN_RAY_JOB"  # set in a Ray job's environment by ops/ray_job.py: the stage runs right there
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 

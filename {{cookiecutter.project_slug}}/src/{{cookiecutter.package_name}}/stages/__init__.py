@@ -33,6 +33,7 @@ class Stage:
     help: str
     attaches: bool = True  # works on the run train started (takes --run-id)
     needs: str | None = None  # a stage to run first when its result for this input is missing
+    remote: bool = False  # can run as a Ray job on a cluster ($RAY_ADDRESS or --ray-address; ops/ray_job.py)
 
     def run(self, config: Config, run_id: str | None = None) -> StageResult:
         if self.needs and STAGES[self.needs].current(config) is None:
@@ -56,7 +57,20 @@ PIPELINE = (
     Stage("evaluate", "mean, worst and best return of seeded greedy episodes"),
 {%- else %}
     Stage("validate", "check the input data with Great Expectations", attaches=False),
-    Stage("train", "start the MLflow run and train the model", attaches=False, needs="validate"),
+    Stage(
+        "tune",
+        "search model.params with Ray Tune (tune.enabled), trials as child runs",
+        attaches=False,
+        needs="validate",
+        remote=True,
+    ),
+    Stage(
+        "train",
+        "start the MLflow run (or continue tune's) and train the model",
+        attaches=False,
+        needs="validate",
+        remote=True,
+    ),
     Stage("evaluate", "metrics, fairness audit and plots on the held-out rows"),
     Stage("explain", "global feature importance and local explanations (SHAP) on held-out rows"),
 {%- endif %}

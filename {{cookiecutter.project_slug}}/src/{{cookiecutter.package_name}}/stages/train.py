@@ -14,6 +14,7 @@ import pandas as pd
 from .. import data, frameworks, lineage, metrics, predictions, tracking, transfer
 from ..config import Config
 from . import StageResult
+from . import tune as tuned_search
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,15 @@ def log_test_split(rows: pd.DataFrame) -> None:
 
 
 def run(config: Config, run_id: str | None = None) -> Trained:
-    """Starts a new run: `run_id` is not used. Runs after `validate` passed on this data file (PIPELINE)."""
+    """Starts a new run, or continues the one `tune` started (with its best params): `run_id` is not used.
+    Runs after `validate` passed on this data file (PIPELINE)."""
     client = tracking.connect(config)
+    tuned = tuned_search.for_training(config)
+    if tuned is not None:
+        log.info("continuing run %s that tune started, with its best params %s", tuned.run_id, tuned.best_params)
+        config = config.model_copy(
+            update={"model": config.model.model_copy(update={"params": {**config.model.params, **tuned.best_params}})}
+        )
     validated = config.outputs / lineage.VALIDATION_FILE
     frame = data.read_table(config.data_path, config.data.csv)
     schema = data.schema(config, frame)
@@ -45,9 +53,14 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     # Before the run starts: a reference that does not resolve records no run.
     base = transfer.resolve(client, config.model.init_from, config.model.framework) if config.model.init_from else None
 
-    with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
+    started = (
+        mlflow.start_run(run_id=tuned.run_id)
+        if tuned is not None
+        else mlflow.start_run(experiment_id=tracking.experiment_id(config, client))
+    )
+    with started as active:
         run_id = active.info.run_id
-        log.info("run %s started in %s", run_id, mlflow.get_tracking_uri())
+        log.info("run %s %s in %s", run_id, "continued" if tuned else "started", mlflow.get_tracking_uri())
         mlflow.set_tags(
             {
                 lineage.GIT_SHA: lineage.git_sha(config.root),
