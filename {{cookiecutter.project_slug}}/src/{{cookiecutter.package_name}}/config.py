@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, {% if cookiecutter.task != "reinforcement" or cookiecutter.deploy_target == "azureml" %}field_validator, {% endif %}model_validator
 
 from .errors import UsageError
 {%- if cookiecutter.task != "reinforcement" %}
