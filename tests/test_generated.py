@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import SLUG, cli, project_env, run
 
-STAGES = ["validate", "train", "evaluate", "gate", "export", "register"]
+STAGES = ["validate", "train", "evaluate", "explain", "gate", "export", "register"]
 
 
 def read_run(project):

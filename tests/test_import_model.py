@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import skops.io
+from mlflow.tracking import MlflowClient
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
@@ -26,6 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from conftest import PACKAGE, SLUG, cli, project_env
 from processes import free_port, start, stop, wait_for_http
+from test_explain import explained_run
 
 TARGET = "approved"
 
@@ -91,6 +93,7 @@ def test_imported_onnx_and_skops_models_are_gated_exported_and_served(tmp_path, 
     source.write_bytes(converted.SerializeToString())
     imported = cli(project, "import-model", "--model", str(source))
     assert "passed evaluate, gate and export" in imported.stderr
+    onnx_run = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
     feeds = {
         name: np.array([[record[name]]], np.float32 if isinstance(tensor, FloatTensorType) else object)
         for name, tensor in inputs
@@ -107,6 +110,12 @@ def test_imported_onnx_and_skops_models_are_gated_exported_and_served(tmp_path, 
     assert answer["predictions"] == pipeline.predict(features.iloc[[7]]).tolist()
     np.testing.assert_allclose(answer["probabilities"], pipeline.predict_proba(features.iloc[[7]]), atol=1e-5)
     run_ids = [json.loads((project / "outputs" / "run.json").read_text())["run_id"]]
+    # Both explained by `explain` in the import's chain: the ONNX file through onnxruntime (model-agnostic),
+    # the skops pipeline exactly from its coefficients (its sparse one-hot matrix made dense).
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    for run_id, method in ((onnx_run, "permutation SHAP"), (run_ids[0], "shap.LinearExplainer")):
+        importance, _ = explained_run(client, run_id, tmp_path / run_id)
+        assert importance["method"].startswith(method)
 
     # Trained without one of the configured columns: refused, the difference named, nothing recorded.
     skops.io.dump(fit(features.drop(columns=["age"]), target), tmp_path / "fewer.skops")

@@ -1,4 +1,4 @@
-"""The training job: validate -> train -> evaluate -> explain, one wheel task per stage, as `_train.yml` runs them on GitHub.
+"""The training job: validate -> train -> evaluate -> explain, a wheel task per stage, as `_train.yml` runs them.
 
 Each task is the project's own CLI from its wheel (entry point `{{ cookiecutter.project_slug }}-databricks-task`,
 ops/databricks_job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
@@ -52,7 +52,7 @@ def train_job(target: str) -> Job:
     return Job.from_dict(
         {
             "name": "{{ cookiecutter.project_slug }}-train",
-            "description": "validate -> train -> evaluate -> explain; started by .github/workflows/_train-databricks.yml",
+            "description": "validate -> train -> evaluate -> explain; started by _train-databricks.yml",
             "parameters": [
                 {"name": "git_sha", "default": "unknown"},
                 {"name": "git_ref", "default": "local"},

@@ -83,6 +83,11 @@ WARM_STARTS: dict[str, tuple[type, ...]] = {
 }
 
 
+def dense(matrix: Any) -> np.ndarray:
+    """A transformed table as a dense array (a pipeline from elsewhere may one-hot encode into a sparse one)."""
+    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix)
+
+
 def max_categories(schema: Schema) -> int | None:
     # skl2onnx 1.20 converts the shared column only for an encoder of two or more inputs (with one it
     # raises NotImplementedError): a single text column keeps a column per category.
@@ -202,9 +207,9 @@ class ScikitLearn(Framework[Pipeline]):
 
         preprocess, estimator = steps
         # Transformed rows are float64 holding float32 values: what the trees were fitted on (split thresholds).
-        transformed = preprocess.transform(rows)
+        transformed = dense(preprocess.transform(rows))
         if isinstance(estimator, LogisticRegression | Ridge):
-            explainer: Any = shap.LinearExplainer(estimator, preprocess.transform(background))
+            explainer: Any = shap.LinearExplainer(estimator, dense(preprocess.transform(background)))
             method = "shap.LinearExplainer on the one-hot columns, folded onto each column"
             method += f" ({len(background)} background rows)"
         else:

@@ -2,7 +2,7 @@
 
 The job (resources/train_job.py) runs validate -> train -> evaluate -> explain as wheel tasks whose entry point is
 `main` here: the project's CLI, with the commit and ref GitHub built from. After `train`, the MLflow
-run id leaves the task twice: as the task value `run_id` for `evaluate`, and as a `run_id=<id>` line
+run id leaves the task twice: as the task value `run_id` for `evaluate` and `explain`, and as a `run_id=<id>` line
 on stdout. `databricks bundle run --output json` returns each task's stdout, and `databricks-run-id`
 takes the id from there and publishes it as the workflow's output, so `gate` and `export` continue
 the same run.
