@@ -131,9 +131,11 @@ def remove_unused(root: Path) -> None:
     unused = {name for names in modules.values() for name in names} - set(modules[FRAMEWORK])
     for name in unused:
         (frameworks / f"{name}.py").unlink()
-    # One lock per framework in the template (scripts/lock.sh): the chosen one becomes requirements.lock.
+    # One lock per framework in the template, and one for reinforcement learning (scripts/lock.sh): the
+    # chosen one becomes requirements.lock.
     locks = root / "requirements"
-    if (chosen := locks / f"{FRAMEWORK}.lock").is_file():
+    lock = "reinforcement" if TASK == "reinforcement" else FRAMEWORK
+    if (chosen := locks / f"{lock}.lock").is_file():
         chosen.replace(root / "requirements.lock")
     shutil.rmtree(locks, ignore_errors=True)
     for target, paths in DEPLOY_FILES.items():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate {{cookiecutter.project_slug}}/requirements/<framework>.lock: bake each framework, run the
+# Regenerate {{cookiecutter.project_slug}}/requirements/<framework>.lock: bake each framework (and RL), run the
 # baked project's own `make lock` (pip-compile over pyproject.toml, dev extra included), copy the lock back.
 # The post-generation hook keeps the chosen framework's lock as requirements.lock.
 #
@@ -17,14 +17,17 @@ PYTHON=${PYTHON:-$template/.venv/bin/python}
 PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 # PyTorch's CPU index, for torch alone (the CUDA build on PyPI drags in GBs of nvidia-* packages).
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
+# A lock per framework, and `reinforcement` (task=reinforcement, whose only framework is pytorch).
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras ebm)
+[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras ebm tensorflow reinforcement)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for framework in "${frameworks[@]}"; do
   echo "--> locking $framework"
-  "$PYTHON" -m cookiecutter --no-input -o "$work/$framework" "$template" "framework=$framework" python_version=3.11
+  options=("framework=$framework")
+  [ "$framework" != reinforcement ] || options=(task=reinforcement framework=pytorch)
+  "$PYTHON" -m cookiecutter --no-input -o "$work/$framework" "$template" "${options[@]}" python_version=3.11
   project=$(find "$work/$framework" -mindepth 1 -maxdepth 1 -type d)
   make -C "$project" lock PYTHON="$PYTHON" TORCH_INDEX_URL="$TORCH_INDEX_URL"
   cp "$project/requirements.lock" "$template/{{cookiecutter.project_slug}}/requirements/$framework.lock"
