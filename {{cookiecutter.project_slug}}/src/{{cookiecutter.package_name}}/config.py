@@ -133,6 +133,19 @@ class Serve(Strict):
 {%- endif %}
 
 
+class Privacy(Strict):
+    """Differential privacy (README, "Differential privacy"): DP-SGD training, and DP statistics of the data."""
+
+    # DP-SGD (Opacus) in place of plain training: PyTorch projects only.
+    enabled: bool = False
+    target_epsilon: float = Field(3.0, gt=0.0, description="budget of the whole training; smaller: more private")
+    target_delta: float = Field(1e-5, gt=0.0, lt=1.0, description="chance the epsilon bound fails; well below 1/rows")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="each row's gradient is clipped to this L2 norm")
+    # Group sizes and label rates of the training rows with OpenDP noise (privacy/group_stats.json), for
+    # sharing outside the team; its own budget, spent once per training run. Empty: not computed.
+    report_epsilon: float | None = Field(None, gt=0.0)
+
+
 class Tracking(Strict):
     experiment: str
     model_name: str
@@ -148,8 +161,19 @@ class Config(Strict):
     export: Export = Field(default_factory=lambda: Export.model_validate({}))
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
+    privacy: Privacy = Field(default_factory=lambda: Privacy.model_validate({}))
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
+
+    @model_validator(mode="after")
+    def _private_training_is_pytorch(self) -> Config:
+        if self.privacy.enabled and self.model.framework != "pytorch":
+            raise ValueError(
+                f"privacy.enabled: DP-SGD training is implemented for the pytorch framework only, not "
+                f"{self.model.framework}; set privacy.enabled: false (privacy.report_epsilon works with every "
+                "framework), or bake a project with framework=pytorch"
+            )
+        return self
 
     @property
     def data_path(self) -> Path:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     import pandas as pd
 
     from ..config import Model as ModelSettings
-    from ..config import Split
+    from ..config import Privacy, Split
     from ..data import Schema
     from ..predictions import Predictions
 
@@ -27,6 +27,23 @@ class Framework(ABC, Generic[Model]):
         self, features: pd.DataFrame, target: pd.Series, schema: Schema, settings: ModelSettings, split: Split
     ) -> Model:
         """A fitted model; `settings` is config.yaml's model section, `split` gives the seed and validation size."""
+
+    def train_private(
+        self,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+        privacy: Privacy,
+    ) -> Model:
+        """As `train`, with differential privacy (config.yaml's privacy section); only some frameworks can."""
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"privacy.enabled: {self.name} cannot train with differential privacy (pytorch can); "
+            "set privacy.enabled: false"
+        )
 
     @abstractmethod
     def classes(self, model: Model) -> list:

@@ -24,6 +24,10 @@ from .context import attach
 
 log = logging.getLogger(__name__)
 
+# The DP-SGD metrics train logs (frameworks/dp_sgd.py; not imported here: it needs Opacus).
+PRIVACY_PREFIX = "privacy."
+EPSILON, DELTA = f"{PRIVACY_PREFIX}epsilon", f"{PRIVACY_PREFIX}delta"
+
 
 @dataclass(frozen=True)
 class Check:
@@ -61,14 +65,33 @@ def threshold_checks(config: Config, observed: dict[str, float], champion: dict[
             if part
         )
         checks.append(
-            Check(
-                name,
-                value,
-                text if value is not None else f"{text} (metric not logged by this run)",
-                passed,
-                champion.get(name),
-            )
+            Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed, champion.get(name))
         )
+    return checks
+
+
+def _missing(name: str) -> str:
+    if name.startswith(PRIVACY_PREFIX):
+        return "not logged: this run was trained without differential privacy (privacy.enabled: false)"
+    return "metric not logged by this run"
+
+
+def privacy_checks(config: Config, observed: dict[str, float]) -> list[Check]:
+    """With privacy.enabled, the model must have been trained with DP-SGD within the config's budget.
+
+    Explicit gate.thresholds on the same metric replace these (they may be stricter).
+    """
+    if not config.privacy.enabled:
+        return []
+    required = {EPSILON: config.privacy.target_epsilon, DELTA: config.privacy.target_delta}
+    checks = []
+    for name, limit in required.items():
+        if name in config.gate.thresholds:
+            continue
+        value = observed.get(name)
+        text = f"<= {limit:g} (privacy.target_{name.removeprefix(PRIVACY_PREFIX)}, privacy.enabled)"
+        passed = value is not None and value <= limit
+        checks.append(Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed))
     return checks
 
 
@@ -145,7 +168,11 @@ def run(config: Config, run_id: str | None = None) -> Verdict:
     model_name = config.tracking.model_name
     observed = context.run.data.metrics
     champion_version, champion = champion_metrics(tracking.reference_client(config), model_name)
-    checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
+    checks = (
+        threshold_checks(config, observed, champion)
+        + privacy_checks(config, observed)
+        + regression_checks(config, observed, champion)
+    )
     passed = all(check.passed for check in checks)
     report = render(checks, passed, context.run_id, champion_version, model_name)
 

@@ -6,12 +6,13 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 
-from .. import data, frameworks, lineage, metrics, predictions, tracking
+from .. import data, frameworks, group_stats, lineage, metrics, predictions, tracking
 from ..config import Config
 from . import StageResult
 
@@ -31,6 +32,24 @@ def log_test_split(rows: pd.DataFrame) -> None:
         path = Path(folder) / Path(lineage.TEST_SPLIT_ARTIFACT).name
         rows.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
+
+
+def privacy_params(config: Config) -> dict[str, object]:
+    """`privacy.enabled` on every run, so the gate and the model card can tell a run trained without DP."""
+    private = config.privacy
+    return {
+        "privacy.enabled": private.enabled,
+        **(
+            {
+                "privacy.target_epsilon": private.target_epsilon,
+                "privacy.target_delta": private.target_delta,
+                "privacy.max_grad_norm": private.max_grad_norm,
+            }
+            if private.enabled
+            else {}
+        ),
+        **({"privacy.report_epsilon": private.report_epsilon} if private.report_epsilon is not None else {}),
+    }
 
 
 def run(config: Config, run_id: str | None = None) -> Trained:
@@ -66,14 +85,18 @@ def run(config: Config, run_id: str | None = None) -> Trained:
                 "rows.train": len(split.train),
                 "rows.test": len(split.test),
                 **{f"model.{key}": value for key, value in config.model.params.items()},
+                **privacy_params(config),
             }
         )
         mlflow.log_artifact(str(validated), lineage.VALIDATION_FOLDER)
         mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
+        if config.privacy.report_epsilon is not None:
+            mlflow.log_dict(group_stats.release(config, split.train, schema), group_stats.ARTIFACT)
         train_features = data.features(split.train, schema)
-        model = framework.train(train_features, data.target(split.train, schema), schema, config.model, config.split)
+        train = partial(framework.train_private, privacy=config.privacy) if config.privacy.enabled else framework.train
+        model = train(train_features, data.target(split.train, schema), schema, config.model, config.split)
         predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
         scores = metrics.compute(
             config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)
