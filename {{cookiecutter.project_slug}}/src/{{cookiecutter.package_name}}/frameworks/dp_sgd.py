@@ -86,10 +86,10 @@ def wrap(
     # Seeded like the rest of training: same config, same noise, same model. Not a secure generator
     # (the README says when to use Opacus' secure_mode instead).
     rows = DataLoader(TensorDataset(x, y), batch_size=batch_size, generator=torch.Generator().manual_seed(seed))
-    engine = PrivacyEngine(accountant=ACCOUNTANT)
     with warnings.catch_warnings():
         # Opacus warns that the seeded generator is not secure_mode: said once, in the README.
         warnings.simplefilter("ignore", UserWarning)
+        engine = PrivacyEngine(accountant=ACCOUNTANT)
         private_layers, private_optimiser, loader = engine.make_private_with_epsilon(
             module=layers,
             optimizer=optimiser,

@@ -134,7 +134,10 @@ def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None,
 
 def render(checks: list[Check], passed: bool, run_id: str, champion_version: str | None, model_name: str) -> str:
     def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
+        if value is None:
+            return "n/a"
+        # A value too small for four decimals (privacy.delta, 1e-05) in significant digits, not as 0.0000.
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
 
     lines = [
         f"## Gate: {'PASSED' if passed else 'FAILED'} - {model_name}",
