@@ -61,6 +61,8 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     split = data.split(frame, schema, config.split.test_size, config.split.seed)
     del frame  # the split holds its own copies of the rows: one table in memory, not two
     framework = frameworks.load(config.model.framework)
+    # Before the run starts: a config that cannot be released (undeclared groups) leaves no run behind.
+    shared = group_stats.release(config, split.train, schema) if config.privacy.report_epsilon is not None else None
 
     with mlflow.start_run(experiment_id=tracking.experiment_id(config, client)) as active:
         run_id = active.info.run_id
@@ -92,8 +94,8 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
-        if config.privacy.report_epsilon is not None:
-            mlflow.log_dict(group_stats.release(config, split.train, schema), group_stats.ARTIFACT)
+        if shared is not None:
+            mlflow.log_dict(shared, group_stats.ARTIFACT)
         train_features = data.features(split.train, schema)
         train = partial(framework.train_private, privacy=config.privacy) if config.privacy.enabled else framework.train
         model = train(train_features, data.target(split.train, schema), schema, config.model, config.split)
