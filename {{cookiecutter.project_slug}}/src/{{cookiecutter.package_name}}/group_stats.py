@@ -22,7 +22,6 @@ from .config import Config
 from .data import Schema
 from .errors import UsageError
 
-ARTIFACT = "privacy/group_stats.json"
 OTHER = "(other)"
 
 

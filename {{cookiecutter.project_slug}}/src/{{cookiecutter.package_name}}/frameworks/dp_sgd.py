@@ -22,13 +22,12 @@ from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .. import lineage
 from ..config import Privacy
 from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 
-# Metric and param names the gate, the model card and the README refer to.
-EPSILON, DELTA, ENABLED = "privacy.epsilon", "privacy.delta", "privacy.enabled"
 ACCOUNTANT = "rdp"  # Renyi DP: an upper bound on the epsilon spent, the accountant the DP-SGD papers use
 
 
@@ -54,7 +53,7 @@ class PrivateTraining:
         """Unhook the layers (the network is plain again) and log the budget spent; returns epsilon."""
         self.layers.to_standard_module()  # type: ignore[operator]  # GradSampleModule's, not nn.Module's
         epsilon = self.spent()
-        mlflow.log_metrics({EPSILON: epsilon, DELTA: self.delta})
+        mlflow.log_metrics({lineage.PRIVACY_EPSILON: epsilon, lineage.PRIVACY_DELTA: self.delta})
         log.info("DP-SGD spent epsilon %.3f at delta %g", epsilon, self.delta)
         return epsilon
 

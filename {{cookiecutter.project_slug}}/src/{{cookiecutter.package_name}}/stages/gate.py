@@ -24,10 +24,6 @@ from .context import attach
 
 log = logging.getLogger(__name__)
 
-# The DP-SGD metrics train logs (frameworks/dp_sgd.py; not imported here: it needs Opacus).
-PRIVACY_PREFIX = "privacy."
-EPSILON, DELTA = f"{PRIVACY_PREFIX}epsilon", f"{PRIVACY_PREFIX}delta"
-
 
 @dataclass(frozen=True)
 class Check:
@@ -71,7 +67,7 @@ def threshold_checks(config: Config, observed: dict[str, float], champion: dict[
 
 
 def _missing(name: str) -> str:
-    if name.startswith(PRIVACY_PREFIX):
+    if name in (lineage.PRIVACY_EPSILON, lineage.PRIVACY_DELTA):
         return "not logged: this run was trained without differential privacy (privacy.enabled: false)"
     return "metric not logged by this run"
 
@@ -83,13 +79,16 @@ def privacy_checks(config: Config, observed: dict[str, float]) -> list[Check]:
     """
     if not config.privacy.enabled:
         return []
-    required = {EPSILON: config.privacy.target_epsilon, DELTA: config.privacy.target_delta}
+    required = {
+        lineage.PRIVACY_EPSILON: config.privacy.target_epsilon,
+        lineage.PRIVACY_DELTA: config.privacy.target_delta,
+    }
     checks = []
     for name, limit in required.items():
         if name in config.gate.thresholds:
             continue
         value = observed.get(name)
-        text = f"<= {limit:g} (privacy.target_{name.removeprefix(PRIVACY_PREFIX)}, privacy.enabled)"
+        text = f"<= {limit:g} (privacy.target_{name.removeprefix('privacy.')}, privacy.enabled)"
         passed = value is not None and value <= limit
         checks.append(Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed))
     return checks

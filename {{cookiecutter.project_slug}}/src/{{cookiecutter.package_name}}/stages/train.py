@@ -38,7 +38,7 @@ def privacy_params(config: Config) -> dict[str, object]:
     """`privacy.enabled` on every run, so the gate and the model card can tell a run trained without DP."""
     private = config.privacy
     return {
-        "privacy.enabled": private.enabled,
+        lineage.PRIVACY_ENABLED: private.enabled,
         **(
             {
                 "privacy.target_epsilon": private.target_epsilon,
@@ -95,7 +95,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
         if shared is not None:
-            mlflow.log_dict(shared, group_stats.ARTIFACT)
+            mlflow.log_dict(shared, lineage.GROUP_STATS_ARTIFACT)
         train_features = data.features(split.train, schema)
         train = partial(framework.train_private, privacy=config.privacy) if config.privacy.enabled else framework.train
         model = train(train_features, data.target(split.train, schema), schema, config.model, config.split)
