@@ -269,6 +269,17 @@ class RayJob(Strict):
     # Files of the project not sent to the cluster (gitignore syntax), besides the local stores and outputs.
     excludes: list[str] = Field(default_factory=list)
     timeout_minutes: int = Field(120, ge=1, description="the job is stopped when it runs longer")
+class Privacy(Strict):
+    """Differential privacy (README, "Differential privacy"): DP-SGD training, and DP statistics of the data."""
+
+    # DP-SGD (Opacus) in place of plain training: PyTorch projects only.
+    enabled: bool = False
+    target_epsilon: float = Field(3.0, gt=0.0, description="budget of the whole training; smaller: more private")
+    target_delta: float = Field(1e-5, gt=0.0, lt=1.0, description="chance the epsilon bound fails; well below 1/rows")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="each row's gradient is clipped to this L2 norm")
+    # Group sizes and label rates of the training rows with OpenDP noise (privacy/group_stats.json), for
+    # sharing outside the team; its own budget, spent once per training run. Empty: not computed.
+    report_epsilon: float | None = Field(None, gt=0.0)
 
 
 class Tracking(Strict):
@@ -295,9 +306,22 @@ class Config(Strict):
     serve: Serve = Field(default_factory=lambda: Serve.model_validate({}))
     tune: Tune = Field(default_factory=lambda: Tune.model_validate({}))
     ray: RayJob = Field(default_factory=lambda: RayJob.model_validate({}))
+{%- if cookiecutter.task != "reinforcement" %}
+    privacy: Privacy = Field(default_factory=lambda: Privacy.model_validate({}))
+{%- endif %}
     tracking: Tracking
     root: Path = Field(Path("."), exclude=True, description="folder of config.yaml; paths are relative to it")
 {% if cookiecutter.task != "reinforcement" %}
+    @model_validator(mode="after")
+    def _private_training_is_pytorch(self) -> Config:
+        if self.privacy.enabled and self.model.framework != "pytorch":
+            raise ValueError(
+                f"privacy.enabled: DP-SGD training is implemented for the pytorch framework only, not "
+                f"{self.model.framework}; set privacy.enabled: false (privacy.report_epsilon works with every "
+                "framework), or bake a project with framework=pytorch"
+            )
+        return self
+
     @property
     def data_path(self) -> Path:
         return self.data.path if self.data.path.is_absolute() else self.root / self.data.path

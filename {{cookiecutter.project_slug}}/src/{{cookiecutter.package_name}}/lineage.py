@@ -44,6 +44,11 @@ INIT_FROM_TAGS = (INIT_FROM_URI, INIT_FROM_MODEL, INIT_FROM_VERSION, INIT_FROM_R
 # Copied from the run to the version `register` creates: what a release checks (trust_problems).
 VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
 DONE, FAILED, PASSED = "done", "failed", "passed"
+# Differential privacy (frameworks/dp_sgd.py, group_stats.py): metrics and a param of the train stage.
+PRIVACY_EPSILON = "privacy.epsilon"  # spent by DP-SGD
+PRIVACY_DELTA = "privacy.delta"
+PRIVACY_ENABLED = "privacy.enabled"  # param on every run: True | False
+GROUP_STATS_ARTIFACT = "privacy/group_stats.json"  # noisy group counts, to share outside the team
 # On a `monitor` run (its own run, in the same experiment): what it watched and what it found.
 MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whose predictions were logged
 MONITOR_OF_VERSION = "monitor.model_version"

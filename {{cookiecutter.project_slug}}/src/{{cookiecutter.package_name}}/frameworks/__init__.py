@@ -28,7 +28,7 @@ Name = Literal["sklearn", "pytorch", "keras", "ebm"]
 # A plain literal: hooks/post_gen_project.py reads it without importing this package.
 MODULES: dict[Name, tuple[str, ...]] = {
     "sklearn": ("scikit_learn",),
-    "pytorch": ("pytorch", "tabular"),
+    "pytorch": ("pytorch", "tabular", "dp_sgd"),
     "keras": ("keras3", "tabular"),
     "ebm": ("explainable_boosting",),
 }

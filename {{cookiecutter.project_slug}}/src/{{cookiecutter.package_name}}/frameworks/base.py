@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
 
     from ..attributions import Attributions
     from ..config import Model as ModelSettings
-    from ..config import Split
+    from ..config import Privacy, Split
     from ..data import Schema
     from ..predictions import Predictions
     from ..transfer import Base
@@ -49,6 +49,21 @@ class Framework(ABC, Generic[Model]):
         raise UsageError(
             f"model.init_from: the {self.name} framework cannot start from a trained model; remove "
             "model.init_from (and --init-from) to train from scratch"
+        )
+
+    def train_private(
+        self,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+        privacy: Privacy,
+    ) -> Model:
+        """As `train`, with differential privacy (config.yaml's privacy section); only some frameworks can."""
+        raise UsageError(
+            f"privacy.enabled: {self.name} cannot train with differential privacy (pytorch can); "
+            "set privacy.enabled: false"
         )
 
     @abstractmethod

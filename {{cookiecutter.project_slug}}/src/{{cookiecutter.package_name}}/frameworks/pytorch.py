@@ -12,20 +12,28 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import onnx
+import pandas as pd
 import torch
 from mlflow.models import ModelSignature
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from ..config import Model as ModelSettings
+from ..config import Privacy, Split
+from ..data import Schema
 from ..errors import CheckFailed
 from . import read_json, reason, tabular, untrusted
+
+if TYPE_CHECKING:
+    from . import dp_sgd
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,22 @@ class Network(nn.Module):
 
 class PyTorch(tabular.NeuralNetwork):
     name = "pytorch"
+    privacy: Privacy | None = None  # DP-SGD's settings, for the one training train_private runs
+
+    def train_private(
+        self,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        settings: ModelSettings,
+        split: Split,
+        privacy: Privacy,
+    ) -> tabular.TabularModel:
+        self.privacy = privacy
+        try:
+            return self.train(features, target, schema, settings, split)
+        finally:
+            self.privacy = None
 
     def fit(
         self,
@@ -80,33 +104,41 @@ class PyTorch(tabular.NeuralNetwork):
             else transferred(start, outputs, data.classification)
         ).to(device)
         loss_fn = nn.CrossEntropyLoss() if data.classification else nn.MSELoss()
-        optimiser = torch.optim.Adam(
+        optimiser: torch.optim.Optimizer = torch.optim.Adam(
             [p for p in network.parameters() if p.requires_grad], lr=tabular.learning_rate(settings, start)
         )
         x_train, y_train = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
         x_valid, y_valid = torch.from_numpy(data.x_valid).to(device), torch.from_numpy(data.y_valid).to(device)
         order = torch.Generator().manual_seed(seed)
         stopping, best_state = tabular.EarlyStopping(settings["patience"]), None
+        private = self.private(network, optimiser, x_train, y_train, settings, seed)
+        layers = private.layers if private else network.body
+        optimiser = private.optimiser if private else optimiser
 
         epochs = tqdm(
             range(settings["epochs"]), desc="epochs", unit="epoch", file=sys.stderr, disable=None
         )  # no bar when stderr is not a terminal (CI logs)
         for epoch in epochs:
             network.train()
-            total = 0.0
-            for batch in torch.randperm(len(x_train), generator=order).split(settings["batch_size"]):
+            total, seen = 0.0, 0
+            batches = private.batches() if private else _shuffled(x_train, y_train, settings["batch_size"], order)
+            for x, y in batches:
                 optimiser.zero_grad()
-                loss = loss_fn(network.body(x_train[batch]), y_train[batch])
+                loss = loss_fn(layers(x), y)
                 loss.backward()
                 optimiser.step()
-                total += loss.item() * len(batch)
+                total, seen = total + loss.item() * len(x), seen + len(x)
             network.eval()
             with torch.no_grad():
                 valid_loss = loss_fn(network.body(x_valid), y_valid).item()
-            train_loss = total / len(x_train)
+            train_loss = total / max(seen, 1)
             tabular.log_epoch(board, epoch, train_loss, valid_loss)
             epochs.set_postfix(train_loss=f"{train_loss:.4f}", valid_loss=f"{valid_loss:.4f}")
-            if stopping.improved(valid_loss, epoch):
+            # DP-SGD keeps its last epoch: picking one by validation loss would make the model depend on
+            # the validation rows, which the privacy budget does not cover.
+            if private:
+                best_state = copy.deepcopy(network.state_dict()) if np.isfinite(valid_loss) else None
+            elif stopping.improved(valid_loss, epoch):
                 best_state = copy.deepcopy(network.state_dict())
             elif stopping.stop:
                 log.info("early stop at epoch %d: no better validation loss since epoch %d", epoch, stopping.best_epoch)
@@ -117,7 +149,28 @@ class PyTorch(tabular.NeuralNetwork):
                 "infinite values and lower model.params.learning_rate"
             )
         network.load_state_dict(best_state)
+        if private:
+            private.finish()
+            return network.cpu().eval(), epoch
         return network.cpu().eval(), stopping.best_epoch
+
+    def private(
+        self,
+        network: Network,
+        optimiser: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        settings: dict[str, Any],
+        seed: int,
+    ) -> dp_sgd.PrivateTraining | None:
+        """DP-SGD's layers, optimiser and batches (frameworks/dp_sgd.py) when training privately, else None."""
+        if self.privacy is None:
+            return None
+        from . import dp_sgd  # Opacus is imported only when privacy is on
+
+        return dp_sgd.wrap(
+            network.body, optimiser, x, y, self.privacy, settings["epochs"], settings["batch_size"], seed
+        )
 
     def forward(self, network: Network, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -186,6 +239,13 @@ def transferred(start: tabular.Transfer, outputs: int, classification: bool) -> 
     if start.freeze:
         trunk.requires_grad_(False)
     return network
+
+
+def _shuffled(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, order: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for batch in torch.randperm(len(x), generator=order).split(batch_size):
+        yield x[batch], y[batch]
 
 
 def _architecture(uri: str, folder: Path) -> dict:

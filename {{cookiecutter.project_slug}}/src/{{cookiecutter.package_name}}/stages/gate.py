@@ -64,15 +64,40 @@ def threshold_checks(config: Config, observed: dict[str, float], champion: dict[
             if part
         )
         checks.append(
-            Check(
-                name,
-                value,
-                text if value is not None else f"{text} (metric not logged by this run)",
-                passed,
-                champion.get(name),
-            )
+            Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed, champion.get(name))
         )
     return checks
+
+
+def _missing(name: str) -> str:
+    if name in (lineage.PRIVACY_EPSILON, lineage.PRIVACY_DELTA):
+        return "not logged: this run was trained without differential privacy (privacy.enabled: false)"
+    return "metric not logged by this run"
+
+{%- if cookiecutter.task != "reinforcement" %}
+
+
+def privacy_checks(config: Config, observed: dict[str, float]) -> list[Check]:
+    """With privacy.enabled, the model must have been trained with DP-SGD within the config's budget.
+
+    Explicit gate.thresholds on the same metric replace these (they may be stricter).
+    """
+    if not config.privacy.enabled:
+        return []
+    required = {
+        lineage.PRIVACY_EPSILON: config.privacy.target_epsilon,
+        lineage.PRIVACY_DELTA: config.privacy.target_delta,
+    }
+    checks = []
+    for name, limit in required.items():
+        if name in config.gate.thresholds:
+            continue
+        value = observed.get(name)
+        text = f"<= {limit:g} (privacy.target_{name.removeprefix('privacy.')}, privacy.enabled)"
+        passed = value is not None and value <= limit
+        checks.append(Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed))
+    return checks
+{%- endif %}
 
 
 def regression_checks(config: Config, observed: dict[str, float], champion: dict[str, float]) -> list[Check]:
@@ -114,7 +139,10 @@ def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None,
 
 def render(checks: list[Check], passed: bool, run_id: str, champion_version: str | None, model_name: str) -> str:
     def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
+        if value is None:
+            return "n/a"
+        # A value too small for four decimals (privacy.delta, 1e-05) in significant digits, not as 0.0000.
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
 
     lines = [
         f"## Gate: {'PASSED' if passed else 'FAILED'} - {model_name}",
@@ -150,7 +178,7 @@ def run(config: Config, run_id: str | None = None) -> Verdict:
     champion_version, champion = champion_metrics(tracking.reference_client(config), model_name)
     checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
 {%- if cookiecutter.task != "reinforcement" %}
-    checks += importance_checks(config, observed, context.schema)
+    checks += privacy_checks(config, observed) + importance_checks(config, observed, context.schema)
 {%- endif %}
     passed = all(check.passed for check in checks)
     report = render(checks, passed, context.run_id, champion_version, model_name)

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from .. import data, frameworks, lineage, metrics, predictions, tracking, transfer
+from .. import data, frameworks, group_stats, lineage, metrics, predictions, tracking, transfer
 from ..config import Config
 from . import StageResult
 from . import tune as tuned_search
@@ -34,6 +34,24 @@ def log_test_split(rows: pd.DataFrame) -> None:
         mlflow.log_artifact(str(path), Path(lineage.TEST_SPLIT_ARTIFACT).parent.as_posix())
 
 
+def privacy_params(config: Config) -> dict[str, object]:
+    """`privacy.enabled` on every run, so the gate and the model card can tell a run trained without DP."""
+    private = config.privacy
+    return {
+        lineage.PRIVACY_ENABLED: private.enabled,
+        **(
+            {
+                "privacy.target_epsilon": private.target_epsilon,
+                "privacy.target_delta": private.target_delta,
+                "privacy.max_grad_norm": private.max_grad_norm,
+            }
+            if private.enabled
+            else {}
+        ),
+        **({"privacy.report_epsilon": private.report_epsilon} if private.report_epsilon is not None else {}),
+    }
+
+
 def run(config: Config, run_id: str | None = None) -> Trained:
     """Starts a new run, or continues the one `tune` started (with its best params): `run_id` is not used.
     Runs after `validate` passed on this data file (PIPELINE)."""
@@ -51,7 +69,13 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     del frame  # the split holds its own copies of the rows: one table in memory, not two
     framework = frameworks.load(config.model.framework)
     # Before the run starts: a reference that does not resolve records no run.
+    if config.model.init_from and config.privacy.enabled:
+        raise UsageError(
+            "model.init_from with privacy.enabled: DP-SGD trains from scratch here (the base model's own training "
+            "is not covered by the budget); remove one of them"
+        )
     base = transfer.resolve(client, config.model.init_from, config.model.framework) if config.model.init_from else None
+    shared = group_stats.release(config, split.train, schema) if config.privacy.report_epsilon is not None else None
 
     started = (
         mlflow.start_run(run_id=tuned.run_id)
@@ -81,6 +105,7 @@ def run(config: Config, run_id: str | None = None) -> Trained:
                 "rows.train": len(split.train),
                 "rows.test": len(split.test),
                 **{f"model.{key}": value for key, value in config.model.params.items()},
+                **privacy_params(config),
             }
         )
         if base is not None:
@@ -90,11 +115,11 @@ def run(config: Config, run_id: str | None = None) -> Trained:
         mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
         mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
+        if shared is not None:
+            mlflow.log_dict(shared, lineage.GROUP_STATS_ARTIFACT)
         train_features = data.features(split.train, schema)
         train_target = data.target(split.train, schema)
-        if base is None:
-            model = framework.train(train_features, train_target, schema, config.model, config.split)
-        else:
+        if base is not None:
             log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
             model = framework.train_from(
                 base,
@@ -105,6 +130,12 @@ def run(config: Config, run_id: str | None = None) -> Trained:
                 config.model,
                 config.split,
             )
+        elif config.privacy.enabled:
+            model = framework.train_private(
+                train_features, train_target, schema, config.model, config.split, privacy=config.privacy
+            )
+        else:
+            model = framework.train(train_features, train_target, schema, config.model, config.split)
         predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
         scores = metrics.compute(
             config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)
