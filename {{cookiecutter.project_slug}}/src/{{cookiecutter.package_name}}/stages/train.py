@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import data, frameworks, group_stats, lineage, metrics, predictions, tracking, transfer
 from ..config import Config
+from ..errors import UsageError
 from . import StageResult
 from . import tune as tuned_search
 
