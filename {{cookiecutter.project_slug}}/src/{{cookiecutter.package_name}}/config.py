@@ -269,6 +269,8 @@ class RayJob(Strict):
     # Files of the project not sent to the cluster (gitignore syntax), besides the local stores and outputs.
     excludes: list[str] = Field(default_factory=list)
     timeout_minutes: int = Field(120, ge=1, description="the job is stopped when it runs longer")
+
+
 class Privacy(Strict):
     """Differential privacy (README, "Differential privacy"): DP-SGD training, and DP statistics of the data."""
 
