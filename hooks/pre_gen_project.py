@@ -19,6 +19,8 @@ SHADOWED = {
     "skl2onnx",
     "torch",
     "keras",
+    "tensorflow",
+    "tf2onnx",
     "fairlearn",
     "great_expectations",
     "fastapi",

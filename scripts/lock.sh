@@ -18,7 +18,7 @@ PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 # PyTorch's CPU index, for torch alone (the CUDA build on PyPI drags in GBs of nvidia-* packages).
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras)
+[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras tensorflow)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

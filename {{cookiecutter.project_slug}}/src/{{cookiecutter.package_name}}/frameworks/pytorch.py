@@ -62,7 +62,7 @@ class PyTorch(tabular.NeuralNetwork):
     name = "pytorch"
 
     def fit(
-        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter
+        self, data: tabular.Prepared, settings: dict[str, Any], seed: int, board: tabular.Board
     ) -> tuple[Network, int]:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
@@ -165,6 +165,9 @@ class PyTorch(tabular.NeuralNetwork):
         )
         assert exported is not None  # dynamo=True always returns the program
         return exported.model_proto
+
+    def open_board(self, folder: str) -> SummaryWriter:
+        return SummaryWriter(folder)
 
 
 def _architecture(uri: str, folder: Path) -> dict:

@@ -1,7 +1,7 @@
 """The neural-network frameworks' base class: preprocessing, early stopping, predict, logging and ONNX.
 
 A subclass (pytorch.py, keras3.py) provides only what differs: fit, forward, log_network,
-load_network and export_network.
+load_network, export_network and open_board.
 
 The network sees standardised numbers and one-hot categories, made by a fitted scikit-learn
 ColumnTransformer. In ONNX, that transformer (converted by skl2onnx) is chained in front of the
@@ -19,7 +19,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import numpy as np
@@ -35,7 +35,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from torch.utils.tensorboard import SummaryWriter
 
 from ..config import Model as ModelSettings
 from ..config import Split
@@ -59,6 +58,16 @@ DEFAULTS = {
     "learning_rate": 0.003,
     "patience": 5,
 }
+
+
+class Board(Protocol):
+    """A TensorBoard event-file writer: torch's SummaryWriter, or keras_tensorflow.py's (no torch there)."""
+
+    def add_scalars(self, main_tag: str, tag_scalar_dict: dict[str, float], global_step: int, /) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -134,7 +143,8 @@ class EarlyStopping:
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
     """The exporters log every graph pass and warn about optional packages: keep the stage's log readable."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo")]
+    names = ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo", "tf2onnx")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -153,8 +163,13 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
         (name, FloatTensorType([None, 1]) if kind == "number" else StringTensorType([None, 1]))
         for name, kind in schema.input_kinds.items()
     ]
-    # Both graphs must import the same opset to be merged: follow the network's exporter.
+    # Both graphs must import the same opset to be merged: follow the network's exporter. tf2onnx also
+    # imports ai.onnx.ml (at another version than skl2onnx's) without using it: drop what no node uses.
     opset = next(o.version for o in network.opset_import if o.domain in ("", "ai.onnx"))
+    used = {node.domain for node in network.graph.node} | {"", "ai.onnx"}
+    kept = [o for o in network.opset_import if o.domain in used]
+    del network.opset_import[:]
+    network.opset_import.extend(kept)
     preprocess = skl_to_onnx(model.preprocess, initial_types=inputs, target_opset={"": opset, "ai.onnx.ml": 3})
     (prepared,) = [o.name for o in preprocess.graph.output]
     (net_input,) = [i.name for i in network.graph.input]
@@ -196,7 +211,7 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
     return merged
 
 
-def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: float) -> None:
+def log_epoch(board: Board, epoch: int, train_loss: float, valid_loss: float) -> None:
     """One epoch's losses to MLflow (`epoch.*`) and to the TensorBoard event files logged with the run."""
     mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
     board.add_scalars("loss", {"train": train_loss, "valid": valid_loss}, epoch)
@@ -210,9 +225,10 @@ class NeuralNetwork(Framework[TabularModel]):
     ) -> TabularModel:
         chosen = self.settings(settings.params)
         data = prepare(features, target, schema, split.validation_size, split.seed)
-        with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
-            network, best_epoch = self.fit(data, chosen, split.seed, board)
-            board.flush()
+        with tempfile.TemporaryDirectory() as events:
+            with contextlib.closing(self.open_board(events)) as board:
+                network, best_epoch = self.fit(data, chosen, split.seed, board)
+                board.flush()
             mlflow.log_artifacts(events, "tensorboard")
         mlflow.log_metric("epoch.best", best_epoch)
         return TabularModel(data.preprocess, network, data.classes)
@@ -265,7 +281,7 @@ class NeuralNetwork(Framework[TabularModel]):
     # What each framework does its own way.
 
     @abstractmethod
-    def fit(self, data: Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter) -> tuple[Any, int]:
+    def fit(self, data: Prepared, settings: dict[str, Any], seed: int, board: Board) -> tuple[Any, int]:
         """A network trained on `data` with early stopping on its validation rows, and its best epoch.
 
         Seeded with `seed`; each epoch's losses go through log_epoch(board, ...).
@@ -286,3 +302,7 @@ class NeuralNetwork(Framework[TabularModel]):
     @abstractmethod
     def export_network(self, model: TabularModel) -> onnx.ModelProto:
         """The network alone as ONNX: one float input (rows, features), one output, dynamic batch axis."""
+
+    @abstractmethod
+    def open_board(self, folder: str) -> Board:
+        """A writer of TensorBoard event files into `folder` (logged with the run as `tensorboard/`)."""
