@@ -42,8 +42,9 @@ def test_every_option_bakes_clean(baked, task, framework):
     assert modules == set(framework_modules()[framework]) | imported
 
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
-    assert ("torch==" in dependencies) == (framework != "sklearn")
-    assert ("keras" in dependencies) == (framework == "keras")
+    assert ("torch==" in dependencies) == (framework in ("pytorch", "keras"))
+    assert ("keras" in dependencies) == (framework in ("keras", "tensorflow"))
+    assert ("tensorflow" in dependencies) == (framework == "tensorflow")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

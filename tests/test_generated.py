@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import SLUG, cli, project_env, run
+from conftest import FRAMEWORKS, SLUG, cli, project_env, run
 
 STAGES = ["validate", "train", "evaluate", "gate", "export", "register"]
 
@@ -23,7 +23,7 @@ def read_run(project):
     return client, client.get_run(run_id)
 
 
-@pytest.mark.parametrize("framework", ["sklearn", "pytorch", "keras"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_baked_project_tests_pass(baked, framework):
     result = run(baked(framework=framework), "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in result.stdout and " failed" not in result.stdout

