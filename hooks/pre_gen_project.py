@@ -23,6 +23,8 @@ SHADOWED = {
     "keras",
     "interpret",
     "ebm2onnx",
+    "tensorflow",
+    "tf2onnx",
     "fairlearn",
     "great_expectations",
     "fastapi",

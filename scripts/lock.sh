@@ -19,7 +19,7 @@ PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 # A lock per framework, and `reinforcement` (task=reinforcement, whose only framework is pytorch).
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras ebm tensorflow reinforcement)
+[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras tensorflow ebm reinforcement)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

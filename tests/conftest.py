@@ -42,11 +42,11 @@ def bake(folder: Path, **context: str) -> Path:
 
 
 def project_env(project: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_"))}
+    # No KERAS_BACKEND: a Keras project sets its own backend (frameworks.use_keras_backend).
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_", "KERAS_"))}
     env.update(
         PYTHONPATH=str(project / "src"),
         MLFLOW_DISABLE_TELEMETRY="true",
-        KERAS_BACKEND="torch",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         **extra,
     )

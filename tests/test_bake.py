@@ -43,7 +43,8 @@ def test_every_option_bakes_clean(baked, task, framework):
 
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
     assert ("torch==" in dependencies) == (framework in ("pytorch", "keras"))
-    assert ("keras" in dependencies) == (framework == "keras")
+    assert ("keras" in dependencies) == (framework in ("keras", "tensorflow"))
+    assert ("tensorflow" in dependencies) == (framework == "tensorflow")
     assert ("ebm2onnx" in dependencies and "interpret-core" in dependencies) == (framework == "ebm")
 
 

@@ -1,4 +1,5 @@
-"""One list of frameworks; PyTorch and Keras 3 projects through the whole chain to ONNX, like sklearn's."""
+"""One list of frameworks; PyTorch and Keras 3 (torch and TensorFlow backends) projects through the whole chain
+to ONNX, like sklearn's."""
 
 from __future__ import annotations
 
@@ -58,7 +59,14 @@ def run_id(project) -> str:
 
 @pytest.mark.parametrize(
     ("framework", "task"),
-    [("pytorch", "binary"), ("keras", "binary"), ("pytorch", "regression"), ("keras", "multiclass"), ("ebm", "binary")],
+    [
+        ("pytorch", "binary"),
+        ("keras", "binary"),
+        ("tensorflow", "binary"),
+        ("pytorch", "regression"),
+        ("ebm", "binary"),
+        ("keras", "multiclass"),
+    ],
 )
 def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     project = shutil.copytree(baked(framework=framework, task=task), tmp_path / SLUG)

@@ -200,9 +200,16 @@ def preprocessing_case(cases: Path, marker: Path) -> dict[str, str]:
 def test_tampered_model_files_are_refused_never_run(trained, framework, tmp_path):
     project = trained(framework)
     model, cases, marker = logged_model(project), tmp_path / "cases", tmp_path / "code-ran"
-    cases_for = {"sklearn": sklearn_cases, "ebm": ebm_cases, "pytorch": torch_cases, "keras": keras_cases}
+    # A .keras file is the same on either backend: the TensorFlow project gets the cases made here on torch.
+    cases_for = {
+        "sklearn": sklearn_cases,
+        "ebm": ebm_cases,
+        "pytorch": torch_cases,
+        "keras": keras_cases,
+        "tensorflow": keras_cases,
+    }
     expected = cases_for[framework](cases, marker, model)
-    if framework in ("pytorch", "keras"):
+    if framework in ("pytorch", "keras", "tensorflow"):
         expected |= preprocessing_case(cases, marker)
     outcomes = json.loads(run(project, "-c", TAMPER, str(model), str(cases)).stdout)
 

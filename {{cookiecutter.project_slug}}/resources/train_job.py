@@ -72,7 +72,7 @@ def train_job(target: str) -> Job:
                     "spec": {
                         "environment_version": "4",
                         "dependencies": [
-{%- if cookiecutter.framework in ["pytorch", "keras"] %}
+{%- if cookiecutter.framework in ("pytorch", "keras") %}
                             # The lock pins PyTorch's CPU build, which only PyTorch's index has.
                             "--extra-index-url https://download.pytorch.org/whl/cpu",
 {%- endif %}

@@ -12,24 +12,27 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import UntrustedModel, UsageError
 from .base import Framework
 
-__all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load"]
+__all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load", "use_keras_backend"]
 
 # config.yaml's model.framework.
-Name = Literal["sklearn", "pytorch", "keras", "ebm"]
+Name = Literal["sklearn", "pytorch", "keras", "tensorflow", "ebm"]
 
 # The modules of this folder each framework needs, the one defining its Framework subclass first.
 # A plain literal: hooks/post_gen_project.py reads it without importing this package.
 MODULES: dict[Name, tuple[str, ...]] = {
     "sklearn": ("scikit_learn",),
     "pytorch": ("pytorch", "tabular", "dp_sgd"),
-    "keras": ("keras3", "tabular"),
+    "keras": ("keras_torch", "keras3", "tabular"),
+    "tensorflow": ("keras_tensorflow", "keras3", "tabular"),
     "ebm": ("explainable_boosting",),
 }
 # A run's framework tag for a model `import-model` brought in as an ONNX file -> its module here.
@@ -57,6 +60,25 @@ def load(name: str) -> Framework:
         if isinstance(value, type) and issubclass(value, Framework) and vars(value).get("name") == name
     ]
     return kind()
+
+
+def use_keras_backend(backend: str) -> None:
+    """Run Keras on `backend` in this process: called by a Keras framework's module before keras is imported.
+
+    Keras reads KERAS_BACKEND once, when first imported, and one process cannot mix backends: the
+    project's framework decides, whatever the environment says, and a Keras already running on
+    another backend (a notebook kernel that imported it first) is an error rather than a wrong model.
+    """
+    keras = sys.modules.get("keras")
+    if keras is None:
+        os.environ["KERAS_BACKEND"] = backend
+        return
+    running = keras.backend.backend()
+    if running != backend:
+        raise UsageError(
+            f"Keras is already running on the {running!r} backend in this process, and this project's model "
+            f"needs {backend!r}: start a new process (restart the notebook's kernel) with KERAS_BACKEND={backend}"
+        )
 
 
 def model_files(uri: str) -> Path:

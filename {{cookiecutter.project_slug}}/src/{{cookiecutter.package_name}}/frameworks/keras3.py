@@ -1,30 +1,33 @@
-"""Keras 3 on the PyTorch backend (no TensorFlow): the same network, trained with Keras callbacks.
+"""Keras 3, whatever the backend: the network, its training with Keras callbacks, its file and its ONNX export.
 
-The logged model is Keras's native `.keras` zip (JSON config and HDF5 weights), loaded in safe mode.
+A project runs Keras on one backend, set by its framework's own module before keras is imported
+(keras_torch.py: PyTorch, framework `keras`; keras_tensorflow.py: TensorFlow, framework `tensorflow`);
+that module gives only what differs between backends: deterministic kernels and the TensorBoard writer.
+Keras's own TensorBoard callback needs TensorFlow, so both backends write through tabular.log_epoch.
+
+The logged model is Keras's native `.keras` zip (JSON config and HDF5 weights), loaded in safe mode:
+the same file on either backend. ONNX comes from Keras's own `model.export(format="onnx")`, one call for
+both backends (through torch's exporter on torch, tf2onnx on TensorFlow).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import tempfile
 import zipfile
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
+import keras
+import mlflow
+import numpy as np
+import onnx
+from mlflow.models import ModelSignature
 
-import keras  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import torch  # noqa: E402
-from mlflow.models import ModelSignature  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-
-from . import reason, tabular, untrusted  # noqa: E402
+from . import reason, tabular, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +35,9 @@ KERAS_FILE = "data/model.keras"  # where mlflow.keras.log_model writes the nativ
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Per-epoch losses to MLflow and to TensorBoard event files (Keras's own callback needs TensorFlow)."""
+    """Per-epoch losses to MLflow and to TensorBoard event files."""
 
-    def __init__(self, board: SummaryWriter):
+    def __init__(self, board: tabular.Board):
         super().__init__()
         self.board = board
 
@@ -44,18 +47,18 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class Keras(tabular.NeuralNetwork):
-    name = "keras"
+    """The Keras frameworks' shared code; a backend's subclass sets `name`, `deterministic` and `open_board`."""
 
     def fit(
         self,
         data: tabular.Prepared,
         settings: dict[str, Any],
         seed: int,
-        board: SummaryWriter,
+        board: tabular.Board,
         start: tabular.Transfer | None = None,
     ) -> tuple[keras.Model, int]:
         keras.utils.set_random_seed(seed)
-        torch.use_deterministic_algorithms(True)
+        self.deterministic()
         if start is None:
             layers = [keras.Input(shape=(data.x_train.shape[1],))]
             for units in settings["hidden_units"]:
@@ -111,11 +114,18 @@ class Keras(tabular.NeuralNetwork):
             raise untrusted(uri, KERAS_FILE, f"was refused by Keras in safe mode ({reason(error)})") from error
 
     def export_network(self, model: tabular.TabularModel) -> onnx.ModelProto:
-        # Keras 3's own exporter (through torch's exporter on this backend), dynamic batch axis included.
+        # Keras 3's own exporter, dynamic batch axis included: on TensorFlow it calls tf2onnx itself, so
+        # one call serves both backends (tf2onnx.convert.from_keras matched it to 6e-8, with more code).
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "network.onnx"
             model.network.export(str(path), format="onnx", verbose=False)
             return onnx.load(path)
+
+    # What each backend does its own way (and tabular.NeuralNetwork.open_board).
+
+    @abstractmethod
+    def deterministic(self) -> None:
+        """Make the backend's kernels deterministic, so that the same seed gives the same network."""
 
 
 def head(data: tabular.Prepared) -> keras.layers.Dense:

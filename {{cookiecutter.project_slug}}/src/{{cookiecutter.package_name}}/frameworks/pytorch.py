@@ -90,7 +90,7 @@ class PyTorch(tabular.NeuralNetwork):
         data: tabular.Prepared,
         settings: dict[str, Any],
         seed: int,
-        board: SummaryWriter,
+        board: tabular.Board,
         start: tabular.Transfer | None = None,
     ) -> tuple[Network, int]:
         torch.manual_seed(seed)
@@ -224,6 +224,9 @@ class PyTorch(tabular.NeuralNetwork):
         )
         assert exported is not None  # dynamo=True always returns the program
         return exported.model_proto
+
+    def open_board(self, folder: str) -> SummaryWriter:
+        return SummaryWriter(folder)
 
 
 def transferred(start: tabular.Transfer, outputs: int, classification: bool) -> Network:

@@ -1,7 +1,7 @@
 """The neural-network frameworks' base class: preprocessing, early stopping, predict, logging and ONNX.
 
 A subclass (pytorch.py, keras3.py) provides only what differs: fit, forward, log_network,
-load_network and export_network.
+load_network, export_network and open_board.
 
 Transfer learning (model.init_from, ../transfer.py): the new network is the base's, on the base's
 fitted preprocessing (so each input unit means what it meant to the base). Its trunk is every
@@ -27,7 +27,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import numpy as np
@@ -43,7 +43,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from torch.utils.tensorboard import SummaryWriter
 
 from ..config import Model as ModelSettings
 from ..config import Split
@@ -73,6 +72,16 @@ DEFAULTS = {
     "freeze": False,
     "fine_tune_lr_factor": 0.1,
 }
+
+
+class Board(Protocol):
+    """A TensorBoard event-file writer: torch's SummaryWriter, or keras_tensorflow.py's (no torch there)."""
+
+    def add_scalars(self, main_tag: str, tag_scalar_dict: dict[str, float], global_step: int, /) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -172,7 +181,8 @@ class EarlyStopping:
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
     """The exporters log every graph pass and warn about optional packages: keep the stage's log readable."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo")]
+    names = ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo", "tf2onnx")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -191,8 +201,13 @@ def with_preprocessing(model: TabularModel, schema: Schema, network: onnx.ModelP
         (name, FloatTensorType([None, 1]) if kind == "number" else StringTensorType([None, 1]))
         for name, kind in schema.input_kinds.items()
     ]
-    # Both graphs must import the same opset to be merged: follow the network's exporter.
+    # Both graphs must import the same opset to be merged: follow the network's exporter. tf2onnx also
+    # imports ai.onnx.ml (at another version than skl2onnx's) without using it: drop what no node uses.
     opset = next(o.version for o in network.opset_import if o.domain in ("", "ai.onnx"))
+    used = {node.domain for node in network.graph.node} | {"", "ai.onnx"}
+    kept = [o for o in network.opset_import if o.domain in used]
+    del network.opset_import[:]
+    network.opset_import.extend(kept)
     preprocess = skl_to_onnx(model.preprocess, initial_types=inputs, target_opset={"": opset, "ai.onnx.ml": 3})
     (prepared,) = [o.name for o in preprocess.graph.output]
     (net_input,) = [i.name for i in network.graph.input]
@@ -240,8 +255,7 @@ def learning_rate(settings: dict[str, Any], start: Transfer | None) -> float:
         return float(settings["learning_rate"])
     return float(settings["learning_rate"]) * float(settings["fine_tune_lr_factor"])
 
-
-def log_epoch(board: SummaryWriter, epoch: int, train_loss: float, valid_loss: float) -> None:
+def log_epoch(board: Board, epoch: int, train_loss: float, valid_loss: float) -> None:
     """One epoch's losses to MLflow (`epoch.*`) and to the TensorBoard event files logged with the run."""
     mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
     board.add_scalars("loss", {"train": train_loss, "valid": valid_loss}, epoch)
@@ -281,9 +295,10 @@ class NeuralNetwork(Framework[TabularModel]):
         return self.fit_logged(data, chosen, split.seed, Transfer(model.network, same_outputs, bool(chosen["freeze"])))
 
     def fit_logged(self, data: Prepared, chosen: dict[str, Any], seed: int, start: Transfer | None) -> TabularModel:
-        with tempfile.TemporaryDirectory() as events, SummaryWriter(events) as board:
-            network, best_epoch = self.fit(data, chosen, seed, board, start)
-            board.flush()
+        with tempfile.TemporaryDirectory() as events:
+            with contextlib.closing(self.open_board(events)) as board:
+                network, best_epoch = self.fit(data, chosen, seed, board, start)
+                board.flush()
             mlflow.log_artifacts(events, "tensorboard")
         mlflow.log_metric("epoch.best", best_epoch)
         return TabularModel(data.preprocess, network, data.classes)
@@ -337,7 +352,7 @@ class NeuralNetwork(Framework[TabularModel]):
 
     @abstractmethod
     def fit(
-        self, data: Prepared, settings: dict[str, Any], seed: int, board: SummaryWriter, start: Transfer | None
+        self, data: Prepared, settings: dict[str, Any], seed: int, board: Board, start: Transfer | None
     ) -> tuple[Any, int]:
         """A network trained on `data` with early stopping on its validation rows, and its best epoch.
 
@@ -360,3 +375,7 @@ class NeuralNetwork(Framework[TabularModel]):
     @abstractmethod
     def export_network(self, model: TabularModel) -> onnx.ModelProto:
         """The network alone as ONNX: one float input (rows, features), one output, dynamic batch axis."""
+
+    @abstractmethod
+    def open_board(self, folder: str) -> Board:
+        """A writer of TensorBoard event files into `folder` (logged with the run as `tensorboard/`)."""
