@@ -255,6 +255,7 @@ def learning_rate(settings: dict[str, Any], start: Transfer | None) -> float:
         return float(settings["learning_rate"])
     return float(settings["learning_rate"]) * float(settings["fine_tune_lr_factor"])
 
+
 def log_epoch(board: Board, epoch: int, train_loss: float, valid_loss: float) -> None:
     """One epoch's losses to MLflow (`epoch.*`) and to the TensorBoard event files logged with the run."""
     mlflow.log_metrics({"epoch.train_loss": train_loss, "epoch.valid_loss": valid_loss}, step=epoch)
