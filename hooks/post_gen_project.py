@@ -6,6 +6,11 @@ from pathlib import Path
 
 TASK = "{{ cookiecutter.task }}"
 FRAMEWORK = "{{ cookiecutter.framework }}"
+PIPELINE = (
+    "validate -> train -> evaluate -> gate -> export -> register"
+    if TASK == "reinforcement"
+    else "validate -> tune -> train -> evaluate -> explain -> gate -> export -> register"
+)
 DEPLOY_TARGET = "{{ cookiecutter.deploy_target }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
@@ -167,7 +172,7 @@ Created {SLUG}. Next:
 
     cd {SLUG}
     make setup        # .venv with the project and its dev tools
-    make pipeline     # validate -> {% if cookiecutter.task != "reinforcement" %}tune -> {% endif %}train -> evaluate -> {% if cookiecutter.task != "reinforcement" %}explain -> {% endif %}gate -> export -> register
+    make pipeline     # {PIPELINE}
     make serve        # the exported model on http://127.0.0.1:8000
 
 Push it to GitHub and .github/workflows/ci.yml runs the same pipeline.
