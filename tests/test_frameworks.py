@@ -86,6 +86,10 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     # Explained over the user's own (awkward) column names, the categories masked as whole columns.
     importance, _ = explained_run(store(project), first, tmp_path / "explained")
     assert importance["method"].startswith("permutation SHAP") and "income/month" in importance["features"]
+    own = tmp_path / "explained" / "explain" / "model_importance.json"
+    assert own.is_file() == (framework == "ebm")  # the glass-box model's own explanation, logged by explain
+    if framework == "ebm":
+        assert json.loads(own.read_text())["features"].keys() == importance["features"].keys()
 
     # The exported file takes the raw columns, by the input names its schema maps them to, and
     # matches the native model on held-out rows (missing values included).
