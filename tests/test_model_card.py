@@ -53,8 +53,11 @@ def test_the_card_of_a_passing_run_holds_its_recorded_figures(recorded):
     assert f"`{tags['onnx.sha256']}`" in card and "Verdict: **passed**" in card
     validation = json.loads((artifacts / "validation" / "validation.json").read_text())["result"]["statistics"]
     assert f"passed, {validation['successful_expectations']} of {validation['evaluated_expectations']}" in card
-    # What this run did not record is said, not left out.
-    assert "## Explanations\n\nNot recorded" in card and "## Privacy budget\n\nNot recorded" in card
+    # The explain stage's shares, as logged; what this run did not record (a privacy budget) is said, not left out.
+    importance = json.loads((artifacts / "explain" / "importance.json").read_text())
+    top, share = max(importance["features"].items(), key=lambda item: item[1])
+    assert f"method: {importance['method']}" in card and f"| {top} | {share:.1%} |" in card
+    assert "## Privacy budget\n\nNot recorded" in card
 
 
 def test_the_registered_version_carries_the_card(recorded, project_with_model):
