@@ -504,19 +504,39 @@ def test_unknown_methods_share_one_metrics_label(served, client):
         assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
 
 
-def test_connections_past_the_limit_get_503(served):
+def test_connections_past_the_limit_get_503_but_liveness_still_answers(served):
+    """Idle sockets past MAX_CONNECTIONS (any pod in the namespace can open them) must not fail the
+    liveness probe: that restarts the pod. /ready and /predict get 503, /health 200."""
     limit = int(LIMITS["MAX_CONNECTIONS"])
-    held = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(limit - 1)]
+    held = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(limit + 2)]
     try:
         time.sleep(0.2)  # let the server accept them (it closes them itself after HEADER_TIMEOUT)
-        assert call(served, "GET", "/health", content_type=None)[0] == 503
+        assert call(served, "GET", "/ready", content_type=None)[0] == 503
+        assert call(served, "POST", "/predict", b"{}")[0] == 503
+        for _ in range(5):
+            assert call(served, "GET", "/health", content_type=None) == (200, b'{"status":"ok"}')
     finally:
         for sock in held:
             sock.close()
     deadline = time.monotonic() + 3
-    while call(served, "GET", "/health", content_type=None)[0] != 200:
+    while call(served, "GET", "/ready", content_type=None)[0] != 200:
         assert time.monotonic() < deadline, "still 503 after the other connections closed"
         time.sleep(0.05)
+
+
+def test_liveness_answers_through_130_idle_sockets_at_the_default_cap(model_path, tmp_path):
+    """The reported case, at the shipped MAX_CONNECTIONS (128): 130 idle sockets held for longer than
+    the liveness probe's failure window at test scale; every probe must get 200."""
+    with serving(model_path, tmp_path / "server.log", HEADER_TIMEOUT="30") as server:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(130)]
+        try:
+            time.sleep(0.3)
+            assert call(server, "GET", "/ready", content_type=None)[0] == 503  # the cap is reached
+            probes = [call(server, "GET", "/health", content_type=None, timeout=1)[0] for _ in range(20)]
+        finally:
+            for sock in held:
+                sock.close()
+    assert probes == [200] * 20, probes
 
 
 def test_body_limit_follows_the_batch_limit_and_settings_are_checked():

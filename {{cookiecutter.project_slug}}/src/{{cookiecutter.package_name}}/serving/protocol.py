@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocols with the limits uvicorn lacks: a deadline and a size cap for request heads.
+"""uvicorn's HTTP protocols with the limits uvicorn lacks: a deadline and a size cap for request heads,
+and liveness outside the connection cap.
 
 uvicorn closes idle keep-alive connections (KEEP_ALIVE_TIMEOUT) and answers 503 past MAX_CONNECTIONS,
 but a connection that has not sent a complete request head (request line and headers) is held as
@@ -9,6 +10,11 @@ Here each request head must arrive within HEADER_TIMEOUT (from connecting, for t
 from its first byte, for the next ones on a keep-alive connection) and stay under MAX_HEADER_BYTES,
 else the client gets 408 or 431 and the connection is closed. The app never sees these requests,
 so they are not in the request metrics.
+
+Past MAX_CONNECTIONS uvicorn answers every request 503, /health included: 130 idle sockets (from
+any pod that can reach the server) made every liveness probe fail, and the kubelet restart the pod
+over and over. GET /health is exempt here: it is answered whatever the number of connections (it
+reads no body and costs microseconds), while /ready, /predict and everything else still get 503.
 
 server.py hands uvicorn these classes by import string; every worker process reads the limits from
 the same environment variables as its app.
@@ -36,11 +42,13 @@ if TYPE_CHECKING:
         transport: asyncio.Transport
         # The h11 or httptools RequestResponseCycle (their two classes differ), None until the first head.
         cycle: Any
+        scope: Any  # the request being read (None before the first), set by uvicorn before its cap check
 
 else:
     _HTTPProtocol = object
 
 _IDLE = object()  # no head being received: a request is under way, or none has started
+LIVENESS = "/health"  # answered past the connection cap (fastlane.py answers it without the app's routes)
 
 
 @cache
@@ -62,6 +70,20 @@ class HeadLimits(_HTTPProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._start_head()
+
+    # uvicorn reads `limit_concurrency` once per request, after it has put the request's method and
+    # path in `self.scope` and before it picks the app or its 503 (h11 and httptools alike): None
+    # there means "no cap" for this request only.
+    @property
+    def limit_concurrency(self) -> int | None:
+        scope = self.scope
+        if scope is not None and scope.get("path") == LIVENESS and scope.get("method") == "GET":
+            return None
+        return self._limit_concurrency
+
+    @limit_concurrency.setter
+    def limit_concurrency(self, value: int | None) -> None:
+        self._limit_concurrency = value
 
     def data_received(self, data: bytes) -> None:
         if self._head_cycle is _IDLE and (self.cycle is None or self.cycle.response_complete):
