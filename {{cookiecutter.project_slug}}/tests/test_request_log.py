@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.errors import UsageError
 from {{ cookiecutter.package_name }}.label_import import read_labels
 from {{ cookiecutter.package_name }}.serving import prediction_log, request_ids
 from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.feedback_auth import RateLimit, Tokens, fingerprint, parse_tokens
 from {{ cookiecutter.package_name }}.serving.prometheus import Metrics
 from {{ cookiecutter.package_name }}.serving.request_log import Queue, RequestLog, Sampler, decode
 from {{ cookiecutter.package_name }}.serving.settings import Settings
@@ -24,6 +25,8 @@ from {{ cookiecutter.package_name }}.serving.settings import Settings
 TASK = "{{ cookiecutter.task }}"
 URL = "postgresql://logger:secret@db.internal:5432/predictions"
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1: a real refusal
+TOKEN = "t0ken-for-the-labelling-service-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_logging_is_off_unless_asked_and_its_settings_are_checked():
@@ -47,15 +50,36 @@ def test_logging_is_off_unless_asked_and_its_settings_are_checked():
         Settings.from_env({"PREDICTION_LOG_QUEUE_BYTES": "10"})
 
 
-def test_a_usable_client_id_is_kept_anything_else_replaced_and_said_why():
-    assert request_ids.resolve(b"order-42/retry:1") == (b"order-42/retry:1", None)
-    made = {request_ids.resolve(None)[0] for _ in range(100)}
+def test_request_ids_are_the_servers_own():
+    made = {request_ids.new() for _ in range(100)}
     assert len(made) == 100 and all(len(value) == 32 for value in made)
-    for bad in (b"has space", b"", b"x" * 129, "é".encode(), b"tab\there"):
-        replacement, problem = request_ids.resolve(bad)
-        assert problem is not None and "X-Request-ID" in problem and "visible ASCII" in problem
-        assert request_ids.resolve(replacement) == (replacement, None)
-    assert request_ids.valid("x" * 128) and not request_ids.valid("x" * 129) and not request_ids.valid(7)
+    assert request_ids.valid("batch-7-0") and request_ids.valid("x" * 128)
+    assert not request_ids.valid("x" * 129) and not request_ids.valid("two words") and not request_ids.valid(7)
+
+
+def test_feedback_tokens_must_be_secrets_and_are_matched_exactly():
+    assert Settings.from_env({}).feedback_tokens == ()
+    settings = Settings.from_env({"FEEDBACK_TOKEN": f"{TOKEN}, {TOKEN[::-1]}"})
+    assert settings.feedback_tokens == (TOKEN, TOKEN[::-1]) and TOKEN not in repr(settings)
+    for short in ("secret", "x" * 31, f"{TOKEN},short"):
+        with pytest.raises(ValueError, match="FEEDBACK_TOKEN: .* at least 32 printable characters"):
+            Settings.from_env({"FEEDBACK_TOKEN": short})
+    tokens = Tokens((TOKEN, TOKEN[::-1]))
+    assert tokens.source(f"Bearer {TOKEN}".encode()) == f"feedback:{fingerprint(TOKEN)}"
+    assert tokens.source(f"bearer {TOKEN[::-1]}".encode()) == f"feedback:{fingerprint(TOKEN[::-1])}"
+    for wrong in (None, b"", TOKEN.encode(), f"Basic {TOKEN}".encode(), f"Bearer {TOKEN[:-1]}".encode()):
+        assert tokens.source(wrong) is None, wrong
+    assert TOKEN not in fingerprint(TOKEN) and len(fingerprint(TOKEN)) == 12
+
+
+def test_the_rate_limit_allows_a_burst_then_its_rate_per_key():
+    now = [0.0]
+    limit = RateLimit(per_minute=60, clock=lambda: now[0])  # one a second, bursts of 6
+    assert [limit.wait("a") for _ in range(6)] == [0.0] * 6
+    assert limit.wait("a") == pytest.approx(1.0)
+    assert limit.wait("b") == 0.0  # another key has its own bucket
+    now[0] += 1.0
+    assert limit.wait("a") == 0.0 and limit.wait("a") > 0
 
 
 def test_the_sampler_takes_its_rate_and_never_draws_at_the_ends():
@@ -110,32 +134,39 @@ def unlogged(tmp_path_factory):
         yield client
 
 
-def test_every_predict_answer_carries_a_request_id(unlogged):
+def test_every_predict_answer_carries_an_id_the_server_made(unlogged):
     records = sample_records(TASK, rows=2)
+    # A client's own id is ignored: one client could otherwise claim the id another will send.
     given = unlogged.post("/predict", json={"records": records}, headers={"X-Request-ID": "batch-7"})
-    assert given.status_code == 200 and given.headers["x-request-id"] == "batch-7"
-    made = unlogged.post("/predict", json={"records": records})
-    assert len(made.headers["x-request-id"]) == 32
+    assert given.status_code == 200 and len(given.headers["x-request-id"]) == 32
+    again = unlogged.post("/predict", json={"records": records}, headers={"X-Request-ID": "batch-7"})
+    assert again.headers["x-request-id"] != given.headers["x-request-id"]
     refused = unlogged.post("/predict", json={"records": []})
     assert refused.status_code == 422 and refused.headers["x-request-id"]
-    bad = unlogged.post("/predict", json={"records": records}, headers={"X-Request-ID": "two words"})
-    assert bad.status_code == 400 and "X-Request-ID 'two words'" in bad.json()["detail"]
-    assert len(bad.headers["x-request-id"]) == 32
     operation = unlogged.get("/openapi.json").json()["paths"]["/predict"]["post"]
-    assert operation["parameters"][0]["name"] == "X-Request-ID"
+    assert "parameters" not in operation
     assert all("X-Request-ID" in answer["headers"] for answer in operation["responses"].values())
 
 
-def test_feedback_without_a_log_is_503_and_not_documented(unlogged):
-    answer = unlogged.post("/feedback", json={"request_id": "batch-7", "labels": [1]})
-    assert answer.status_code == 503 and "PREDICTION_LOG_URL" in answer.json()["detail"]
+def test_feedback_without_a_token_is_off_and_says_how_to_turn_it_on(unlogged):
+    answer = unlogged.post("/feedback", json={"request_id": "batch-7", "labels": [1]}, headers=BEARER)
+    assert answer.status_code == 403 and "FEEDBACK_TOKEN" in answer.json()["detail"]
     assert "/feedback" not in unlogged.get("/openapi.json").json()["paths"]
+
+
+def test_feedback_without_a_log_is_503_and_not_documented(tmp_path_factory):
+    model = build(tmp_path_factory.mktemp("model") / "model.onnx", TASK)
+    with TestClient(create_app(Settings(model_path=model, feedback_tokens=(TOKEN,)))) as client:
+        answer = client.post("/feedback", json={"request_id": "batch-7", "labels": [1]}, headers=BEARER)
+        assert answer.status_code == 503 and "PREDICTION_LOG_URL" in answer.json()["detail"]
+        assert "/feedback" not in client.get("/openapi.json").json()["paths"]
 
 
 @pytest.fixture(scope="module")
 def feedback_unreachable(tmp_path_factory):
     model = build(tmp_path_factory.mktemp("model") / "model.onnx", TASK)
-    with TestClient(create_app(Settings(model_path=model, prediction_log_url=UNREACHABLE))) as client:
+    settings = Settings(model_path=model, prediction_log_url=UNREACHABLE, feedback_tokens=(TOKEN,))
+    with TestClient(create_app(settings)) as client:
         yield client
 
 
@@ -153,14 +184,24 @@ def feedback_unreachable(tmp_path_factory):
     ],
 )
 def test_feedback_bodies_are_checked_before_the_database(feedback_unreachable, body, status, message):
-    answer = feedback_unreachable.post("/feedback", content=body, headers={"Content-Type": "application/json"})
+    answer = feedback_unreachable.post("/feedback", content=body, headers={"Content-Type": "application/json", **BEARER})
     assert answer.status_code == status and message in answer.json()["detail"], answer.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [({}, "no token"), ({"Authorization": f"Bearer {TOKEN[:-1]}x"}, "an unknown token"), ({"Authorization": TOKEN}, "")],
+)
+def test_feedback_without_a_valid_token_is_401_before_the_body_is_read(feedback_unreachable, headers, message):
+    answer = feedback_unreachable.post("/feedback", content=b"not even JSON", headers=headers)
+    assert answer.status_code == 401 and message in answer.json()["detail"], answer.text
+    assert answer.headers["www-authenticate"] == "Bearer"
 
 
 def test_feedback_with_the_database_unreachable_is_503(feedback_unreachable):
     classes = feedback_unreachable.get("/metadata").json()["classes"]
     label = classes[0] if classes else 0.5  # a label the model can have
-    answer = feedback_unreachable.post("/feedback", json={"request_id": "a", "labels": [label]})
+    answer = feedback_unreachable.post("/feedback", json={"request_id": "a", "labels": [label]}, headers=BEARER)
     assert answer.status_code == 503 and "cannot be reached" in answer.json()["detail"]
     assert "/feedback" in feedback_unreachable.get("/openapi.json").json()["paths"]
 
@@ -175,6 +216,20 @@ def test_a_labels_file_is_read_by_request_in_row_order(tmp_path):
     assert read_labels(indexed) == {"b": ["no", "yes"], "a": ["no"], "007": ["yes"]}
     in_order = write(tmp_path / "ordered.csv", "request_id,label\nb,3.5\na,1\nb,2\n")
     assert read_labels(in_order) == {"b": [3.5, 2.0], "a": [1.0]}
+
+
+CLASSES = None if TASK == "regression" else [0, 1, 2]
+
+
+def test_a_labels_file_is_checked_as_feedback_checks_labels_naming_each_row(tmp_path):
+    good, stored = ("2.5", 2.5) if CLASSES is None else ("1", 1)  # CSV has no types: "1" is the class 1
+    text = f'request_id,label\nr1,{good}\nr2,banana\nr3,"=HYPERLINK(""http://x"")"\nr4,1e309\n'
+    with pytest.raises(UsageError, match="3 labels the model cannot have, nothing recorded") as refused:
+        read_labels(write(tmp_path / "labels.csv", text), CLASSES)
+    message = str(refused.value)
+    assert "row 2 (request r2): 'banana'" in message and "row 3 (request r3): '=HYPERLINK" in message
+    assert "row 4 (request r4)" in message and "row 1 " not in message
+    assert read_labels(write(tmp_path / "ok.csv", f"request_id,label\nr1,{good}\n"), CLASSES) == {"r1": [stored]}
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,12 @@ class Monitor(Strict):
 
     min_rows: int = Field(200, ge=1, description="fewer logged rows in the window: no verdict, its own outcome")
     min_labelled_rows: int = Field(100, ge=1, description="fewer labelled rows: metrics and fairness are not judged")
+    # Labels come from /feedback with a token or from import-labels (their source is logged); one
+    # without a source was written some other way. Below this share, the window's labels cannot be
+    # trusted: no verdict (`untrusted_labels`), never a failure that opens an issue or retrains.
+    min_trusted_label_share: float = Field(
+        0.95, ge=0.0, le=1.0, description="share of the labelled rows whose label came from an authenticated source"
+    )
     # Drifted: PSI above psi_max (large enough to matter) and the test's p-value below p_value (not noise).
     psi_max: float = Field(0.2, gt=0.0, description="population stability index")
     p_value: float = Field(0.01, gt=0.0, lt=1.0, description="KS (numbers) or chi-square (categories)")

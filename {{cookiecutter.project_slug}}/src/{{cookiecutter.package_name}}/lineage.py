@@ -52,8 +52,9 @@ GROUP_STATS_ARTIFACT = "privacy/group_stats.json"  # noisy group counts, to shar
 # On a `monitor` run (its own run, in the same experiment): what it watched and what it found.
 MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whose predictions were logged
 MONITOR_OF_VERSION = "monitor.model_version"
-MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows
+MONITOR_STATUS = "monitor.status"  # passed | failed | too_few_rows | untrusted_labels
 TOO_FEW_ROWS = "too_few_rows"
+UNTRUSTED_LABELS = "untrusted_labels"  # too small a share of the labels came from authenticated sources
 # `tune`: each trial is a child run of the pipeline's run (MLflow's own parent tag nests it in the UI).
 PARENT_RUN = "mlflow.parentRunId"
 TUNE_TRIAL = "tune.trial"  # on a child run: its number in the search

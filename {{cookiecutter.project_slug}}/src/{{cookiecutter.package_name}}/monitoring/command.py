@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class NoVerdict(CheckFailed):
-    """Too few logged rows in the window to say whether anything drifted: not a pass."""
+    """Too few logged rows, or too few trusted labels, in the window to say anything: not a pass."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> None:
             f"no verdict: {outcome.rows} logged rows of {outcome.model_name} from {span.describe()}, fewer than "
             f"monitor.min_rows = {outcome.min_rows}. Report: {as_json}"
         )
+    if outcome.status == lineage.UNTRUSTED_LABELS:
+        raise NoVerdict(f"no verdict: {'; '.join(outcome.reasons)}. Report: {as_json}")
     if outcome.status == lineage.FAILED:
         raise CheckFailed(f"monitor failed: {'; '.join(outcome.reasons)}. Report: {as_json}")
     if outcome.labelled_rows < outcome.min_labelled_rows:

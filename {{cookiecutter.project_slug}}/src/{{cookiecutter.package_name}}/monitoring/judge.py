@@ -88,6 +88,7 @@ def judge(config: configuration.Config, span: window.Window, rows: pd.DataFrame)
         labelled_rows=0,
         min_rows=settings.min_rows,
         min_labelled_rows=settings.min_labelled_rows,
+        min_trusted_label_share=settings.min_trusted_label_share,
         psi_max=settings.psi_max,
         p_value=settings.p_value,
     )
@@ -106,6 +107,17 @@ def judge(config: configuration.Config, span: window.Window, rows: pd.DataFrame)
     )
     if len(current) < settings.min_rows:
         return outcome, {}
+    trust = window.trusted(labelled)
+    outcome = replace(outcome, trusted_labelled_rows=int(trust.sum()))
+    if len(labelled) and outcome.trusted_labelled_rows / len(labelled) < settings.min_trusted_label_share:
+        # Labels anyone could have written must not fail the model (an issue, a retraining): no verdict.
+        untrusted = (
+            f"not enough trusted labels: {outcome.trusted_labelled_rows} of {len(labelled)} labels came from "
+            f"an authenticated source (/feedback with a FEEDBACK_TOKEN, or import-labels); "
+            f"monitor.min_trusted_label_share is {settings.min_trusted_label_share:g}"
+        )
+        return replace(outcome, status=lineage.UNTRUSTED_LABELS, reasons=[untrusted]), {}
+    labelled = labelled[trust]  # the metrics are measured on trusted labels only
 
     tracking.connect(config)  # an embedded store that moved is pointed back at this folder first
     ref = reference.load(tracking.reference_client(config), config, run_id)

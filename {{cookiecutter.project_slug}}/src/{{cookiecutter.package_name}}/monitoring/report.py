@@ -14,7 +14,7 @@ from .drift import Drift
 
 @dataclass(frozen=True)
 class Report:
-    status: str  # passed | failed | too_few_rows (lineage)
+    status: str  # passed | failed | too_few_rows | untrusted_labels (lineage)
     model_name: str
     model_version: str
     training_run_id: str
@@ -26,6 +26,8 @@ class Report:
     min_labelled_rows: int
     psi_max: float
     p_value: float
+    trusted_labelled_rows: int = 0  # labelled rows whose label came from an authenticated source
+    min_trusted_label_share: float = 0.0
     drift: list[Drift] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)  # gate thresholds the window cannot measure
@@ -57,7 +59,12 @@ def reasons(drift: list[Drift], checks: list[Check]) -> list[str]:
 
 
 def title(report: Report) -> str:
-    verdict = {lineage.PASSED: "PASSED", lineage.FAILED: "FAILED", lineage.TOO_FEW_ROWS: "NO VERDICT (too few rows)"}
+    verdict = {
+        lineage.PASSED: "PASSED",
+        lineage.FAILED: "FAILED",
+        lineage.TOO_FEW_ROWS: "NO VERDICT (too few rows)",
+        lineage.UNTRUSTED_LABELS: "NO VERDICT (not enough trusted labels)",
+    }
     return f"Monitor: {verdict[report.status]} - {report.model_name} version {report.model_version or '?'}"
 
 
@@ -75,6 +82,13 @@ def render(report: Report) -> str:
             "(`--last`), raise the server's sampling rate, or lower `monitor.min_rows`.",
             "",
         ]
+    if report.status == lineage.UNTRUSTED_LABELS:
+        lines += [
+            f"Fewer than `monitor.min_trusted_label_share` = {report.min_trusted_label_share:g} of the labels came "
+            "from an authenticated source: nothing was judged. Find who wrote the others (their `label_source` is "
+            "empty in the prediction log), remove them, and label through /feedback with a token or import-labels.",
+            "",
+        ]
     lines += [f"- {reason}" for reason in report.reasons] + ([""] if report.reasons else [])
     if report.drift:
         lines += [
@@ -89,7 +103,7 @@ def render(report: Report) -> str:
             for d in report.drift
         ]
         lines.append("")
-    if report.status != lineage.TOO_FEW_ROWS:
+    if report.status not in (lineage.TOO_FEW_ROWS, lineage.UNTRUSTED_LABELS):
         lines += [f"### Metrics and fairness on the {report.labelled_rows} labelled rows (the gate's thresholds)", ""]
         if report.labelled_rows < report.min_labelled_rows:
             lines.append(f"Not judged: fewer than `monitor.min_labelled_rows` = {report.min_labelled_rows}.")

@@ -62,7 +62,7 @@ INPUT = "input:"  # prefix of the input columns, so an input named `label` or `r
 
 
 QUERY = f"""
-SELECT logged_at, model_version, run_id, inputs, prediction, probabilities, label
+SELECT logged_at, model_version, run_id, inputs, prediction, probabilities, label, label_source
 FROM {prediction_log.TABLE}
 WHERE model_name = %s AND logged_at >= %s AND logged_at < %s
 ORDER BY logged_at, request_id, row_index
@@ -87,10 +87,27 @@ def read(database_url: str, model_name: str, window: Window) -> pd.DataFrame:
     except psycopg.errors.InsufficientPrivilege as error:
         raise UsageError(f"the prediction log's user may not read {prediction_log.TABLE}: {error}") from error
     logged = pd.DataFrame(
-        rows, columns=["logged_at", "model_version", "run_id", "inputs", "prediction", "probabilities", "label"]
+        rows,
+        columns=[
+            "logged_at",
+            "model_version",
+            "run_id",
+            "inputs",
+            "prediction",
+            "probabilities",
+            "label",
+            "label_source",
+        ],
     )
     inputs = pd.DataFrame.from_records(list(logged.pop("inputs")), index=logged.index)
     return pd.concat([logged, inputs.add_prefix(INPUT)], axis=1)
+
+
+def trusted(labelled: pd.DataFrame) -> pd.Series:
+    """Which labelled rows carry a label from an authenticated source (prediction_log.LABEL_SOURCES):
+    /feedback with a token, or `import-labels`. Labels without a source are not trusted."""
+    kinds = labelled["label_source"].fillna("").astype(str).str.partition(":")[0]
+    return kinds.isin(prediction_log.LABEL_SOURCES)
 
 
 def inputs(rows: pd.DataFrame) -> pd.DataFrame:

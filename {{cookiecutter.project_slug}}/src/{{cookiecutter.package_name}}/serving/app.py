@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from . import prediction_log, request_ids
 from .batcher import Batcher
 from .fastlane import FastLane
-from .feedback import NO_LOG, Feedback
+from .feedback import NO_LOG, Feedback, Gate, Refusal
 from .inputs import InputError, Plan, parse, rows_of
 from .model import Model, load, warm_up
 from .openapi import feedback_schemas, schemas
@@ -65,6 +65,7 @@ class Predictor:
             if settings.prediction_log_url
             else None
         )
+        self.feedback_gate = Gate(settings.feedback_tokens, settings.feedback_rate_per_minute)
         # Requests of batch_rows rows or more are a batch already: they run alone, as without batching.
         self.batch_rows = settings.dynamic_batch_rows
         self.batcher = (
@@ -86,6 +87,11 @@ class Predictor:
         gc.freeze()
         if self.log is not None:  # here, not in __init__: each worker process needs its own thread
             self.log.start()
+        if self.feedback is not None and self.feedback_gate.tokens is None:
+            log.warning(
+                "POST /feedback is off (403): no FEEDBACK_TOKEN is set. To take labels, set FEEDBACK_TOKEN to a "
+                "secret of at least 32 characters and give it to the clients that send labels"
+            )
         log.info("ready: %s", self.model.path)
         yield
         self.ready = False
@@ -100,10 +106,17 @@ class Predictor:
             self.log.offer(request_id, body, payload)
         return status, payload
 
-    async def record_feedback(self, body: bytes) -> tuple[int, bytes]:
+    def admit_feedback(self, authorization: bytes | None, client: str) -> str | Refusal:
+        """The label source of an authorised /feedback request (its token), or the refusal."""
+        admitted = self.feedback_gate.admit(authorization, client)
+        if isinstance(admitted, str) and self.feedback is None:
+            return 503, NO_LOG, None
+        return admitted
+
+    async def record_feedback(self, body: bytes, source: str) -> tuple[int, bytes]:
         if self.feedback is None:
             return 503, NO_LOG
-        return await run_in_threadpool(self.feedback.record, body)
+        return await run_in_threadpool(self.feedback.record, body, source)
 
     async def _predict(self, body: bytes) -> tuple[int, bytes]:
         if not self.ready:
@@ -194,18 +207,24 @@ async def prometheus(request: Request) -> Response:
 
 async def predict(request: Request) -> Response:
     # Documents the operation; requests normally take the fast lane (FastLane) and never get here.
-    given = request.headers.get("x-request-id")
-    request_id, problem = request_ids.resolve(None if given is None else given.encode("latin-1"))
-    if problem is None:
-        status, payload = await request.app.state.predictor.predict(await request.body(), request_id)
-    else:
-        status, payload = 400, orjson.dumps({"detail": problem})
+    request_id = request_ids.new()
+    status, payload = await request.app.state.predictor.predict(await request.body(), request_id)
     return Response(payload, status_code=status, media_type=JSON, headers={"X-Request-ID": request_id.decode()})
 
 
 async def feedback(request: Request) -> Response:
-    # Documents the operation; the fast lane answers it, with the same body limits as /predict.
-    status, payload = await request.app.state.predictor.record_feedback(await request.body())
+    # Documents the operation; the fast lane answers it, with the same checks and body limits.
+    predictor = request.app.state.predictor
+    authorization = request.headers.get("authorization")
+    admitted = predictor.admit_feedback(
+        None if authorization is None else authorization.encode("latin-1"),
+        request.client.host if request.client else "",
+    )
+    if not isinstance(admitted, str):
+        status, payload, header = admitted
+        headers = {header[0].decode(): header[1].decode()} if header else None
+        return Response(payload, status_code=status, media_type=JSON, headers=headers)
+    status, payload = await predictor.record_feedback(await request.body(), admitted)
     return Response(payload, status_code=status, media_type=JSON)
 
 
@@ -223,7 +242,7 @@ def add_routes(app: FastAPI, predict_operation: dict, feedback_operation: dict, 
     )
     app.add_api_route("/metrics", prometheus, methods=["GET"], summary="Prometheus metrics", include_in_schema=False)
     app.add_api_route("/predict", predict, methods=["POST"], summary="Predict rows", openapi_extra=predict_operation)
-    # Documented only where it can work: without a log it answers 503 whatever is sent.
+    # Documented only where it can work: without a log (503) or a token (403) it refuses whatever is sent.
     app.add_api_route(
         "/feedback",
         feedback,
@@ -269,9 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     components, operation = schemas(model, settings.max_batch_rows)
     feedback_components, feedback_operation = feedback_schemas(model, settings.max_batch_rows)
-    if settings.prediction_log_url:
+    if settings.prediction_log_url and settings.feedback_tokens:
         components |= feedback_components
-    add_routes(app, operation, feedback_operation, bool(settings.prediction_log_url))
+    add_routes(app, operation, feedback_operation, bool(settings.prediction_log_url and settings.feedback_tokens))
     if encrypted is not None:
         encrypted.add_routes(app)
     add_openapi(app, components)
@@ -282,6 +301,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         FastLane,
         predict=predictor.predict,
+        admit_feedback=predictor.admit_feedback,
         feedback=predictor.record_feedback,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,

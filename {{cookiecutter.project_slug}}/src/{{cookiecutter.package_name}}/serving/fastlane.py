@@ -9,10 +9,11 @@ A /predict body is refused before it is read when its Content-Type is not JSON (
 Content-Length is over MAX_BODY_BYTES (413); a body without a length (chunked) is cut off at the
 limit while read; a body still incomplete BODY_TIMEOUT after the headers gets 408. Each refusal
 closes the connection, so the server never reads the rest of a body it will not use. /feedback
-bodies are read under the same limits.
+bodies are read under the same limits, once its token and rate limit are checked from the headers
+(feedback.py's Gate): a client without a token cannot make the server read its body.
 
-Every /predict answer carries `X-Request-ID`: the client's (request_ids.py says which are accepted:
-others get 400) or a new one; sampled requests are logged under it (request_log.py).
+Every /predict answer carries `X-Request-ID`, an id the server made (request_ids.py: a client's own
+is ignored); sampled requests are logged under it (request_log.py).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _has_body(headers: Headers) -> bool:
 
 
 Answer = tuple[int, bytes]  # status, JSON body
+Refusal = tuple[int, bytes, tuple[bytes, bytes] | None]  # status, JSON body, one extra header
 
 
 class FastLane:
@@ -78,7 +80,8 @@ class FastLane:
         self,
         app: ASGIApp,
         predict: Callable[[bytes, bytes], Awaitable[Answer]],
-        feedback: Callable[[bytes], Awaitable[Answer]],
+        admit_feedback: Callable[[bytes | None, str], str | Refusal],
+        feedback: Callable[[bytes, str], Awaitable[Answer]],
         metrics: Metrics,
         max_body_bytes: int,
         body_timeout: float,
@@ -88,7 +91,8 @@ class FastLane:
         self.body_timeout = body_timeout
         self.deadlines = Deadlines(tick_for(body_timeout))
         self.predict = predict  # async (body bytes, request id) -> (status, JSON bytes)
-        self.feedback = feedback  # async (body bytes) -> (status, JSON bytes)
+        self.admit_feedback = admit_feedback  # (Authorization header, client host) -> label source or refusal
+        self.feedback = feedback  # async (body bytes, label source) -> (status, JSON bytes)
         self.metrics = metrics
         self.timers: dict[str, Histogram] = {
             route: metrics.latency.labels(route) for route in (*metrics.routes, "other")
@@ -132,17 +136,14 @@ class FastLane:
                 self._record(route, method, status, started)
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int | None:
-        refusal, given = self._refusal(scope["headers"])
-        request_id, problem = request_ids.resolve(given)
-        tagged = (request_ids.HEADER, request_id)
-        if refusal is None and problem is not None:
-            refusal = 400, _detail(problem)
+        tagged = (request_ids.HEADER, request_ids.new())
+        refusal = self._refusal(scope["headers"])
         if refusal is None:
             body = await self._body(receive)
             if body is None:
                 return None
             if isinstance(body, bytes):
-                status, payload = await self.predict(body, request_id)
+                status, payload = await self.predict(body, tagged[1])
                 await self._respond(send, status, payload, tagged)
                 return status
             refusal = body
@@ -151,13 +152,20 @@ class FastLane:
         return status
 
     async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> int | None:
-        refusal, _ = self._refusal(scope["headers"])
+        authorization = next((value for name, value in scope["headers"] if name == b"authorization"), None)
+        client = scope.get("client")
+        admitted = self.admit_feedback(authorization, client[0] if client else "")
+        if not isinstance(admitted, str):
+            status, payload, header = admitted
+            await self._respond(send, status, payload, header, close=_has_body(scope["headers"]))
+            return status
+        refusal = self._refusal(scope["headers"])
         if refusal is None:
             body = await self._body(receive)
             if body is None:
                 return None
             if isinstance(body, bytes):
-                status, payload = await self.feedback(body)
+                status, payload = await self.feedback(body, admitted)
                 await self._respond(send, status, payload)
                 return status
             refusal = body
@@ -165,34 +173,24 @@ class FastLane:
         await self._respond(send, status, payload, close=True)
         return status
 
-    def _refusal(self, headers: Headers) -> tuple[Answer | None, bytes | None]:
-        """(status, JSON) when the headers alone show the body cannot be used, else None; and the
-        X-Request-ID header's value, if any."""
+    def _refusal(self, headers: Headers) -> Answer | None:
+        """(status, JSON) when the headers alone show the body cannot be used, else None."""
         content_type: bytes | None = None
         length: bytes | None = None
-        request_id: bytes | None = None
         for name, value in headers:
             if name == b"content-type":
                 content_type = value
             elif name == b"content-length":
                 length = value
-            elif name == request_ids.HEADER:
-                request_id = value
         problem = content_type_problem(content_type)
         if problem is not None:
-            return (
-                415,
-                _detail(f"{problem}: send the body as JSON with the header Content-Type: application/json"),
-            ), request_id
+            return 415, _detail(f"{problem}: send the body as JSON with the header Content-Type: application/json")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return (
-                413,
-                _detail(
-                    f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
-                    "bytes (MAX_BODY_BYTES); split the batch"
-                ),
-            ), request_id
-        return None, request_id
+            return 413, _detail(
+                f"body: Content-Length {int(length)} is over the limit of {self.max_body_bytes} "
+                "bytes (MAX_BODY_BYTES); split the batch"
+            )
+        return None
 
     async def _body(self, receive: Receive) -> bytes | Answer | None:
         """The body; or the refusal (status, JSON) when it is too large or too slow; or None when the

@@ -1,11 +1,16 @@
 """POST /feedback: the true labels of a logged request, recorded in the prediction log by request id.
 
-Body: {"request_id": "...", "labels": [...]}, one label per row of that request, in the order the rows
-were sent. Each label must be one of the model's classes (classification) or a finite number
-(regression), so that `monitor` can compare it with the prediction. Answers: 200 with the rows
-labelled; 404 when the request is not in the log (not sampled, unknown id, or not written yet: the
-writer lags by well under a second); 422 for a bad body or a label count that is not the request's
-row count; 503 when no log is configured or the database cannot be reached.
+Only from a holder of a FEEDBACK_TOKEN (feedback_auth.py), sent as `Authorization: Bearer <token>`:
+checked, with the rate limit, from the headers before the body is read. Body: {"request_id": "...",
+"labels": [...]}, the X-Request-ID the server gave the /predict answer and one label per row of that
+request, in the order the rows were sent. Each label must be one of the model's classes
+(classification) or a finite number (regression), so that `monitor` can compare it with the
+prediction; `import-labels` applies the same check (check_label). Answers: 200 with the rows
+labelled; 401 without a valid token; 403 when no token is configured (feedback is off); 404 when the
+request is not in the log (not sampled, unknown id, or not written yet: the writer lags by well under
+a second); 409 when it is labelled already (a label is final); 422 for a bad body or a label count
+that is not the request's row count; 429 past the rate limit; 503 when no log is configured or the
+database cannot be reached.
 """
 
 from __future__ import annotations
@@ -20,10 +25,72 @@ from typing import Any
 import orjson
 
 from . import prediction_log, request_ids
+from .feedback_auth import MAKE_ONE, RateLimit, Tokens
 from .model import Model
 
 log = logging.getLogger(__name__)
 NO_LOG = orjson.dumps({"detail": "no prediction log configured: set PREDICTION_LOG_URL to record labels"})
+DISABLED = (
+    "POST /feedback is off: no FEEDBACK_TOKEN is set. To take labels, set FEEDBACK_TOKEN to a secret of at "
+    f"least 32 characters (make one with {MAKE_ONE}) and send it as the header Authorization: Bearer <token>"
+)
+Header = tuple[bytes, bytes]
+Refusal = tuple[int, bytes, Header | None]  # status, JSON, one extra header
+
+
+def check_label(label: Any, classes: list | None, text: bool = False) -> Any:
+    """The label as stored: one of `classes` as the model spells it (1.0 is stored as 1), or a finite
+    number when `classes` is None (regression). ValueError says what is wrong. `text`: the label was
+    read from a file with no types (CSV), so "1" may stand for 1 and "2.5" for 2.5."""
+    if classes is None:
+        value = label
+        if text and isinstance(label, str):
+            try:
+                value = float(label)
+            except ValueError:
+                value = label
+        if type(value) in (int, float) and math.isfinite(value):
+            return value
+        raise ValueError(f"expected a finite number, got {label!r}")
+    for known in classes:
+        if type(label) is not bool and label == known and isinstance(label, str) == isinstance(known, str):
+            return known
+        if text and isinstance(label, str) and label.strip() == str(known):
+            return known
+    raise ValueError(f"{label!r} is not one of the model's classes {classes}")
+
+
+class Gate:
+    """Who may send labels now: a configured token, within its rate (feedback_auth.py)."""
+
+    def __init__(self, tokens: tuple[str, ...], per_minute: int) -> None:
+        self.tokens = Tokens(tokens) if tokens else None
+        self.limit = RateLimit(per_minute)
+        self.per_minute = per_minute
+
+    def admit(self, authorization: bytes | None, client: str) -> str | Refusal:
+        """The label source of the request's token, or the refusal (status, JSON, extra header)."""
+        if self.tokens is None:
+            return 403, _detail(DISABLED), None
+        source = self.tokens.source(authorization)
+        # Failed attempts count against the client's address, so guessing is as slow as the limit.
+        wait = self.limit.wait(source or ("client", client))
+        if wait > 0:
+            message = (
+                f"over FEEDBACK_RATE_PER_MINUTE = {self.per_minute} requests a minute"
+                f"{' for this token' if source else ''}; retry in {wait:.1f} s"
+            )
+            return 429, _detail(message), (b"retry-after", str(math.ceil(wait)).encode())
+        if source is None:
+            what = "no" if authorization is None else "an unknown"
+            return (
+                401,
+                _detail(
+                    f"{what} token: send one of the server's FEEDBACK_TOKEN values as Authorization: Bearer <token>"
+                ),
+                (b"www-authenticate", b"Bearer"),
+            )
+        return source
 
 
 class Feedback:
@@ -34,8 +101,9 @@ class Feedback:
         self.connection: Any = None  # one psycopg.Connection, opened on first use, shared under the lock
         self.lock = threading.Lock()
 
-    def record(self, body: bytes) -> tuple[int, bytes]:
-        """(status, JSON) for a /feedback body; blocking (database round trips): run it in a thread."""
+    def record(self, body: bytes, source: str) -> tuple[int, bytes]:
+        """(status, JSON) for a /feedback body from `source` (Gate.admit); blocking (database round
+        trips): run it in a thread."""
         try:
             request_id, labels = self.parse(body)
         except Problem as problem:
@@ -46,9 +114,11 @@ class Feedback:
             try:
                 if self.connection is None or self.connection.closed:
                     self.connection = prediction_log.connect(self.url)
-                labelled = prediction_log.add_labels(self.connection, request_id, labels)
+                labelled = prediction_log.add_labels(self.connection, request_id, labels, source)
             except LookupError as error:
                 return 404, _detail(f"{error.args[0]}; only logged requests can be labelled")
+            except prediction_log.AlreadyLabelled as error:
+                return 409, _detail(str(error))
             except ValueError as error:
                 return 422, _detail(f"labels: {error}, one per row in the order they were sent")
             except (prediction_log.LogError, psycopg.Error) as error:
@@ -80,14 +150,10 @@ class Feedback:
         return request_id, [self._label(index, label) for index, label in enumerate(labels)]
 
     def _label(self, index: int, label: Any) -> Any:
-        if self.classes is None:
-            if type(label) in (int, float) and math.isfinite(label):
-                return label
-            raise Problem(422, f"labels[{index}]: expected a finite number, got {label!r}")
-        for known in self.classes:  # the class as the model spells it: 1.0 is stored as 1
-            if type(label) is not bool and label == known and isinstance(label, str) == isinstance(known, str):
-                return known
-        raise Problem(422, f"labels[{index}]: {label!r} is not one of the model's classes {self.classes}")
+        try:
+            return check_label(label, self.classes)
+        except ValueError as error:
+            raise Problem(422, f"labels[{index}]: {error}") from None
 
     def _close(self) -> None:
         if self.connection is not None:

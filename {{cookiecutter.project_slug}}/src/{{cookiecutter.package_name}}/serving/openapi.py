@@ -85,17 +85,10 @@ class Problem(BaseModel):
 
 
 REQUEST_ID_SCHEMA = {"type": "string", "pattern": request_ids.PATTERN, "maxLength": request_ids.MAX_LENGTH}
-REQUEST_ID_PARAMETER = {
-    "name": "X-Request-ID",
-    "in": "header",
-    "required": False,
-    "description": f"Your id for this request ({request_ids.RULE}); without it the server makes one. "
-    "Sampled requests are logged under it; send it to /feedback with the true labels.",
-    "schema": REQUEST_ID_SCHEMA,
-}
 REQUEST_ID_HEADER = {
     "X-Request-ID": {
-        "description": "The request's id: the one sent, or one the server made",
+        "description": "The request's id, made by the server (a client's own X-Request-ID is ignored). "
+        "Sampled requests are logged under it; send it to /feedback with the true labels.",
         "required": True,
         "schema": REQUEST_ID_SCHEMA,
     }
@@ -138,11 +131,10 @@ def schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
 
     problem = _body("Problem")
     operation: dict[str, Any] = {
-        "parameters": [REQUEST_ID_PARAMETER],
         "requestBody": {"required": True, **_body("PredictRequest")},
         "responses": {
             "200": {"description": "Predictions, one per row, in request order", **_body(response.__name__)},
-            "400": {"description": "Empty body, malformed JSON, or an unusable X-Request-ID", **problem},
+            "400": {"description": "Empty body or malformed JSON", **problem},
             **_transport_errors(),
             "413": {"description": "More rows than MAX_BATCH_ROWS, or a body over MAX_BODY_BYTES", **problem},
             "422": {"description": "Missing/unknown column, wrong type, non-finite number, empty batch", **problem},
@@ -179,14 +171,29 @@ def feedback_schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
     }
     response = FeedbackResponse.model_json_schema(ref_template=REF)
     problem = _body("Problem")
+    retry = {"Retry-After": {"description": "Seconds until a request is allowed", "schema": {"type": "integer"}}}
     operation = {
+        # Documented inline: the token's scheme is this operation's alone (no security component).
+        "parameters": [
+            {
+                "name": "Authorization",
+                "in": "header",
+                "required": True,
+                "description": "Bearer <one of the server's FEEDBACK_TOKEN values>",
+                "schema": {"type": "string"},
+            }
+        ],
         "requestBody": {"required": True, **_body("FeedbackRequest")},
         "responses": {
             "200": {"description": "The labels are recorded", **_body("FeedbackResponse")},
             "400": {"description": "Empty body or malformed JSON", **problem},
+            "401": {"description": "No token, or not one of the server's FEEDBACK_TOKEN values", **problem},
+            "403": {"description": "Feedback is off: no FEEDBACK_TOKEN is configured", **problem},
             "404": {"description": "No such request in the log: not sampled, unknown, or not written yet", **problem},
+            "409": {"description": "The request is labelled already: a label is final", **problem},
             **_transport_errors(),
             "422": {"description": "A bad body, a label the model cannot have, or not one label per row", **problem},
+            "429": {"description": "Over FEEDBACK_RATE_PER_MINUTE", "headers": retry, **problem},
             "503": {"description": "No prediction log configured, or the database cannot be reached", **problem},
         },
     }

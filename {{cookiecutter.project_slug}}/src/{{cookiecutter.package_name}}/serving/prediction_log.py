@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # psycopg is imported when the log is used: a server without 
 
 TABLE = "prediction_log"
 SOURCES = ("server", "batch")
+# Who recorded a row's label: /feedback with a token ("feedback:<the token's fingerprint>", feedback_auth.py)
+# or `import-labels` ("import"). `monitor` trusts labels of these kinds only (the part before ":"); a
+# label without a source (recorded before labels carried one, or written to the table by hand) is not.
+LABEL_SOURCES = ("feedback", "import")
 # Where the log is, for the server, `score` and `monitor` alike (a libpq URL: postgresql://user@host/db).
 DATABASE_URL_ENV = "PREDICTION_LOG_URL"
 
@@ -38,9 +42,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     probabilities jsonb,
     label         jsonb,
     labelled_at   timestamptz,
+    label_source  text,
     PRIMARY KEY (request_id, row_index)
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_window ON {TABLE} (model_name, logged_at);
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS label_source text;
 """
 
 COLUMNS = (
@@ -58,6 +64,10 @@ COLUMNS = (
 
 class LogError(RuntimeError):
     """The log cannot be reached or written; the message says which database and what to check."""
+
+
+class AlreadyLabelled(Exception):
+    """The request's rows have labels already: a label, once recorded, is final."""
 
 
 @dataclass(frozen=True)
@@ -144,23 +154,35 @@ def write_requests(
     return written
 
 
-def add_labels(connection: psycopg.Connection, request_id: str, labels: Sequence[Any]) -> int:
-    """Record the true labels of a logged request, one per row in the order they were sent.
+def add_labels(connection: psycopg.Connection, request_id: str, labels: Sequence[Any], source: str) -> int:
+    """Record the true labels of a logged request, one per row in the order they were sent, and who
+    recorded them (`source`: see LABEL_SOURCES).
 
-    Raises LookupError when the request was not logged (not sampled, or an unknown id) and ValueError
-    when the number of labels differs from its rows: nothing is written then.
+    Raises LookupError when the request was not logged (not sampled, or an unknown id), ValueError
+    when the number of labels differs from its rows, AlreadyLabelled when any of its rows has a label
+    (a label is final: nobody may relabel a row 1 -> 0): nothing is written then.
     """
+    if source.partition(":")[0] not in LABEL_SOURCES:
+        raise ValueError(f"label source {source!r}: expected one of {LABEL_SOURCES}")
     with connection.transaction(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE request_id = %s", (request_id,))
-        (logged,) = cursor.fetchone() or (0,)
+        cursor.execute(f"SELECT count(*), count(label) FROM {TABLE} WHERE request_id = %s", (request_id,))
+        logged, labelled = cursor.fetchone() or (0, 0)
         if logged == 0:
             raise LookupError(f"request {request_id!r} is not in the prediction log (not sampled, or unknown id)")
         if logged != len(labels):
             raise ValueError(f"request {request_id!r} has {logged} logged rows; got {len(labels)} labels")
-        cursor.executemany(
-            f"UPDATE {TABLE} SET label = %s::jsonb, labelled_at = now() WHERE request_id = %s AND row_index = %s",
-            [(_json(label), request_id, index) for index, label in enumerate(labels)],
+        if labelled:
+            raise AlreadyLabelled(f"request {request_id!r} is labelled already; a label, once recorded, is final")
+        # One statement, and only rows still unlabelled: of two labellers at once, the second finds
+        # none left (PostgreSQL re-checks the condition after the first commits) and is refused.
+        cursor.execute(
+            f"UPDATE {TABLE} AS logged SET label = given.label::jsonb, labelled_at = now(), label_source = %s "
+            "FROM unnest(%s::integer[], %s::text[]) AS given(row_index, label) "
+            "WHERE logged.request_id = %s AND logged.row_index = given.row_index AND logged.label IS NULL",
+            (source, list(range(len(labels))), [_json(label) for label in labels], request_id),
         )
+        if cursor.rowcount != len(labels):
+            raise AlreadyLabelled(f"request {request_id!r} was labelled meanwhile; a label, once recorded, is final")
     return len(labels)
 
 

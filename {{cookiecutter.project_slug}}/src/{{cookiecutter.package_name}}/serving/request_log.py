@@ -35,7 +35,9 @@ RETRY_AFTER = (1.0, 30.0)  # seconds before reconnecting after a failure: first,
 HINTS = {
     "queue_full": "Queue full: raise PREDICTION_LOG_QUEUE_BYTES or lower PREDICTION_LOG_SAMPLE.",
     "unavailable": "Database unavailable: check PREDICTION_LOG_URL and that PostgreSQL accepts connections.",
-    "duplicate_id": "Repeated X-Request-ID: clients must send a new id per request.",
+    # Ids are 128 random bits made by the server (request_ids.py): a repeat means rows were put in the
+    # table under that id by something else.
+    "duplicate_id": "An id already in the table: something other than this server wrote rows under it.",
     "unreadable": "Bodies the writer could not read back into rows: a bug, please report it.",
     "shutdown": "Still queued at shutdown.",
 }

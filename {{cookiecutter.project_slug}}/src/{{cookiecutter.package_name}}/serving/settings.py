@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .feedback_auth import parse_tokens
+
 # Request-body bytes allowed per row of MAX_BATCH_ROWS. A row of the bundled data is about 260 bytes
 # as {"records": [...]} written by json.dumps, 330 bytes indented: 512 leaves room for longer strings.
 # With wide rows (many or long columns), set MAX_BODY_BYTES instead.
@@ -121,13 +123,17 @@ class Settings:
     # carry it, since a version exists only after `register` has checked the file.
     model_version: str = ""
     # The prediction log (prediction_log.py): a PostgreSQL URL (never shown: it may hold a password),
-    # and the fraction of /predict requests logged there; 0 = none. With a URL, /feedback takes labels
-    # whatever the sample (batch scoring writes to the same table).
+    # and the fraction of /predict requests logged there; 0 = none. With a URL and a FEEDBACK_TOKEN,
+    # /feedback takes labels whatever the sample (batch scoring writes to the same table).
     prediction_log_url: str = field(default="", repr=False)
     prediction_log_sample: float = 0.0
     # Bytes of request and response bodies waiting for the log's writer, per worker; past it a sampled
     # request is dropped (and counted) rather than held: the log never slows or grows the server.
     prediction_log_queue_bytes: int = 32 * 1024 * 1024
+    # POST /feedback (feedback_auth.py): the tokens it takes labels from (none: it is off, 403), and
+    # the requests a minute each token (or client address without one) may send, per worker.
+    feedback_tokens: tuple[str, ...] = field(default=(), repr=False)
+    feedback_rate_per_minute: int = 600
     # POST /encrypted/predict for CKKS-encrypted rows (encrypted.py), off by default: it needs a linear
     # model (the server refuses to start otherwise) and TenSEAL. Its bodies are far larger than /predict's
     # (about 0.33 MB of base64 per prepared feature per 4096 rows), so they have their own limit.
@@ -180,6 +186,8 @@ class Settings:
             prediction_log_queue_bytes=_int(
                 env, "PREDICTION_LOG_QUEUE_BYTES", cls.prediction_log_queue_bytes, 64 * 1024
             ),
+            feedback_tokens=parse_tokens(env.get("FEEDBACK_TOKEN", "")),
+            feedback_rate_per_minute=_int(env, "FEEDBACK_RATE_PER_MINUTE", cls.feedback_rate_per_minute, 1),
             encrypted_inference=_flag(env, "ENCRYPTED_INFERENCE", cls.encrypted_inference),
             encrypted_max_body_bytes=_int(env, "ENCRYPTED_MAX_BODY_BYTES", cls.encrypted_max_body_bytes, 1024 * 1024),
             host=env.get("HOST") or cls.host,
