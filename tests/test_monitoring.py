@@ -23,7 +23,7 @@ from act_support import run_act
 from conftest import SLUG, cli
 from processes import stop
 from test_first_push import unzip
-from test_request_log import logged, post, serve
+from test_request_log import feedback, logged, post, serve
 from test_workflows import repository_copy
 
 REQUEST_ROWS = 25  # rows per /predict request: a client scoring a few applications at a time
@@ -67,7 +67,7 @@ def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
         written = logged(url, [request_id for request_id, _ in sent])
         assert len(written) == len(sent), f"{len(written)} of {len(sent)} requests logged"
         for request_id, labels in sent:
-            status, _, answer = post(f"{served}/feedback", {"request_id": request_id, "labels": labels})
+            status, _, answer = feedback(served, request_id, labels)
             assert status == 200 and answer["labelled"] == len(labels), answer
     finally:
         stop(process)
@@ -130,6 +130,26 @@ def test_too_few_rows_is_no_verdict(deployed, postgres, tmp_path):
     result = monitor(deployed, postgres.url)
     assert result.returncode == 1 and "no verdict: 50 logged rows" in result.stderr, result.stderr[-3000:]
     assert json.loads((deployed / "outputs" / "monitor.json").read_text())["status"] == "too_few_rows"
+
+
+def test_labels_from_no_authenticated_source_are_no_verdict_not_a_failure(deployed, postgres, tmp_path):
+    """The reported aftermath: rows a stranger logged and labelled made `monitor` fail, which opens an
+    issue and dispatches retraining. Labels without an authenticated source (here: the token's labels
+    with their source wiped, as labels written to the table any other way have none) are not judged."""
+    import psycopg
+
+    _, test = held_out(deployed)
+    feed(deployed, postgres.url, drifted(test), tmp_path)  # this window fails on trusted labels (test above)
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        connection.execute("UPDATE prediction_log SET label_source = NULL WHERE row_index % 10 <> 0")
+    result = monitor(deployed, postgres.url)
+    assert result.returncode == 1 and "no verdict: not enough trusted labels" in result.stderr, result.stderr[-3000:]
+    assert "drift in" not in result.stderr
+    report = json.loads((deployed / "outputs" / "monitor.json").read_text())
+    assert report["status"] == "untrusted_labels" and report["labelled_rows"] == 800
+    assert 0 < report["trusted_labelled_rows"] < 800 * 0.95 and report["crossed"] == []
+    markdown = (deployed / "outputs" / "monitor.md").read_text()
+    assert markdown.startswith("## Monitor: NO VERDICT (not enough trusted labels)")
 
 
 def drifted(test: pd.DataFrame) -> pd.DataFrame:

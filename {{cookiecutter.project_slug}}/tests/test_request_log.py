@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.errors import UsageError
 from {{ cookiecutter.package_name }}.label_import import read_labels
 from {{ cookiecutter.package_name }}.serving import prediction_log, request_ids
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.feedback_auth import RateLimit, Tokens, fingerprint, parse_tokens
+from {{ cookiecutter.package_name }}.serving.feedback_auth import RateLimit, Tokens, fingerprint
 from {{ cookiecutter.package_name }}.serving.prometheus import Metrics
 from {{ cookiecutter.package_name }}.serving.request_log import Queue, RequestLog, Sampler, decode
 from {{ cookiecutter.package_name }}.serving.settings import Settings
@@ -184,13 +184,18 @@ def feedback_unreachable(tmp_path_factory):
     ],
 )
 def test_feedback_bodies_are_checked_before_the_database(feedback_unreachable, body, status, message):
-    answer = feedback_unreachable.post("/feedback", content=body, headers={"Content-Type": "application/json", **BEARER})
+    headers = {"Content-Type": "application/json", **BEARER}
+    answer = feedback_unreachable.post("/feedback", content=body, headers=headers)
     assert answer.status_code == status and message in answer.json()["detail"], answer.text
 
 
 @pytest.mark.parametrize(
     ("headers", "message"),
-    [({}, "no token"), ({"Authorization": f"Bearer {TOKEN[:-1]}x"}, "an unknown token"), ({"Authorization": TOKEN}, "")],
+    [
+        ({}, "no token"),
+        ({"Authorization": f"Bearer {TOKEN[:-1]}x"}, "an unknown token"),
+        ({"Authorization": TOKEN}, "an unknown token"),  # no scheme
+    ],
 )
 def test_feedback_without_a_valid_token_is_401_before_the_body_is_read(feedback_unreachable, headers, message):
     answer = feedback_unreachable.post("/feedback", content=b"not even JSON", headers=headers)

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -269,6 +270,7 @@ def free_port() -> int:
 class Served(NamedTuple):
     port: int
     settings: Settings  # what the server runs with
+    pid: int
 
 
 @contextmanager
@@ -294,7 +296,7 @@ def serving(model_path, log_path, **settings: str):
                 assert server.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "server not ready in 30 s"
                 time.sleep(0.1)
-        yield Served(port, Settings.from_env(env))
+        yield Served(port, Settings.from_env(env), server.pid)
     finally:
         server.terminate()
         try:
@@ -592,3 +594,80 @@ def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_ow
     # Refused when parsed, it never joined a batch.
     assert answers["wrong"][0] == 422 and "records[0].age" in json.loads(answers["wrong"][2])["detail"]
     assert "predict_batch_requests_count 3.0" in metrics and "predict_batch_requests_sum 6.0" in metrics, metrics
+
+
+# --- POST /encrypted/predict: its own body deadline, admission before buffering, CKKS parameters ---
+
+ENCRYPTED = {"ENCRYPTED_INFERENCE": "true", "ENCRYPTED_BODY_TIMEOUT": "2"}
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_an_encrypted_body_sent_a_byte_a_second_is_cut_off_at_its_deadline(model_path, tmp_path):
+    pytest.importorskip("tenseal")
+    with serving(model_path, tmp_path / "server.log", **ENCRYPTED) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request_head("POST", "/encrypted/predict", JSON_TYPE, 1000) + b'{"context": "')
+            started = time.monotonic()
+            threading.Thread(target=trickle_bytes, args=(sock, b"A", 1.0, 8), daemon=True).start()
+            status, headers, body = read_response(sock)
+            elapsed = time.monotonic() - started
+        assert status == 408 and "ENCRYPTED_BODY_TIMEOUT" in json.loads(body)["detail"], body
+        assert 1.5 <= elapsed < 4.0, f"cut off after {elapsed:.1f} s; ENCRYPTED_BODY_TIMEOUT is 2 s"
+        assert headers["connection"] == "close"
+        assert call(server, "GET", "/health", content_type=None)[0] == 200
+
+
+def test_encrypted_requests_are_admitted_before_their_bodies_are_read(model_path, tmp_path):
+    """Four 62 MB bodies at once: one is read and scored at a time, the others wait unread, so the
+    server's peak memory grows by less than the four bodies (it grew by 473 MB when each was read
+    as it arrived: about two copies of each; one at a time, about 190 MB: one body, parsed)."""
+    pytest.importorskip("tenseal")
+    size = 62 * 1024 * 1024
+    body = b'{"context": "' + b"A" * (size - 40) + b'", "rows": 1}'  # read whole, then refused (409)
+    with serving(model_path, tmp_path / "server.log", ENCRYPTED_INFERENCE="true") as server:
+        before = memory_kib(server.pid, "VmRSS")
+        answers: dict = {}
+
+        def send(name: str) -> None:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=120) as sock:
+                sock.sendall(request_head("POST", "/encrypted/predict", JSON_TYPE, len(body)) + body)
+                answers[name] = read_response(sock)[0]
+
+        senders = [threading.Thread(target=send, args=(name,)) for name in range(4)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=180)
+        grown = (memory_kib(server.pid, "VmHWM") - before) / 1024
+    assert answers == {0: 409, 1: 409, 2: 409, 3: 409}, answers  # each read in full, then the transform differs
+    print(f"peak RSS grew by {grown:.0f} MB for 4 x 62 MB bodies")
+    assert grown < 4 * 62, f"peak RSS grew by {grown:.0f} MB: the 62 MB bodies were held at once"
+
+
+def test_ckks_parameters_other_than_the_published_ones_are_refused_naming_them(model_path):
+    ts = pytest.importorskip("tenseal")
+    from {{ cookiecutter.package_name }} import encrypted_client
+    from {{ cookiecutter.package_name }}.serving import encrypted, linear
+    from {{ cookiecutter.package_name }}.serving.model import load
+
+    model = load(Settings(model_path=model_path))
+    served = linear.extract(model)
+    spec = json.loads(json.dumps(encrypted.spec(served, model.describe(), 4)))
+    request, _ = encrypted_client.encrypt(spec, encrypted_client.prepare(spec, sample_records(TASK, rows=4)))
+    assert json.loads(encrypted.score(served, json.dumps(request).encode(), 4))["rows"] == 4  # the published ones
+    for degree, moduli in ((16384, [60, 40, 40, 60]), (4096, [40, 20, 40]), (8192, [60, 40, 40, 60])):
+        other = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=degree, coeff_mod_bit_sizes=moduli)
+        other.global_scale = 2**20
+        public = encrypted.encode(other.serialize(save_secret_key=False))
+        with pytest.raises(encrypted.RequestError) as refused:
+            encrypted.score(served, json.dumps({**request, "context": public}).encode(), 4)
+        message = str(refused.value)
+        assert refused.value.status == 400 and f"poly_modulus_degree {degree}" in message, message
+        assert "Allowed: CKKS with poly_modulus_degree 8192, coefficient moduli [60, 40, 60]" in message

@@ -77,7 +77,42 @@ def _public_context(request: dict) -> Any:
             "context: it holds the secret key, which must never leave the client; send the public context "
             "(encrypt-request does) and generate a new key pair, since this one was disclosed",
         )
+    _check_parameters(context)
     return context
+
+
+ALLOWED = (
+    f"CKKS with poly_modulus_degree {POLY_MODULUS_DEGREE}, coefficient moduli {list(COEFF_MOD_BIT_SIZES)} bits "
+    f"and scale 2^{SCALE_BITS} (GET /encrypted's ckks; encrypt-request uses them)"
+)
+
+
+def _check_parameters(context: Any) -> None:
+    """400 unless the context has the published parameters: others cost more (a larger ring is up to
+    several times the work and memory per ciphertext) or give less than 128-bit security (a smaller
+    one). SEAL does not expose each modulus' size: their count and total are checked."""
+    import tenseal as ts
+
+    data = context.seal_context().data.key_context_data()
+    parameters = data.parms()
+    try:
+        scale = context.global_scale
+    except ValueError:  # TenSEAL's "no global scale"
+        scale = None
+    found = (
+        parameters.scheme() == ts.SCHEME_TYPE.CKKS.value,
+        parameters.poly_modulus_degree(),
+        data.chain_index() + 1,  # the key level holds every modulus
+        data.total_coeff_modulus_bit_count(),
+        scale,
+    )
+    if found != (True, POLY_MODULUS_DEGREE, len(COEFF_MOD_BIT_SIZES), sum(COEFF_MOD_BIT_SIZES), 2.0**SCALE_BITS):
+        raise RequestError(
+            400,
+            f"context: {parameters.scheme().name} with poly_modulus_degree {found[1]}, {found[2]} coefficient moduli "
+            f"of {found[3]} bits in all, scale {'unset' if scale is None else f'{scale:g}'}: not the parameters this "
+            f"server takes. Allowed: {ALLOWED}",
+        )
 
 
 def spec(linear: LinearModel, described: dict, max_rows: int) -> dict:
@@ -102,7 +137,7 @@ def spec(linear: LinearModel, described: dict, max_rows: int) -> dict:
     }
 
 
-def score(linear: LinearModel, body: bytes, max_rows: int) -> bytes:
+def score(linear: LinearModel, body: bytes | bytearray, max_rows: int) -> bytes:
     """The encrypted scores of an encrypted request, as the response body; RequestError if it is unusable."""
     import tenseal as ts
 

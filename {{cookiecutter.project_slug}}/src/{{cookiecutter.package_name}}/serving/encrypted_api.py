@@ -1,4 +1,12 @@
-"""GET /encrypted and POST /encrypted/predict: present only when ENCRYPTED_INFERENCE is on (settings.py)."""
+"""GET /encrypted and POST /encrypted/predict: present only when ENCRYPTED_INFERENCE is on (settings.py).
+
+Bodies are large (up to ENCRYPTED_MAX_BODY_BYTES, 64 MB) and scoring takes seconds of CPU, so one
+request per worker at a time is admitted, *before* its body is read: the others wait with their
+bodies unread (uvicorn stops reading a socket past 64 KiB), so four 62 MB requests hold one body in
+memory, not four. A request waits at most ENCRYPTED_BODY_TIMEOUT for its turn (503), and its body
+must then arrive within ENCRYPTED_BODY_TIMEOUT (408): a client sending a byte a second holds the
+turn that long at most. Refusals close the connection.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from . import encrypted, linear
 from .fastlane import content_type_problem
@@ -52,10 +61,11 @@ class EncryptedEndpoint:
         self.linear = linear.extract(model)
         self.spec = orjson.dumps(encrypted.spec(self.linear, model.describe(), settings.max_batch_rows))
         self.max_body_bytes = settings.encrypted_max_body_bytes
+        self.body_timeout = settings.encrypted_body_timeout
         self.max_rows = settings.max_batch_rows
-        # CPU-bound for up to seconds: one at a time per worker, so requests queue instead of each
-        # holding its body and ciphertexts in memory while they share the same cores.
-        self.computing = asyncio.Semaphore(1)
+        # CPU-bound for up to seconds: one at a time per worker, taken before the body is read, so
+        # requests queue with their bodies unread instead of each holding one while they wait.
+        self.turn = asyncio.Semaphore(1)
 
     async def describe(self, request: Request) -> Response:
         return Response(self.spec, media_type=JSON)
@@ -71,27 +81,48 @@ class EncryptedEndpoint:
         if length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large(f"Content-Length {int(length)}")
         try:
-            body = await self._read(request)
-        except TooLarge:
-            return self._too_large("body")
-        async with self.computing:
+            async with asyncio.timeout(self.body_timeout):
+                await self.turn.acquire()
+        except TimeoutError:
+            message = (
+                f"busy: no turn within {self.body_timeout:g} s (ENCRYPTED_BODY_TIMEOUT); encrypted requests are "
+                "scored one at a time per worker: retry later"
+            )
+            return Response(_detail(message), 503, headers={"connection": "close", "retry-after": "5"}, media_type=JSON)
+        try:
+            try:
+                body = await self._read(request)
+            except TooLarge:
+                return self._too_large("body")
+            except TimeoutError:
+                message = (
+                    f"body: not received within {self.body_timeout:g} s (ENCRYPTED_BODY_TIMEOUT); "
+                    "send the whole request at once"
+                )
+                return Response(_detail(message), 408, headers={"connection": "close"}, media_type=JSON)
+            except ClientDisconnect:  # nobody left to answer
+                return Response(status_code=499)
             status, payload = await run_in_threadpool(self._score, body)
+        finally:
+            self.turn.release()
         return Response(payload, status, media_type=JSON)
 
-    def _score(self, body: bytes) -> tuple[int, bytes]:
+    def _score(self, body: bytearray) -> tuple[int, bytes]:
         try:
             return 200, encrypted.score(self.linear, body, self.max_rows)
         except encrypted.RequestError as error:
             return error.status, _detail(str(error))
 
-    async def _read(self, request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:  # stop reading: a client cannot make us buffer more
-                raise TooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
+    async def _read(self, request: Request) -> bytearray:
+        """The body, in one buffer (orjson reads it as is: no second copy of 64 MB). Raises TooLarge
+        past the limit, TimeoutError when it is not all there within body_timeout."""
+        body = bytearray()
+        async with asyncio.timeout(self.body_timeout):
+            async for chunk in request.stream():
+                if len(body) + len(chunk) > self.max_body_bytes:  # stop reading: no more is buffered
+                    raise TooLarge
+                body += chunk
+        return body
 
     def _too_large(self, what: str) -> Response:
         return Response(

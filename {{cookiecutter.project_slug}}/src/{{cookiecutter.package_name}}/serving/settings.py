@@ -139,6 +139,10 @@ class Settings:
     # (about 0.33 MB of base64 per prepared feature per 4096 rows), so they have their own limit.
     encrypted_inference: bool = False
     encrypted_max_body_bytes: int = 64 * 1024 * 1024
+    # One encrypted request per worker is read and scored at a time, and its body is read only once
+    # it is its turn (so waiting requests hold no body). A request waits at most this long for its
+    # turn (else 503), and its body must then arrive within this long (else 408): 64 MB at ~1 MB/s.
+    encrypted_body_timeout: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -190,6 +194,7 @@ class Settings:
             feedback_rate_per_minute=_int(env, "FEEDBACK_RATE_PER_MINUTE", cls.feedback_rate_per_minute, 1),
             encrypted_inference=_flag(env, "ENCRYPTED_INFERENCE", cls.encrypted_inference),
             encrypted_max_body_bytes=_int(env, "ENCRYPTED_MAX_BODY_BYTES", cls.encrypted_max_body_bytes, 1024 * 1024),
+            encrypted_body_timeout=_seconds(env, "ENCRYPTED_BODY_TIMEOUT", cls.encrypted_body_timeout),
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port, 1),
             workers=_int(env, "WORKERS", cls.workers, 1),
