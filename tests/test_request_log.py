@@ -261,9 +261,12 @@ def test_import_labels_records_a_file_of_labels_and_names_what_it_skipped(
     logged(postgres.url, [request_id for request_id, _ in sent])
     lines = [(request_id, index, label) for request_id, truth in sent for index, label in enumerate(truth)]
     lines.append(("never-sent", 0, labels[0]))
-    hostile = tmp_path / "hostile.csv"  # one bad label: nothing of the file is recorded
-    bad = [*lines, (sent[0][0], 1, "banana"), (sent[1][0], 0, '=HYPERLINK("http://x")'), (sent[1][0], 0, "1e309")]
-    pd.DataFrame(bad, columns=["request_id", "row_index", "label"]).to_csv(hostile, index=False)
+    hostile = tmp_path / "hostile.csv"  # three labels the model cannot have: nothing of the file is recorded
+    bad = [
+        (request_id, index, wrong)
+        for (request_id, index, _), wrong in zip(lines, ["banana", '=HYPERLINK("http://x")', "1e309"], strict=False)
+    ]
+    pd.DataFrame(bad + lines[3:], columns=["request_id", "row_index", "label"]).to_csv(hostile, index=False)
     result = cli(project_with_model, "import-labels", str(hostile), "--url", postgres.url, check=False)
     assert result.returncode == 2 and "3 labels the model cannot have" in result.stderr, result.stderr
     assert "'banana'" in result.stderr and "'=HYPERLINK" in result.stderr and "'1e309'" in result.stderr

@@ -220,6 +220,7 @@ def test_monitor_judges_logged_rows_against_the_run_they_name(pipeline_run, monk
                 "prediction": ref.predicted.point.tolist(),
                 "probabilities": ref.predicted.probabilities.tolist() if classified else None,
                 "label": ref.rows[settings.data.target].tolist(),
+                "label_source": "feedback:0123456789ab",  # /feedback with a token
             }
         )
         return pd.concat([rows, inputs[ref.schema.features].reset_index(drop=True).add_prefix(window.INPUT)], axis=1)
@@ -243,6 +244,15 @@ def test_monitor_judges_logged_rows_against_the_run_they_name(pipeline_run, monk
 
     few, _ = judge.judge(settings, span, logged(ref.rows).head(10))
     assert few.status == lineage.TOO_FEW_ROWS and few.rows == 10 and "NO VERDICT" in report.render(few)
+
+    # The drifted window again, but with most labels from no authenticated source: no verdict, not a failure.
+    shifted = logged(ref.rows.assign(**{column: ref.rows[column] * 2}))
+    shifted.loc[shifted.index % 4 != 0, "label_source"] = None
+    untrusted, observed = judge.judge(settings, span, shifted)
+    assert untrusted.status == lineage.UNTRUSTED_LABELS and observed == {} and untrusted.drift == []
+    assert untrusted.trusted_labelled_rows == (len(shifted) + 3) // 4
+    assert untrusted.reasons[0].startswith("not enough trusted labels")
+    assert "NO VERDICT (not enough trusted labels)" in report.render(untrusted)
 
     monkeypatch.delenv("PREDICTION_LOG_URL", raising=False)
     assert pipeline_run.cli("monitor") == 2
