@@ -146,6 +146,7 @@ def test_only_main_reaches_the_writer_and_deployment_environments(baked):
     assert jobs["resolve"]["environment"] == "tracking-read"
     first = jobs["resolve"]["steps"][0]
     assert first["name"] == "Only the protected branch is released" and "refs/heads/$PROTECTED_BRANCH" in first["run"]
+
     # Every job after resolve needs it, directly or through a job that does: none runs when it fails.
     def needs(name: str) -> set[str]:
         direct = jobs[name].get("needs") or []
