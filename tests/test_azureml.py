@@ -191,6 +191,32 @@ def test_release_deploys_through_the_azureml_workflow_and_promotes_after_it(proj
     assert steps["Roll the traffic back"]["if"] == "${{ failure() && steps.canary.outcome != 'skipped' }}"
 
 
+def test_staging_and_production_log_in_as_identities_of_their_own(project):
+    """Issue 27, item 8. What Azure enforces (a federated credential's subject, role scopes) cannot run
+    here: the workflow must take the client id from the job's own environment, and the setup must make
+    one identity per environment, each trusting only its environment's subject. Checked by reading."""
+    deploy = yaml.safe_load((project / ".github" / "workflows" / "_deploy-azureml.yml").read_text())
+    [job] = deploy["jobs"].values()
+    assert job["environment"] == "${{ inputs.environment }}"
+    [login] = [step for step in job["steps"] if step.get("uses", "").startswith("azure/login@")]
+    assert login["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"  # the environment's variable
+    names = [step.get("name") for step in job["steps"]]
+    guard = job["steps"][names.index("This environment's own identity")]
+    assert names.index("This environment's own identity") < names.index("Log in to Azure (OpenID Connect)")
+    assert guard["env"]["CLIENT_ID"] == "${{ vars.AZURE_CLIENT_ID }}" and "exit 2" in guard["run"]
+    # The image was built by main's _image.yml for this commit, whichever environment deploys it.
+    verify = job["steps"][names.index("Check the image's build provenance")]["run"]
+    assert "/.github/workflows/_image.yml@refs/heads/main" in verify and "--source-ref refs/heads/main" in verify
+    assert '--source-digest "$GITHUB_SHA"' in verify
+
+    setup = (project / "deploy" / "azureml" / "README.md").read_text()
+    assert "one per environment" in setup and "`AZURE_CLIENT_ID` | this environment's own identity" in setup
+    assert f"--name {SLUG}-deploy-$env" in setup and "environment:$env --audiences" in setup
+    assert "deployment branches `main` only" in setup and "v*.*.*" not in setup
+    readme = (project / "README.md").read_text()
+    assert "production's **own** identity" in readme
+
+
 def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, tmp_path):
     """Only what this target adds: every other file is the default bake's, which test_bake.py and
     test_generated.py check (ruff, mypy, the whole suite)."""

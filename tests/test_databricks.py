@@ -59,10 +59,12 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
         assert list(tasks) == ["validate", "train", "evaluate", "explain"]
         depends = [[d.task_key for d in task.depends_on] for task in job.tasks]
         assert depends == [[], ["validate"], ["train"], ["evaluate"]]
+        # prod records into config.yaml's experiment; dev (branches, pull requests) into its own.
+        own = [] if target == "prod" else ["--experiment", f"{experiment}-dev"]
         for name, task in tasks.items():
             wheel = task.python_wheel_task
             assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.ops.databricks_job:main"
-            assert wheel.parameters[4:7] == [name, "--config", "${workspace.file_path}/config.yaml"]
+            assert wheel.parameters[4 : len(own) + 7] == [*own, name, "--config", "${workspace.file_path}/config.yaml"]
         for attached in ("evaluate", "explain"):
             assert tasks[attached].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
         assert job.max_concurrent_runs == 1  # the tasks share the synced folder's outputs/
@@ -120,6 +122,65 @@ def test_the_default_bake_trains_on_github_only(baked):
     assert not (default / "src" / PACKAGE / "ops" / "databricks_job.py").exists()
     text = "".join(path.read_text() for path in (default / ".github" / "workflows").glob("*.yml"))
     assert "DATABRICKS" not in text and "_train-databricks" not in text
+
+
+def test_branch_runs_record_apart_and_the_job_parameters_cannot_be_injected(project, tmp_path):
+    """Issue 27, item 2, what runs here: the task entry point's --experiment reaches the stage that
+    creates the run (a real `train` into a local store), and the workflow passes each job parameter
+    as one argument (a ref holding a comma stays one value)."""
+    from databricks.bundles.jobs import Job
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(project / "config.yaml", work / "config.yaml")
+    shutil.copytree(project / "data", work / "data")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ref = "refs/heads/a,git_sha=evil"  # what `--params git_ref=...,` would have split
+    code = (
+        f"from {PACKAGE}.ops import databricks_job; databricks_job.main(['--git-sha', {'a' * 40!r}, "
+        f"'--git-ref', {ref!r}, '--experiment', '/Shared/{SLUG}-dev', 'train', '--config', 'config.yaml'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=work,
+        env=project_env(project, MLFLOW_TRACKING_URI=store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store)
+    assert client.get_experiment_by_name(f"/Shared/{SLUG}") is None  # the protected experiment: untouched
+    [run] = client.search_runs([client.get_experiment_by_name(f"/Shared/{SLUG}-dev").experiment_id])
+    assert run.data.tags["source_ref"] == ref and f"run_id={run.info.run_id}" in result.stdout
+
+    _, bundle, _ = load_bundle(project, "dev", tmp_path)
+    job = Job.from_dict(bundle["resources"]["jobs"]["train"])
+    train = next(task for task in job.tasks if task.task_key == "train").python_wheel_task.parameters
+    assert train[:4] == ["--git-sha", "{{job.parameters.git_sha}}", "--git-ref", "{{job.parameters.git_ref}}"]
+
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "_train-databricks.yml").read_text())
+    steps = workflow["jobs"]["train"]["steps"]
+    run = next(step["run"] for step in steps if step.get("name", "").startswith("Run the job"))
+    assert '-- "--git_sha=$GITHUB_SHA" "--git_ref=$GITHUB_REF"' in run and "--params" not in run
+
+
+def test_register_takes_the_digest_from_exports_job_output(project):
+    """The Databricks run sits in an experiment others may edit: register checks the file against the
+    digest export's job published (the swap itself is the generated project's test_failures.py)."""
+    folder = project / ".github" / "workflows"
+    export = yaml.safe_load((folder / "_export.yml").read_text())
+    assert export[True]["workflow_call"]["outputs"]["onnx_sha256"]["value"] == "${{ jobs.export.outputs.onnx_sha256 }}"
+    assert export["jobs"]["export"]["outputs"]["onnx_sha256"] == "${{ steps.digest.outputs.onnx_sha256 }}"
+    register = yaml.safe_load((folder / "_register.yml").read_text())
+    assert register[True]["workflow_call"]["inputs"]["onnx-sha256"]["required"] is True
+    steps = register["jobs"]["register"]["steps"]
+    assert any('register --onnx-sha256 "$ONNX_SHA256"' in step.get("run", "") for step in steps)
+    assert register["jobs"]["register"]["env"]["ONNX_SHA256"] == "${{ inputs.onnx-sha256 }}"
+    for caller in ("ci.yml", "release.yml"):
+        job = yaml.safe_load((folder / caller).read_text())["jobs"]["register"]
+        assert job["with"]["onnx-sha256"] == "${{ needs.export.outputs.onnx_sha256 }}", caller
 
 
 def test_databricks_train_job_logs_in_with_oidc_through_the_pinned_cli(project):

@@ -25,7 +25,15 @@ def experiment_name() -> str:
     return str(yaml.safe_load((PROJECT / "config.yaml").read_text())["tracking"]["experiment"])
 
 
-def stage_task(stage: str, after: str | None = None, *extra: str) -> TaskDict:
+def dev_experiment_name() -> str:
+    """Where runs of target dev (branches, pull requests) record: an experiment of their own, beside
+    the protected one, so that the dev principal needs no edit right on main's runs."""
+    return f"{experiment_name()}-dev"
+
+
+def stage_task(target: str, stage: str, after: str | None = None, *extra: str) -> TaskDict:
+    # prod records into config.yaml's experiment; dev into its own (--experiment, ops/databricks_job.py).
+    experiment = [] if target == "prod" else ["--experiment", dev_experiment_name()]
     return {
         "task_key": stage,
         "depends_on": [{"task_key": after}] if after else [],
@@ -39,6 +47,7 @@ def stage_task(stage: str, after: str | None = None, *extra: str) -> TaskDict:
                 "{% raw %}{{job.parameters.git_sha}}{% endraw %}",
                 "--git-ref",
                 "{% raw %}{{job.parameters.git_ref}}{% endraw %}",
+                *experiment,
                 stage,
                 "--config",
                 CONFIG,
@@ -58,11 +67,11 @@ def train_job(target: str) -> Job:
                 {"name": "git_ref", "default": "local"},
             ],
             "tasks": [
-                stage_task("validate"),
-                stage_task("train", "validate"),
-                stage_task("evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+                stage_task(target, "validate"),
+                stage_task(target, "train", "validate"),
+                stage_task(target, "evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
 {%- if cookiecutter.task != "reinforcement" %}
-                stage_task("explain", "evaluate", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
+                stage_task(target, "explain", "evaluate", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
 {%- endif %}
             ],
             # Serverless: the lock's exact versions, then the project's wheel built by the bundle.

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+import sys
+
 import pandas as pd
 
 from {{ cookiecutter.package_name }} import config as configuration
+from {{ cookiecutter.package_name }}.cli import main
 
 
 def test_corrupted_data_fails_validation_naming_columns(workspace, capsys):
@@ -128,6 +134,63 @@ def test_onnx_changed_after_export_is_refused(workspace, capsys):
     stored.write_bytes(stored.read_bytes() + b"tampered")
     assert workspace.cli("register") == 1
     assert "the file changed since" in capsys.readouterr().err
+    assert registered_versions(workspace) == []
+
+
+# Run by a second process on the same tracking store: what a principal with edit rights on main's run
+# (a shared Databricks experiment, a tracking-server user) can do between CI's export and register jobs.
+SWAP = """
+import hashlib, sys
+from mlflow.tracking import MlflowClient
+
+uri, run_id, path = sys.argv[1:]
+client = MlflowClient(uri)
+client.log_artifact(run_id, path, "onnx")  # replaces onnx/model.onnx
+client.set_tag(run_id, "onnx.sha256", hashlib.sha256(open(path, "rb").read()).hexdigest())
+client.set_tag(run_id, "gate.verdict", "passed")
+"""
+
+
+def test_a_file_swapped_between_export_and_register_is_refused(workspace, capsys):
+    """register holds the stored file and its tag to the digest export's CI job published (a job output),
+    so a file and tags rewritten consistently by someone else are refused."""
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert workspace.cli(stage) == 0
+    capsys.readouterr()
+    assert main(["onnx-digest", "--model", str(workspace.outputs / "model.onnx")]) == 0  # export's CI step
+    published = capsys.readouterr().out.strip().removeprefix("onnx_sha256=")
+    assert published == hashlib.sha256((workspace.outputs / "model.onnx").read_bytes()).hexdigest()
+
+    run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
+    (workspace.root / "swap").mkdir()
+    other = workspace.root / "swap" / "model.onnx"
+    other.write_bytes(b"another model, not the one export checked")
+    subprocess.run(
+        [sys.executable, "-c", SWAP, workspace.tracking_uri, run_id, str(other)],
+        cwd=workspace.root,
+        check=True,
+        capture_output=True,
+    )
+    swapped = workspace.client().get_run(run_id).data.tags
+    assert swapped["onnx.sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()  # the swap took place
+
+    assert workspace.cli("register", "--onnx-sha256", published) == 1
+    message = capsys.readouterr().err
+    assert f"not the {published} export's job published: the file was replaced after export" in message
+    assert registered_versions(workspace) == []
+    assert not (workspace.outputs / "registered.json").exists()
+
+
+def test_a_rewritten_digest_tag_alone_is_refused(workspace, capsys):
+    for stage in ("validate", "train", "evaluate", "gate", "export"):
+        assert workspace.cli(stage) == 0
+    published = hashlib.sha256((workspace.outputs / "model.onnx").read_bytes()).hexdigest()
+    run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
+    workspace.client().set_tag(run_id, "onnx.sha256", "0" * 64)
+    assert workspace.cli("register", "--onnx-sha256", published) == 1
+    assert "the tag was rewritten" in capsys.readouterr().err
+    assert workspace.cli("register", "--onnx-sha256", "not-a-digest") == 1
+    assert "is not a SHA-256" in capsys.readouterr().err
     assert registered_versions(workspace) == []
 
 

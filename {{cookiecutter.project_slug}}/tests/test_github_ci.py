@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -101,6 +102,35 @@ def test_only_commits_on_the_protected_branch_may_be_released(tmp_path, capsys):
     assert main(["commit-on-branch", "--sha", merged, "--repository", str(tmp_path)]) == 0
     assert main(["commit-on-branch", "--sha", merged, "--branch", "release", "--repository", str(tmp_path)]) == 2
     assert "fetch-depth: 0" in capsys.readouterr().err
+
+
+def test_a_release_tag_is_new_or_already_on_the_released_commit(tmp_path, capsys):
+    """A tag someone pushed by hand on a commit outside main is refused, not reused or moved."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    merged = git(tmp_path, "commit", "-q", "--allow-empty", "-m", "on main")
+    git(tmp_path, "checkout", "-q", "-b", "feature")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "never reviewed")
+    git(tmp_path, "tag", "v1.0.0")
+    git(tmp_path, "checkout", "-q", "main")
+    release = ["commit-on-branch", "--sha", merged, "--repository", str(tmp_path), "--tag"]
+    capsys.readouterr()
+    assert main([*release, "v1.0.1"]) == 0
+    assert capsys.readouterr().out.endswith("tag=v1.0.1\n")
+    assert main([*release, "v1.0.0"]) == 1
+    assert "tag v1.0.0 already exists on commit" in capsys.readouterr().err
+    git(tmp_path, "tag", "v1.0.2", merged)  # a re-run of the release that made it
+    assert main([*release, "v1.0.2"]) == 0
+    for bad in ("1.0.3", "v1.0", "v1.0.3\ntag=v9.9.9", "v1.0.3-rc1"):
+        assert main([*release, bad]) == 1, bad
+        assert "a release tag is v<major>.<minor>.<patch>" in capsys.readouterr().err
+
+
+def test_onnx_digest_publishes_the_files_sha256(tmp_path, capsys):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"onnx bytes")
+    assert main(["onnx-digest", "--model", str(model)]) == 0
+    assert capsys.readouterr().out == f"onnx_sha256={hashlib.sha256(b'onnx bytes').hexdigest()}\n"
+    assert main(["onnx-digest", "--model", str(tmp_path / "missing.onnx")]) == 2
 
 
 def test_ci_outputs_without_a_run_is_a_usage_error(tmp_path, capsys):

@@ -61,7 +61,9 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> None:
     if cluster:
         ray_job.submit(config, args.config, stage.name, cluster, data_given=bool(args.data or args.target))
         return
-    stage.run(config, run_id=args.run_id)
+    # register alone takes the ONNX digest export's CI job published (README, "Trust model").
+    options = {"onnx_sha256": args.onnx_sha256} if getattr(args, "onnx_sha256", None) else {}
+    stage.run(config, run_id=args.run_id, **options)
     if stage.remote and os.environ.get(lineage.IN_RAY_JOB):
         ray_job.hand_back(config)
 
@@ -109,6 +111,13 @@ def run_pipeline(args: argparse.Namespace) -> None:
             )
         else:
             sub.set_defaults(init_from=None)
+        if name == "register":
+            sub.add_argument(
+                "--onnx-sha256",
+                metavar="SHA256",
+                help="the digest export published (CI: export's job output); the stored file and the run's "
+                "tag must both match it (default: the run's own tag)",
+            )
         if remote:
             sub.add_argument(
                 "--ray-address",

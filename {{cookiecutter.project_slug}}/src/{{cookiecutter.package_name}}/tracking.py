@@ -104,8 +104,13 @@ def reference_client(config: Config) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+# MLflow's own variable for the experiment to record into; set, it replaces config.yaml's (the
+# Databricks job's target dev records into an experiment of its own this way).
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+
+
 def experiment_id(config: Config, client: MlflowClient) -> str:
-    name = config.tracking.experiment
+    name = os.environ.get(EXPERIMENT_ENV) or config.tracking.experiment
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id

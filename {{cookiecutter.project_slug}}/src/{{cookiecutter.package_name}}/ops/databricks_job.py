@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import lineage
+from .. import lineage, tracking
 from ..errors import UsageError
 from . import github_ci
 
@@ -27,15 +27,17 @@ TRAIN_TASK = "train"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """A task of the Databricks job: `[--git-sha SHA] [--git-ref REF] <command> [args]`, exit code as the CLI's."""
+    """A task of the Databricks job: `[--git-sha SHA] [--git-ref REF] [--experiment NAME] <command> [args]`,
+    exit code as the CLI's."""
     from ..cli import main as cli_main
 
     parser = argparse.ArgumentParser(prog="databricks-task")
     parser.add_argument("--git-sha", default="unknown")
     parser.add_argument("--git-ref", default="local")
+    parser.add_argument("--experiment", default=None, help="record here, not in config.yaml's experiment (target dev)")
     parser.add_argument("command")
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    os.environ.update(task_environment(os.environ, known.git_sha, known.git_ref))
+    os.environ.update(task_environment(os.environ, known.git_sha, known.git_ref, known.experiment))
     code = cli_main([known.command, *rest])
     if code:
         # A wheel task fails only on an exception or a non-zero exit; a returned code would be ignored.
@@ -44,10 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         hand_on(json.loads((_outputs(rest) / lineage.RUN_FILE).read_text())["run_id"])
 
 
-def task_environment(environ: Mapping[str, str], git_sha: str, git_ref: str) -> dict[str, str]:
+def task_environment(
+    environ: Mapping[str, str], git_sha: str, git_ref: str, experiment: str | None = None
+) -> dict[str, str]:
     """What a task sets before the CLI runs."""
     # lineage reads the commit and ref from GitHub's variables; on Databricks they arrive as job parameters.
     values = {"GITHUB_SHA": git_sha, "GITHUB_REF": git_ref}
+    if experiment:
+        # tracking.experiment_id honours it: target dev's runs stay out of the protected experiment.
+        values[tracking.EXPERIMENT_ENV] = experiment
     if environ.get("DATABRICKS_RUNTIME_VERSION") and not environ.get("MLFLOW_TRACKING_URI"):
         # tracking.py falls back to the embedded SQLite store, not to MLflow's own default on Databricks:
         # without this the run would land in a file in the synced folder, out of gate's reach.

@@ -35,7 +35,9 @@ OUTPUT_SHAPES = {
     "path": re.compile(r"[\w./-]{1,255}"),
     "server": re.compile(r"builtin|triton"),
     "model_name": re.compile(r"[\w.-]{1,255}"),  # Triton's model (a folder and a URL path segment)
+    "tag": re.compile(r"(v[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9})?"),  # a release tag, or none (a redeploy)
 }
+RELEASE_TAG = re.compile(r"v[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}")
 
 
 def checked(values: dict[str, str]) -> str:
@@ -109,6 +111,36 @@ def commit_on_branch(sha: str, branch: str, repository: Path) -> bool:
     )
 
 
+def tag_commit(tag: str, repository: Path) -> str | None:
+    """The commit an existing tag points at (peeled), or None when the clone has no such tag."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "refs/tags/" + tag + "^{commit}"],  # peeled: an annotated tag too
+        cwd=repository,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def tag_problem(tag: str, sha: str, repository: Path) -> str | None:
+    """Why `tag` may not name a release of `sha` (None when it may: new, or already on that commit).
+
+    A release tag is made by the release workflow on main, for main's commit. One that exists already
+    and points elsewhere was made by hand (perhaps on a commit main never reviewed): it is refused, not
+    moved, and not reused.
+    """
+    if not RELEASE_TAG.fullmatch(tag):
+        return f"--tag {tag!r}: a release tag is v<major>.<minor>.<patch>, e.g. v1.2.3"
+    existing = tag_commit(tag, repository)
+    if existing is not None and not sha.startswith(existing) and not existing.startswith(sha):
+        return (
+            f"tag {tag} already exists on commit {existing}, not on {sha}, the commit this release ships: "
+            "release tags are created by the release workflow only. Pick a new version, or delete the "
+            f"stray tag (git push --delete origin {tag}) after checking who made it"
+        )
+    return None
+
+
 def run_url() -> str:
     server, repository, run = (
         os.environ.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
@@ -156,9 +188,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_branch_arguments(parser: argparse.ArgumentParser) -> None:
-    """`commit-on-branch --sha SHA --branch main`: exit 1 unless the commit is on the branch."""
+    """`commit-on-branch --sha SHA --branch main [--tag vX.Y.Z]`: exit 1 unless the commit is on the
+    branch (and the tag is free or already names that commit)."""
     parser.add_argument("--sha", required=True, help="the commit to release (in CI: $GITHUB_SHA)")
     parser.add_argument("--branch", default="main", help="the protected branch (default: main)")
+    parser.add_argument("--tag", default="", help="the release tag to create for it (empty: a redeploy, no tag)")
     parser.add_argument("--repository", type=Path, default=Path("."), help="the git clone (default: .)")
 
 
@@ -166,9 +200,24 @@ def run_branch(args: argparse.Namespace) -> None:
     if not commit_on_branch(args.sha, args.branch, args.repository):
         raise CheckFailed(
             f"commit {args.sha} is not on {args.branch}: only commits merged into the protected "
-            "branch are released. Merge it first, then tag the merge commit."
+            f"branch are released. Merge it first, then run the release workflow on {args.branch}."
         )
     print(f"commit {args.sha} is on {args.branch}")
+    if args.tag and (problem := tag_problem(args.tag, args.sha, args.repository)):
+        raise CheckFailed(problem)
+    publish({"tag": args.tag})
+
+
+def add_digest_arguments(parser: argparse.ArgumentParser) -> None:
+    """`onnx-digest`: publish the SHA-256 of the ONNX file export wrote, as export's job output."""
+    parser.add_argument("--model", type=Path, default=Path("outputs/model.onnx"), help="default: outputs/model.onnx")
+
+
+def run_digest(args: argparse.Namespace) -> None:
+    # register takes this job output, not the run's tag: the tracking store may be writable by others.
+    if not args.model.is_file():
+        raise UsageError(f"{args.model}: no ONNX file; run `export` (or `download-onnx`) first")
+    publish({"onnx_sha256": lineage.sha256_of(args.model)})
 
 
 def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +245,11 @@ COMMANDS = {
         "fail unless a commit is on the protected branch (what a release may ship)",
         add_branch_arguments,
         run_branch,
+    ),
+    "onnx-digest": (
+        "publish the SHA-256 of outputs/model.onnx as onnx_sha256 (export's job output, which register checks)",
+        add_digest_arguments,
+        run_digest,
     ),
     "pr-comment-body": (
         "the pull-request comment (gate report + marker) as Markdown",

@@ -35,13 +35,14 @@ class Stage:
     needs: str | None = None  # a stage to run first when its result for this input is missing
     remote: bool = False  # can run as a Ray job on a cluster ($RAY_ADDRESS or --ray-address; ops/ray_job.py)
 
-    def run(self, config: Config, run_id: str | None = None) -> StageResult:
+    def run(self, config: Config, run_id: str | None = None, **options: str) -> StageResult:
+        """Run the stage; `options` are the stage's own keyword arguments (register's onnx_sha256)."""
         if self.needs and STAGES[self.needs].current(config) is None:
             log.info("no current %s result for this input: running %s first", self.needs, self.needs)
             STAGES[self.needs].run(config)
         started = time.perf_counter()
         log.info("== %s", self.name)
-        result = import_module(f"{__name__}.{self.name}").run(config, run_id)
+        result = import_module(f"{__name__}.{self.name}").run(config, run_id, **options)
         log.info("== %s done in %.1f s", self.name, time.perf_counter() - started)
         return result
 

@@ -59,19 +59,42 @@ def create_version(client: MlflowClient, model_name: str, model_uri: str, run_id
     return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
 
 
-def run(config: Config, run_id: str | None = None) -> Registered:
+def digest_problem(recorded: str, stored: str, from_export: str | None) -> str | None:
+    """Why the stored ONNX file is not the one export checked (None when it is).
+
+    `from_export` is the digest export's CI job published as a job output: a value no one else can
+    write. The run's tag and file sit in a tracking store that other principals may be able to edit
+    (a shared Databricks experiment), so when given, it alone decides, and a tag that disagrees with it
+    is itself a refusal.
+    """
+    if from_export is None:
+        if stored != recorded:
+            return (
+                f"hashes to {stored}, not the {recorded} export recorded after its parity check: the file changed since"
+            )
+        return None
+    if not lineage.SHA256.fullmatch(from_export):
+        return f"--onnx-sha256 {from_export!r} is not a SHA-256 (64 lowercase hex): pass export's job output"
+    published = f"the {from_export} export's job published"
+    if stored != from_export:
+        return f"hashes to {stored}, not {published}: the file was replaced after export"
+    if recorded != from_export:
+        return f"is tagged {lineage.ONNX_SHA256}={recorded}, not {published}: the tag was rewritten"
+    return None
+
+
+def run(config: Config, run_id: str | None = None, onnx_sha256: str | None = None) -> Registered:
+    """Register the run; `onnx_sha256` is the digest export published (CI passes its job output)."""
     context = attach(config, run_id)
     tags, ref = context.run.data.tags, lineage.source_ref()
     if problems := refusals(tags, ref):
         raise CheckFailed(f"run {context.run_id} may not be registered: {'; '.join(problems)}. Nothing was registered.")
     answers_path = config.root / answers.FILE
     answers.read(answers_path)  # a broken model_card.yaml stops here, before anything is registered
-    expected = tags[lineage.ONNX_SHA256]
-    if (actual := stored_digest(context.client, context.run_id)) != expected:
-        raise CheckFailed(
-            f"{lineage.ONNX_ARTIFACT} of run {context.run_id} hashes to {actual}, not the {expected} "
-            "export recorded after its parity check: the file changed since. Nothing was registered."
-        )
+    stored = stored_digest(context.client, context.run_id)
+    if problem := digest_problem(tags[lineage.ONNX_SHA256], stored, onnx_sha256):
+        raise CheckFailed(f"{lineage.ONNX_ARTIFACT} of run {context.run_id} {problem}. Nothing was registered.")
+    expected = stored
 
     model_name = config.tracking.model_name
     version_tags = {lineage.RUN_ID: context.run_id, lineage.SOURCE_REF: ref} | {
