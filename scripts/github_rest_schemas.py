@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 OPERATIONS = {
     "repos/get-all-environments": "/repos/{owner}/{repo}/environments",
-    "repos/list-deployment-branch-policies": "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+    "repos/list-deployment-branch-policies": (
+        "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ),
     "actions/list-environment-secrets": "/repos/{owner}/{repo}/environments/{environment_name}/secrets",
     "actions/list-repo-secrets": "/repos/{owner}/{repo}/actions/secrets",
     "repos/get-branch-rules": "/repos/{owner}/{repo}/rules/branches/{branch}",
@@ -49,7 +52,7 @@ def convert(node: Any, schemas: dict[str, Any], needed: set[str]) -> Any:
 
 
 def main(path: str) -> int:
-    description = json.load(open(path))
+    description = json.loads(Path(path).read_text())
     components = description["components"]["schemas"]
     result: dict[str, Any] = {
         "source": {

@@ -67,7 +67,8 @@ def test_the_schema_check_catches_a_wrong_shape():
     """Proof the check can fail: a misspelt field, a wrong type, a missing required field."""
     environments = json.loads((FIXTURES / "environments.json").read_text())
     misspelt = copy.deepcopy(environments)
-    misspelt["environments"][0]["deployment_branch_policies"] = misspelt["environments"][0].pop("deployment_branch_policy")
+    first = misspelt["environments"][0]
+    first["deployment_branch_policies"] = first.pop("deployment_branch_policy")
     wrong_type = copy.deepcopy(environments)
     wrong_type["total_count"] = "6"
     secrets = json.loads((FIXTURES / "environment-secrets.json").read_text())
