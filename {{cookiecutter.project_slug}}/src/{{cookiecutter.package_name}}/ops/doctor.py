@@ -305,8 +305,8 @@ def check_branch(github: GitHub, report: Report, branch: str) -> None:
     rules = github.get(f"rules/branches/{urllib.parse.quote(branch)}")
     present = {rule["type"]: rule for rule in rules}
     source = "rulesets"
-    if "pull_request" not in present:
-        # Classic branch protection, for repositories that never moved to rulesets.
+    if any(rule not in present for rule in BRANCH_RULES):
+        # Classic branch protection, for repositories that never moved (wholly) to rulesets.
         try:
             protection = github.get(f"branches/{urllib.parse.quote(branch)}/protection")
         except ApiError as error:
@@ -317,6 +317,8 @@ def check_branch(github: GitHub, report: Report, branch: str) -> None:
             reviews = protection.get("required_pull_request_reviews")
             if reviews:
                 present.setdefault("pull_request", {"parameters": reviews})
+            if protection.get("required_status_checks"):
+                present.setdefault("required_status_checks", {})
             # Classic protection blocks force pushes and deletion unless they are allowed explicitly.
             if not (protection.get("allow_force_pushes") or {}).get("enabled", False):
                 present.setdefault("non_fast_forward", {})
