@@ -1,7 +1,10 @@
 """Remove what the chosen options do not use, then say what to run next."""
 
 import ast
+import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 TASK = "{{ cookiecutter.task }}"
@@ -17,6 +20,16 @@ SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 TRAIN_ON = "{{ cookiecutter.train_on }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
+# The whole context, for .cruft.json (raw string: JSON escapes must reach json.loads as written).
+CONTEXT = json.loads(r"""{{ cookiecutter | jsonify }}""")
+# cookiecutter's own abbreviations (cookiecutter.config.BUILTIN_ABBREVIATIONS): cruft needs a git URL.
+ABBREVIATIONS = {
+    "gh": "https://github.com/{0}.git",
+    "gl": "https://gitlab.com/{0}.git",
+    "bb": "https://bitbucket.org/{0}",
+}
+# What cookiecutter adds to the context about this one run: no part of the project's template state.
+RUN_ONLY = ("_output_dir", "_repo_dir", "_checkout")
 # What each deployment target alone uses (paths from the project root); the others' are removed.
 DEPLOY_FILES = {
     "kubernetes": (
@@ -165,8 +178,55 @@ def remove(root: Path, paths: tuple[str, ...]) -> None:
             path.unlink()
 
 
+def template_folder(path: str) -> Path | None:
+    """A local template's absolute folder, as cruft records it. The hook runs in the new project, so a
+    relative path is resolved where cookiecutter is: it runs hooks from inside the template's folder
+    (its working directory, read through /proc on Linux), else from where the user started it ($PWD)."""
+    if not path:
+        return None
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        running_in = Path(f"/proc/{os.getppid()}/cwd")
+        if (running_in / "cookiecutter.json").is_file():
+            candidate = running_in
+        else:
+            candidate = Path(os.environ.get("PWD", ".")) / candidate
+    return candidate.resolve() if (candidate / "cookiecutter.json").is_file() else None
+
+
+def write_cruft_state(root: Path, context: dict) -> str | None:
+    """.cruft.json as `cruft create` writes it, for a project baked by plain `cookiecutter`: without it
+    `cruft check` (template-drift.yml) and `cruft update` refuse to run. Under cruft (its context has
+    `_commit`) cruft writes the file itself. Returns why it could not be written, or None."""
+    if "_commit" in context or (root / ".cruft.json").exists():
+        return None
+    template = str(context.get("_template", ""))
+    prefix, _, rest = template.partition(":")
+    if prefix in ABBREVIATIONS and rest:
+        template = ABBREVIATIONS[prefix].format(rest)
+    elif folder := template_folder(template):
+        template = str(folder)
+    repo_dir = str(template_folder(str(context.get("_repo_dir", ""))) or template)
+    found = subprocess.run(["git", "-C", repo_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    commit = found.stdout.strip()
+    if found.returncode != 0 or len(commit) != 40:
+        return f"the template ({template}) is not a git checkout, so its commit is unknown"
+    variables = {key: value for key, value in context.items() if not key.startswith("__") and key not in RUN_ONLY}
+    state = {
+        "template": template,
+        "commit": commit,
+        "checkout": context.get("_checkout"),
+        "context": {"cookiecutter": variables | {"_template": template, "_commit": commit}},
+        "directory": None,
+    }
+    (root / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n")
+    return None
+
+
 if __name__ == "__main__":
     remove_unused(Path.cwd())
+    if problem := write_cruft_state(Path.cwd(), CONTEXT):
+        print(f"No .cruft.json written: {problem}. To follow template updates: cruft link <template's git URL>")
     print(f"""
 Created {SLUG}. Next:
 

@@ -96,6 +96,14 @@ def rows(project: Path, count: int) -> list[dict]:
     ]
 
 
+def test_image_run_publishes_on_loopback_only(served):
+    """`image-run` publishes the port on 127.0.0.1 unless --bind says otherwise: the server has no
+    authentication, and a port published on every interface answers every network the host is on."""
+    details = json.loads(container_engine.podman("container", "inspect", CONTAINER).stdout)[0]
+    bindings = details["NetworkSettings"]["Ports"]["8000/tcp"]
+    assert [binding["HostIp"] for binding in bindings] == ["127.0.0.1"], bindings
+
+
 def test_image_serves_what_onnxruntime_predicts(project_with_model, served):
     url, _ = served
     records = rows(project_with_model, 50)

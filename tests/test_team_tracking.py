@@ -202,6 +202,48 @@ def test_compose_stack_uses_only_variables_from_env_example(baked):
         assert not missing, f"bootstrap.py {function}() reads {missing}: not passed to the {service} service"
 
 
+def test_the_tracking_server_image_installs_nothing_at_start(baked, tmp_path):
+    """The mlflow and bootstrap containers run an image built from infra/tracking/Dockerfile, whose
+    packages are pinned with every file's hash; no service's command installs anything. Static for
+    compose (no engine with registry access here); the requirements themselves are installed for real
+    (from PyPI, into a scratch folder) under --require-hashes."""
+    folder = baked() / "infra" / "tracking"
+    services = yaml.safe_load((folder / "compose.yaml").read_text())["services"]
+    for name, service in services.items():
+        started = json.dumps([service.get("command"), service.get("entrypoint")])
+        assert not re.search(r"\b(pip|uv|apt-get|apk)\b.{0,20}\binstall\b", started), f"{name} installs at start"
+    assert services["mlflow"]["build"] == services["bootstrap"]["build"] == "."
+    assert services["mlflow"]["image"] == services["bootstrap"]["image"]
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "--require-hashes -r /opt/tracking/requirements.txt" in dockerfile and "pip check" in dockerfile
+    check = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(folder / "Dockerfile")], text=True, capture_output=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and line[0].isalnum()]
+    assert pins and all(re.fullmatch(r"[a-z0-9-]+==[\w.]+ \\", line) for line in pins), pins
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--target",
+            str(tmp_path / "t"),
+            "-r",
+            str(folder / "requirements.txt"),
+        ],
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert {"psycopg2", "boto3", "flask_wtf"} <= {path.name for path in (tmp_path / "t").iterdir()}
+
+
 def variables_read(source: str, function: str) -> set[str]:
     """The environment variables `function` of bootstrap.py reads through its env()/password()."""
     body = next(node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == function)

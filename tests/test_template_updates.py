@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,31 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
     assert "Our team's notes" in readme.read_text()
     commit_all(project, "template update")
     sh([*CRUFT, "check"], project)
+
+
+def test_a_plain_cookiecutter_bake_is_ready_for_cruft(tmp_path):
+    """`cookiecutter <template>` (not `cruft create`) leaves the .cruft.json that template-drift.yml's
+    `cruft check` and `cruft update` need: the post-generation hook writes it as cruft would."""
+    template = template_copy(tmp_path / "template")
+    head = sh(["git", "rev-parse", "HEAD"], template).stdout.strip()
+    # A relative template path, from the folder the user is in: the hook resolves it as cruft does.
+    cookiecutter = [str(Path(sys.executable).parent / "cookiecutter")]
+    sh([*cookiecutter, "template", "--no-input", "--output-dir", "projects"], tmp_path)
+    project = tmp_path / "projects" / SLUG
+    state = json.loads((project / ".cruft.json").read_text())
+    assert (state["template"], state["commit"]) == (str(template), head)
+    assert state["context"]["cookiecutter"]["project_slug"] == SLUG
+    sh([*GIT, "init", "-q"], project)
+    commit_all(project, "generated")
+
+    sh([*CRUFT, "check"], project)
+    # Exit 0: the bake is what the template at that commit makes (its output is the hook's greeting only).
+    same = sh([*CRUFT, "diff", "--exit-code"], project)
+    assert "diff --git" not in same.stdout, same.stdout
+
+    generated = template / "{{cookiecutter.project_slug}}"
+    (generated / "CONTRIBUTING.md").write_text("# Contributing to {{ cookiecutter.project_name }}\n")
+    commit_all(template, "template v2: contributing guide")
+    assert sh([*CRUFT, "check"], project, check=False).returncode != 0
+    sh([*CRUFT, "update", "--skip-apply-ask"], project)
+    assert (project / "CONTRIBUTING.md").read_text() == "# Contributing to Credit Model\n"

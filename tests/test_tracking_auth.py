@@ -32,6 +32,7 @@ from processes import free_port, start, stop, wait_for_http
 ADMIN = ("admin", "admin-password-0123")
 READER = ("ci-reader", "reader-password-0123")
 WRITER = ("ci-writer", "writer-password-0123")
+RUNNER = ("ci-runner", "runner-password-0123")
 PUBLIC_HOST = "mlflow.example.com"
 
 
@@ -89,6 +90,8 @@ class Stack:
             "MLFLOW_READER_PASSWORD": READER[1],
             "MLFLOW_WRITER_USERNAME": WRITER[0],
             "MLFLOW_WRITER_PASSWORD": WRITER[1],
+            "MLFLOW_RUNNER_USERNAME": RUNNER[0],
+            "MLFLOW_RUNNER_PASSWORD": RUNNER[1],
             "MLFLOW_EXPERIMENT_NAME": SLUG,
             "MLFLOW_MODEL_NAME": SLUG,
         }
@@ -241,6 +244,32 @@ def test_writer_logs_runs_registers_versions_and_moves_the_alias(stack, monkeypa
     assert writer.get_model_version_by_alias(SLUG, "champion").version == again.version
 
 
+def test_runner_logs_runs_but_cannot_register_or_move_an_alias(stack, monkeypatch):
+    """The Ray jobs' user (its password is on the cluster's dashboard): runs in the project's
+    experiment, and nothing in the registry."""
+    runner = as_user(stack, RUNNER, monkeypatch)
+    experiment_id = runner.get_experiment_by_name(SLUG).experiment_id
+    run = runner.create_run(experiment_id, tags={"mlflow.runName": "from-a-ray-job"})
+    runner.log_metric(run.info.run_id, "accuracy", 0.9)
+    runner.log_text(run.info.run_id, "trained on the cluster", "notes.txt")  # through the artifact proxy
+    runner.set_terminated(run.info.run_id)
+    assert runner.get_run(run.info.run_id).data.metrics == {"accuracy": 0.9}
+
+    challenger = runner.get_model_version_by_alias(SLUG, "challenger")
+    source = runner.get_run(challenger.tags["run_id"]).data.tags["model.uri"]
+    refused(
+        lambda: runner.create_model_version(
+            SLUG, source, run_id=challenger.tags["run_id"], model_id=source.removeprefix("models:/")
+        ),
+        403,
+    )
+    refused(lambda: runner.set_registered_model_alias(SLUG, "champion", challenger.version), 403)
+    refused(lambda: runner.delete_registered_model_alias(SLUG, "challenger"), 403)
+    promote = stack.cli("promote", "--version", challenger.version, "--alias", "champion", user=RUNNER, check=False)
+    assert promote.returncode != 0 and "403" in promote.stderr, promote.stderr
+    assert runner.get_model_version_by_alias(SLUG, "challenger").version == challenger.version
+
+
 def test_bootstrap_is_idempotent_and_takes_back_what_the_reader_should_not_hold(stack, monkeypatch):
     import mlflow.server
 
@@ -250,17 +279,22 @@ def test_bootstrap_is_idempotent_and_takes_back_what_the_reader_should_not_hold(
     for created in (
         f"user {READER[0]}: created",
         f"user {WRITER[0]}: created",
+        f"user {RUNNER[0]}: created",
         f"experiment {SLUG}: created",
         f"registered model {SLUG}: created",
     ):
         assert created in stack.first_bootstrap, stack.first_bootstrap
     auth.grant_user_permission(READER[0], "registered_model", SLUG, "MANAGE")  # drift to undo
+    auth.grant_user_permission(RUNNER[0], "registered_model", SLUG, "EDIT")  # would let Ray jobs register
     second = stack.bootstrap()
     assert "exists" in second.stdout and f"revoked {READER[0]}'s MANAGE" in second.stdout, second.stdout
+    assert f"revoked {RUNNER[0]}'s EDIT" in second.stdout, second.stdout
     for resource_type, resource_id in (("experiment", experiment_id), ("registered_model", SLUG)):
         assert auth.get_user_permission(WRITER[0], resource_type, resource_id).permission == "EDIT"
         assert auth.get_user_permission(READER[0], resource_type, resource_id).permission == "READ"
-    assert not auth.get_user(READER[0]).is_admin and not auth.get_user(WRITER[0]).is_admin
+    assert auth.get_user_permission(RUNNER[0], "experiment", experiment_id).permission == "EDIT"
+    assert auth.get_user_permission(RUNNER[0], "registered_model", SLUG).permission == "READ"
+    assert not any(auth.get_user(user[0]).is_admin for user in (READER, WRITER, RUNNER))
 
 
 def test_bootstrap_refuses_placeholder_passwords_and_a_wrong_admin_password(stack):
@@ -291,4 +325,4 @@ def test_auth_config_file_is_private_and_holds_no_user_password(stack):
     assert config.stat().st_mode & 0o077 == 0
     text = config.read_text()
     assert "default_permission = READ" in text
-    assert all(secret not in text for secret in (ADMIN[1], READER[1], WRITER[1]))
+    assert all(secret not in text for secret in (ADMIN[1], READER[1], WRITER[1], RUNNER[1]))

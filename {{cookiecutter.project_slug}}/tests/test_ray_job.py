@@ -39,7 +39,7 @@ def test_the_job_is_sent_the_project_and_the_tracking_server_never_the_local_sto
     with pytest.raises(UsageError, match="--data"):
         ray_job.submit(settings, workspace.config, "train", "http://127.0.0.1:1", data_given=True)
 
-    environ = {"MLFLOW_TRACKING_URI": "https://mlflow.example", "MLFLOW_TRACKING_PASSWORD": "s3cret", "HOME": "/root"}
+    environ = {"MLFLOW_TRACKING_URI": "https://mlflow.example", "HOME": "/root"}
     env = ray_job.runtime_env(settings, environ)
     assert env["working_dir"] == str(settings.root)
     assert {"mlruns/", "mlflow.db", "outputs/", ".venv/"} <= set(env["excludes"])
@@ -47,6 +47,25 @@ def test_the_job_is_sent_the_project_and_the_tracking_server_never_the_local_sto
     assert env["env_vars"][lineage.IN_RAY_JOB] == "1"
     assert "HOME" not in env["env_vars"]  # only what the job needs, by name
     assert ray_job.entrypoint("train", workspace.config).endswith("train --config config.yaml")
+
+
+def test_the_job_carries_the_runs_only_user_never_the_submitters_own(workspace):
+    settings = configuration.load(workspace.config)
+    writer = {
+        "MLFLOW_TRACKING_URI": "https://mlflow.example",
+        "MLFLOW_TRACKING_USERNAME": "ci-writer",
+        "MLFLOW_TRACKING_PASSWORD": "writer-password-0123",
+    }
+    with pytest.raises(UsageError, match="RAY_JOB_MLFLOW_USERNAME"):
+        ray_job.runtime_env(settings, writer)
+    same = {**writer, "RAY_JOB_MLFLOW_USERNAME": "ci-writer", "RAY_JOB_MLFLOW_PASSWORD": "writer-password-0123"}
+    with pytest.raises(UsageError, match="own user"):
+        ray_job.runtime_env(settings, same)
+    runner = {**writer, "RAY_JOB_MLFLOW_USERNAME": "ci-runner", "RAY_JOB_MLFLOW_PASSWORD": "runner-password-0123"}
+    env_vars = ray_job.runtime_env(settings, runner)["env_vars"]
+    assert env_vars["MLFLOW_TRACKING_USERNAME"] == "ci-runner"
+    assert env_vars["MLFLOW_TRACKING_PASSWORD"] == "runner-password-0123"
+    assert "writer-password-0123" not in json.dumps(env_vars) and "RAY_JOB_MLFLOW_PASSWORD" not in env_vars
 
 
 def test_only_the_stages_output_files_come_back_from_a_job_log():

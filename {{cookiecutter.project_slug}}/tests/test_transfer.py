@@ -11,7 +11,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
-from {{ cookiecutter.package_name }} import data, transfer
+from {{ cookiecutter.package_name }} import data, lineage, transfer
 from {{ cookiecutter.package_name }}.config import Column, Model
 from {{ cookiecutter.package_name }}.errors import UsageError
 
@@ -70,3 +70,42 @@ def test_lineage_names_the_reference_its_model_run_and_version():
         "init_from.run_id": "0123456789abcdef",
         "init_from.version": "3",
     }
+
+
+def trusted_tags() -> dict[str, str]:
+    """What `register` copies onto a version CI registered on main (lineage.VERSION_TAGS and the ref)."""
+    return {
+        lineage.SOURCE_REF: transfer.PROTECTED_REF,
+        lineage.GATE_VERDICT: lineage.PASSED,
+        lineage.EXPORT_PARITY: lineage.PASSED,
+        lineage.ONNX_SHA256: "ab" * 32,
+    }
+
+
+def test_only_a_version_a_release_would_ship_is_a_base_unless_opted_out(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = MlflowClient(store, registry_uri=store)
+    run = client.create_run(client.create_experiment("transfer"), tags={lineage.FRAMEWORK: "sklearn"})
+    client.set_tag(run.info.run_id, lineage.MODEL_URI, f"runs:/{run.info.run_id}/model")
+    client.create_registered_model("base")
+    source = str(tmp_path / "model")
+    vetted = str(client.create_model_version("base", source, run.info.run_id, tags=trusted_tags()).version)
+    branch = client.create_model_version(
+        "base", source, run.info.run_id, tags=trusted_tags() | {lineage.SOURCE_REF: "refs/heads/experiment"}
+    ).version
+    branch = str(branch)
+    client.set_registered_model_alias("base", "champion", vetted)
+    client.set_registered_model_alias("base", "mine", branch)
+
+    assert transfer.resolve(client, "models:/base@champion", "sklearn").version == vetted
+    with pytest.raises(UsageError, match="registered from refs/heads/experiment, not refs/heads/main"):
+        transfer.resolve(client, "models:/base@mine", "sklearn")
+    with pytest.raises(UsageError, match=f"a run's model.*{transfer.OPT_IN}"):
+        transfer.resolve(client, f"runs:/{run.info.run_id}/model", "sklearn")
+    # Opted out (model.init_from_trust: any): the user vouches for the base.
+    assert transfer.resolve(client, "models:/base@mine", "sklearn", trust="any").version == branch
+    assert transfer.resolve(client, f"runs:/{run.info.run_id}/model", "sklearn", trust="any").run_id == run.info.run_id
+    assert Model(framework="sklearn").init_from_trust == "registered"

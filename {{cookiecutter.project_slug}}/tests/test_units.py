@@ -15,7 +15,7 @@ import pytest
 from {{ cookiecutter.package_name }} import data, lineage, metrics
 from {{ cookiecutter.package_name }}.config import Column, Config, Data, Gate, Model, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.ops import github_ci, registry
+from {{ cookiecutter.package_name }}.ops import container, github_ci, registry
 from {{ cookiecutter.package_name }}.predictions import ClassPredictions, ValuePredictions, in_chunks
 from {{ cookiecutter.package_name }}.stages import export, gate, validate
 
@@ -419,3 +419,13 @@ def test_predictions_in_chunks_are_the_whole_table_in_row_order():
     assert np.array_equal(chunked.probabilities, whole.probabilities)
     values = in_chunks(lambda rows: ValuePredictions(rows["x"].to_numpy()), frame, rows=2)
     assert np.array_equal(values.values, np.arange(7.0))
+
+
+def test_image_run_publishes_on_loopback_unless_told(monkeypatch):
+    from {{ cookiecutter.package_name }}.cli import parser
+
+    monkeypatch.delenv("IMAGE_BIND", raising=False)
+    args = parser().parse_args(["image-run", "--port", "18080"])
+    assert container.published(args.port, args.bind) == {"8000/tcp": ("127.0.0.1", 18080)}
+    args = parser().parse_args(["image-run", "--bind", "0.0.0.0"])
+    assert container.published(args.port, args.bind)["8000/tcp"][0] == "0.0.0.0"

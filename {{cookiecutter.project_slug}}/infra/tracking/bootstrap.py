@@ -2,8 +2,8 @@
 
     python bootstrap.py auth-config PATH   write MLflow's auth config file (the server container
                                            runs this before `mlflow server`)
-    python bootstrap.py                    create the reader and the writer, the project's
-                                           experiment and registered model, and the writer's grants
+    python bootstrap.py                    create the reader, the writer and the runner, the
+                                           project's experiment and registered model, and their grants
 
 Everything comes from the environment (compose passes it from .env). Running it again changes
 nothing that is already right, and resets passwords and grants that drifted from .env: it is the
@@ -13,6 +13,11 @@ Why the admin creates the experiment and the registered model: MLflow gives MANA
 experiment or model to whoever creates it. Created here, before any CI job runs, nobody but the
 admin owns them; the writer gets EDIT (log runs, register versions, move aliases; not delete, not
 grant), and the reader keeps the server's default READ.
+
+The runner is the user of jobs that run on machines others can inspect (a Ray cluster's jobs carry
+their environment, credentials included, to everyone who can read its dashboard): EDIT on the
+experiment, so it logs runs, and only READ on the registered model, so it can neither register a
+version nor move an alias.
 """
 
 from __future__ import annotations
@@ -98,12 +103,18 @@ def bootstrap() -> None:
     uri = env("MLFLOW_TRACKING_URI")
     admin = env("MLFLOW_ADMIN_USERNAME")
     reader, writer = env("MLFLOW_READER_USERNAME"), env("MLFLOW_WRITER_USERNAME")
-    if len({admin, reader, writer}) < 3:
+    runner = env("MLFLOW_RUNNER_USERNAME")
+    if len({admin, reader, writer, runner}) < 4:
         raise SetupError(
-            "MLFLOW_ADMIN_USERNAME, MLFLOW_READER_USERNAME and MLFLOW_WRITER_USERNAME must be three different users"
+            "MLFLOW_ADMIN_USERNAME, MLFLOW_READER_USERNAME, MLFLOW_WRITER_USERNAME and MLFLOW_RUNNER_USERNAME "
+            "must be four different users"
         )
     experiment_name, model_name = env("MLFLOW_EXPERIMENT_NAME"), env("MLFLOW_MODEL_NAME")
-    secrets = {reader: password("MLFLOW_READER_PASSWORD"), writer: password("MLFLOW_WRITER_PASSWORD")}
+    secrets = {
+        reader: password("MLFLOW_READER_PASSWORD"),
+        writer: password("MLFLOW_WRITER_PASSWORD"),
+        runner: password("MLFLOW_RUNNER_PASSWORD"),
+    }
     # MLflow's clients read the credentials from these variables: act as the admin from here on.
     os.environ["MLFLOW_TRACKING_USERNAME"] = admin
     os.environ["MLFLOW_TRACKING_PASSWORD"] = env("MLFLOW_ADMIN_PASSWORD")
@@ -147,10 +158,17 @@ def bootstrap() -> None:
         grant(auth, writer, resource_type, resource_id, WRITER_PERMISSION)
         # A grant the reader got some other way (e.g. it created the resource before this ran)
         # would let pull requests write: take it away, leaving the default READ.
-        held = auth.get_user_permission(reader, resource_type, resource_id).permission
-        if held != DEFAULT_PERMISSION:
-            auth.revoke_user_permission(reader, resource_type, resource_id)
-            print(f"{resource_type} {resource_id}: revoked {reader}'s {held}")
+        keep_default(auth, reader, resource_type, resource_id)
+    grant(auth, runner, "experiment", experiment_id, WRITER_PERMISSION)
+    keep_default(auth, runner, "registered_model", model_name)  # runs, never versions or aliases
+
+
+def keep_default(auth, username: str, resource_type: str, resource_id: str) -> None:
+    """No grant beyond the server's default READ on this resource."""
+    held = auth.get_user_permission(username, resource_type, resource_id).permission
+    if held != DEFAULT_PERMISSION:
+        auth.revoke_user_permission(username, resource_type, resource_id)
+        print(f"{resource_type} {resource_id}: revoked {username}'s {held}")
 
 
 def grant(auth, username: str, resource_type: str, resource_id: str, permission: str) -> None:

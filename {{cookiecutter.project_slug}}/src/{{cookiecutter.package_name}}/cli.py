@@ -20,7 +20,7 @@ from .modelcard import command as model_card
 {%- if cookiecutter.task != "reinforcement" %}
 from .monitoring import command as monitoring
 {%- endif %}
-from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}github_ci, ray_job, registry
+from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}doctor, github_ci, ray_job, registry
 from .serving import server
 from .stages import PIPELINE, Stage
 from .triton import command as triton
@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     container,
     triton,
     github_ci,
+    doctor,
     registry,{% if cookiecutter.deploy_target == "azureml" %}
     azureml,{% endif %}{% if cookiecutter.train_on == "databricks" %}
     databricks_job,{% endif %}

@@ -95,6 +95,9 @@ class Model(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     # Transfer learning (transfer.py): train from this model instead of from scratch.
     init_from: str | None = Field(None, description=f"empty: from scratch; else {FORMS}")
+    # `registered`: the base must be a registry version a release would ship (transfer.resolve); `any`: any
+    # model the reference names, a run's included (you vouch for it: it is read as this project's own).
+    init_from_trust: Literal["registered", "any"] = "registered"
 
     @field_validator("init_from")
     @classmethod

@@ -5,6 +5,12 @@ framework, same input columns), and records where the new model came from. How a
 from the base is its own `Framework.train_from` (tabular.py: weights, frozen trunk, new head;
 scikit_learn.py: warm start). The base is read by the framework's own `load_model`, from the
 data-only files its `log_model` wrote: nothing is unpickled.
+
+Which bases are taken (model.init_from_trust): by default only a registered version that a release
+would ship, i.e. registered from the protected branch with its gate and ONNX parity passed and an
+ONNX digest (lineage.trust_problems). Its version tags can be set only by who may edit the registered
+model, unlike a run's, which every user with EDIT on the experiment can change; a run's model
+(`runs:/`, `models:/m-`) or an unvetted version is refused. `any` takes whatever the reference names.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from .data import Schema
 
 FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or runs:/<run id>/model"
+PROTECTED_REF = "refs/heads/main"  # the only ref whose registered versions are trusted as bases
+OPT_IN = "set model.init_from_trust: any in config.yaml to start from a model you vouch for yourself"
 # The references model.init_from takes, checked when config.yaml is read (config.py).
 REFERENCE = re.compile(
     r"models:/(?P<logged>m-[0-9a-f]+)|models:/(?P<name>[^/@]+)(@(?P<alias>[^/@]+)|/(?P<version>\d+))"
@@ -51,14 +59,21 @@ class Base:
         return values | ({lineage.INIT_FROM_VERSION: self.version} if self.version else {})
 
 
-def resolve(client: MlflowClient, reference: str, framework: str) -> Base:
+def resolve(client: MlflowClient, reference: str, framework: str, trust: str = "registered") -> Base:
     """The base model behind `reference`, in `client`'s tracking server and registry; refused unless
-    it was trained by `framework` (weights only fit the network, trees only the estimator, that made them)."""
+    it was trained by `framework` (weights only fit the network, trees only the estimator, that made them)
+    and, with `trust="registered"`, unless it is a registered version a release would ship."""
     from mlflow.exceptions import MlflowException
 
     match = REFERENCE.fullmatch(reference)
     if match is None:
         raise UsageError(f"model.init_from: {reference!r} is not a model reference; give {FORMS}")
+    if trust == "registered" and (match["logged"] or match["run"]):
+        raise UsageError(
+            f"model.init_from: {reference!r} is a run's model, which anyone who can log to the experiment can "
+            f"replace: a base must be a registered version (models:/<name>@<alias> or models:/<name>/<version>) "
+            f"registered from {PROTECTED_REF} with its gate and ONNX parity passed; or {OPT_IN}"
+        )
     version = None
     try:
         if match["logged"]:
@@ -80,6 +95,11 @@ def resolve(client: MlflowClient, reference: str, framework: str) -> Base:
             )
             version, run_id = str(found.version), str(found.run_id)
             model_uri = f"models:/{found.model_id}" if found.model_id else str(found.source)
+            if trust == "registered" and (problems := lineage.trust_problems(found.tags, PROTECTED_REF)):
+                raise UsageError(
+                    f"model.init_from: {reference!r} (version {version}) is not a version a release would ship: "
+                    f"{'; '.join(problems)}. Start from a version CI registered on {PROTECTED_REF}, or {OPT_IN}"
+                )
         tags = client.get_run(run_id).data.tags
     except MlflowException as error:
         raise UsageError(

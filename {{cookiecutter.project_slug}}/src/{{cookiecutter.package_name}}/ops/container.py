@@ -163,6 +163,12 @@ def _name_and_port(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", default=default_tag(), help="image to run ($IMAGE_TAG)")
     _name_and_port(parser)
+    parser.add_argument(
+        "--bind",
+        default=os.environ.get("IMAGE_BIND", "127.0.0.1"),
+        help="host address the port is published on ($IMAGE_BIND; default 127.0.0.1, this machine only: "
+        "0.0.0.0 answers every network the host is on, with no authentication in front)",
+    )
     parser.add_argument("--gpus", action="store_true", help="request all GPUs (NVIDIA container toolkit)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for /ready")
 
@@ -197,21 +203,29 @@ def wait_ready(url: str, timeout: float, container: Any = None) -> float:
     raise CheckFailed(f"{url}/ready not 200 after {timeout:.0f} s\n{logs}")
 
 
-def start_container(tag: str, name: str, port: int, gpus: bool = False, timeout: float = 60) -> float:
+def published(port: int, bind: str = "127.0.0.1") -> dict[str, tuple[str, int]]:
+    """docker-py's `ports`: the container's port on `bind` only (a bare port would mean every interface)."""
+    return {f"{CONTAINER_PORT}/tcp": (bind, port)}
+
+
+def start_container(
+    tag: str, name: str, port: int, gpus: bool = False, timeout: float = 60, bind: str = "127.0.0.1"
+) -> float:
     import docker.types
 
     remove_container(name)
     requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None
     container = _client().containers.run(
-        tag, name=name, detach=True, ports={f"{CONTAINER_PORT}/tcp": port}, device_requests=requests
+        tag, name=name, detach=True, ports=published(port, bind), device_requests=requests
     )
-    waited = wait_ready(f"http://127.0.0.1:{port}", timeout, container)
-    print(f"{name} ready on http://127.0.0.1:{port} after {waited:.1f} s", file=sys.stderr)
+    local = "127.0.0.1" if bind in ("0.0.0.0", "::") else f"[{bind}]" if ":" in bind else bind
+    waited = wait_ready(f"http://{local}:{port}", timeout, container)
+    print(f"{name} ready on http://{local}:{port} (published on {bind}) after {waited:.1f} s", file=sys.stderr)
     return waited
 
 
 def start_command(args: argparse.Namespace) -> None:
-    start_container(args.tag, args.name, args.port, args.gpus, args.timeout)
+    start_container(args.tag, args.name, args.port, args.gpus, args.timeout, args.bind)
 
 
 def add_stop_arguments(parser: argparse.ArgumentParser) -> None:

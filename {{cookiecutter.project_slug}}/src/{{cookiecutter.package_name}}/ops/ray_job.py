@@ -10,6 +10,14 @@ to the run the cluster trained, as after a local `train`.
 
 Authentication: a cluster with token authentication (Ray's default) takes the token from
 $RAY_AUTH_TOKEN (or the file $RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token).
+
+The job's tracking user: Ray 2.60 has no secret store for jobs, and a job's runtime_env (its
+environment variables included) is shown to everyone who can read the cluster's dashboard or job
+API. So the job never gets the submitter's own credentials (on main, the registry writer's): it gets
+the runs-only user's, from $RAY_JOB_MLFLOW_USERNAME / $RAY_JOB_MLFLOW_PASSWORD (or
+$RAY_JOB_MLFLOW_TOKEN), which can log runs and cannot register a version or move an alias
+(infra/tracking/bootstrap.py, MLFLOW_RUNNER_USERNAME). A submitter holding credentials but none for
+the job is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -38,8 +46,14 @@ MARKER = "mlops-output"
 MARKER_LINE = re.compile("^" + MARKER + r" ([\w.-]+) (\{.*\})$", re.MULTILINE)
 # Never sent: the local stores and what runs here produced (besides what .gitignore lists, which Ray skips too).
 EXCLUDES = [".venv/", ".git/", "mlruns/", "mlflow.db", "outputs/", ".mlflow-server/", "mlartifacts/"]
-# The job's environment: the tracking server and its credentials, and what lineage.py reads.
-PASSED_ON = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# The job's environment: the tracking server, the runs-only user's credentials, and what lineage.py reads.
+PASSED_ON = ("MLFLOW_TRACKING_URI",)
+# The job's MLflow variable <- the submitter's variable holding the runs-only user's value.
+JOB_CREDENTIALS = {
+    "MLFLOW_TRACKING_USERNAME": "RAY_JOB_MLFLOW_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD": "RAY_JOB_MLFLOW_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN": "RAY_JOB_MLFLOW_TOKEN",
+}
 AGENT_WAIT_SECONDS = 90.0
 PASSED_ON_IF_SET = ("KERAS_BACKEND", "MLFLOW_REGISTRY_URI")
 
@@ -65,9 +79,28 @@ def check_tracking(config: Config) -> str:
     return uri
 
 
+def job_credentials(environ: dict[str, str]) -> dict[str, str]:
+    """The runs-only user's credentials under MLflow's names; refused when only the submitter's own exist."""
+    given = {name: environ[source] for name, source in JOB_CREDENTIALS.items() if environ.get(source)}
+    own = [name for name in JOB_CREDENTIALS if environ.get(name)]
+    if own and not given:
+        raise UsageError(
+            f"a Ray job would carry this process's own {' / '.join(own)}, which the cluster's dashboard and job "
+            "API show to all who can read them: set RAY_JOB_MLFLOW_USERNAME / RAY_JOB_MLFLOW_PASSWORD (or "
+            "RAY_JOB_MLFLOW_TOKEN) to the runs-only user (infra/tracking: MLFLOW_RUNNER_USERNAME)"
+        )
+    if own and environ.get("MLFLOW_TRACKING_USERNAME") == given.get("MLFLOW_TRACKING_USERNAME"):
+        raise UsageError(
+            f"RAY_JOB_MLFLOW_USERNAME is this process's own user ({environ['MLFLOW_TRACKING_USERNAME']}): "
+            "the job needs the runs-only user, which cannot register a version or move an alias"
+        )
+    return given
+
+
 def runtime_env(config: Config, environ: dict[str, str]) -> dict[str, Any]:
     """The job's runtime environment, built from the project."""
     env_vars = {name: environ[name] for name in PASSED_ON if environ.get(name)}
+    env_vars |= job_credentials(environ)
     env_vars |= {name: environ[name] for name in PASSED_ON_IF_SET if environ.get(name)}
     env_vars |= {
         # lineage.git_sha and source_ref: the cluster has no checkout, so the commit and ref go along.

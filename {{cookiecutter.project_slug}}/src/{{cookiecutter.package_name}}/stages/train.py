@@ -75,7 +75,11 @@ def run(config: Config, run_id: str | None = None) -> Trained:
             "model.init_from with privacy.enabled: DP-SGD trains from scratch here (the base model's own training "
             "is not covered by the budget); remove one of them"
         )
-    base = transfer.resolve(client, config.model.init_from, config.model.framework) if config.model.init_from else None
+    base = (
+        transfer.resolve(client, config.model.init_from, config.model.framework, config.model.init_from_trust)
+        if config.model.init_from
+        else None
+    )
     shared = group_stats.release(config, split.train, schema) if config.privacy.report_epsilon is not None else None
 
     started = (
