@@ -141,6 +141,8 @@ def apply(config: pytest.Config, items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fast_only)
         if group := _group(file, item):
             item.add_marker(pytest.mark.xdist_group(group))
+            if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+                _name_group(item, group)
         groups[item] = group
         selected = item.get_closest_marker("fast") is not None if fast else file not in FAST_ONLY
         (kept if selected else dropped).append(item)
@@ -148,6 +150,14 @@ def apply(config: pytest.Config, items: list[pytest.Item]) -> None:
         config.hook.pytest_deselected(items=dropped)
     # A stable sort: the tests of one file keep their order (module fixtures and the tests that follow them).
     items[:] = sorted(kept, key=lambda item: _rank(item, groups[item]))
+
+
+def _name_group(item: pytest.Item, group: str) -> None:
+    """The `@group` suffix xdist's loadgroup scheduler reads from a test's id. pytest 9.2 keeps the id in
+    `item._id`, and xdist 3.8 still writes the suffix into `item._nodeid`, which pytest no longer reads:
+    without this every test would be scheduled alone (pytest-xdist issue 1386)."""
+    if hasattr(item, "_id") and not item.nodeid.endswith(f"@{group}"):
+        item._id = type(item._id).parse(f"{item.nodeid}@{group}")
 
 
 def _check_fast_names(items: list[pytest.Item]) -> None:
