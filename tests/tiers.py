@@ -82,6 +82,7 @@ HEAVY_FIRST = (
     "test_generated.py::test_baked_project_tests_pass[pytorch]",
     "podman",
     "test_generated.py::test_baked_project_tests_pass[sklearn]",
+    "mypy",
     "test_frameworks.py::test_framework_runs_the_whole_chain",
     "test_tracking_auth.py",
     "test_request_log.py",
@@ -94,7 +95,8 @@ HEAVY_FIRST = (
     "test_team_tracking.py",
     "test_privacy.py",
     "test_transfer.py",
-    "mypy",
+    "test_batch_scoring.py",
+    "test_databricks.py::test_databricks_bake_is_lint_clean_and_its_own_tests_pass",
 )
 
 
