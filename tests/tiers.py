@@ -4,7 +4,7 @@ Tiers (markers registered in conftest.py):
 - `fast`: reads the template or a bake without running a pipeline, a server, a container or act: the hook's
   refusals, every lock and checker pin, the default bake's workflows under actionlint, zizmor and the JSON
   schemas, its overlays rendered and validated, its Dockerfiles under hadolint, the template's own ruff.
-  `scripts/test.sh --fast` runs these and the `fast_only` ones, under 2 minutes on 2 cores.
+  `scripts/test.sh --fast` runs these and the `fast_only` ones, within a budget of 2 minutes on 2 cores.
 - `fast_only`: a quicker stand-in for a check the full suite makes whole (the default bake's suite without
   its `system` tests, its ruff without mypy): run by `--fast`, deselected otherwise.
 - everything else is the full tier, which `scripts/test.sh` (CI) runs together with the fast tests.
