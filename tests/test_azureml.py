@@ -191,7 +191,7 @@ def test_release_deploys_through_the_azureml_workflow_and_promotes_after_it(proj
     assert steps["Roll the traffic back"]["if"] == "${{ failure() && steps.canary.outcome != 'skipped' }}"
 
 
-def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, mypy_cache):
+def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, tmp_path):
     """Only what this target adds: every other file is the default bake's, which test_bake.py and
     test_generated.py check (ruff, mypy, the whole suite)."""
     result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_azureml_traffic.py")
@@ -200,7 +200,7 @@ def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, m
     files = [*ops, f"src/{PACKAGE}/cli.py", "tests/test_azureml_traffic.py"]
     run(project, "-m", "ruff", "format", "--check", *files)
     run(project, "-m", "ruff", "check", *files)
-    run(project, "-m", "mypy", "--cache-dir", str(mypy_cache), *ops)
+    run(project, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *ops)
 
 
 STAND_IN_AZ = """#!/usr/bin/env bash
