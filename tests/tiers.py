@@ -35,6 +35,7 @@ FAST: dict[str, tuple[str, ...] | None] = {
     "test_tooling.py": None,
     "test_deploy_script.py": None,
     "test_bake_units.py": None,
+    "test_lock_imports.py": None,  # each bake's imports against its lock, read statically (branch bake-install)
     "test_bake.py": (
         "test_every_option_bakes_clean[binary-sklearn]",
         "test_project_builds_a_wheel_with_its_console_script",
