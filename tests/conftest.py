@@ -20,12 +20,44 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
+import tiers
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 PACKAGE = "credit_model"
 SLUG = "credit-model"
 # The template's package, unrendered: where the frameworks' registry (frameworks/__init__.py) lives.
 SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
 FRAMEWORKS: list[str] = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier only (tests/tiers.py): unit and static checks of the template and one bake",
+    )
+    parser.addoption("--timings", metavar="FILE", help="write each test's seconds to FILE (scripts/bench_suite.py)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fast: in the fast tier (`scripts/test.sh --fast`) and the full one")
+    config.addinivalue_line("markers", "fast_only: the fast tier's stand-in for a check the full tier makes whole")
+    if config.getoption("timings") and not hasattr(config, "workerinput"):  # xdist: the controller records
+        from suite_timing import Recorder
+
+        config.pluginmanager.register(Recorder(Path(config.getoption("timings"))), "suite-timing")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The fast tier does not import the other files (their imports alone take seconds).
+    if config.getoption("fast") and tiers.is_test_file_outside_the_fast_tier(collection_path):
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks and before -k/-m deselect
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.apply(config, items)
 
 
 def framework_modules(table: str = "MODULES") -> dict[str, tuple[str, ...]]:
@@ -113,6 +145,13 @@ def baked(tmp_path_factory):
         return _baked[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory) -> Path:
+    """One mypy cache for the session (per xdist worker): the libraries every bake imports (NumPy, pandas,
+    MLflow...) are analysed once; each bake's own modules are checked again (mypy compares their hashes)."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,14 @@ podman, configured under the template's gitignored .cache/podman (runc + cgroupf
 logger + ulimits: crun and systemd cgroups fail on such hosts; overlay storage, not vfs), a local
 Debian base image bootstrapped once with python3 and the host's CA bundle (so pip inside a build
 works through TLS interception), and `podman system service` so the Docker SDK can drive it.
+
+Several pytest-xdist workers may use it at once (scripts/test.sh): podman's storage takes its own locks,
+each worker's service has its own socket, and the base image is made by one worker at a time (a file lock).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -42,13 +46,21 @@ def missing_tools() -> list[str]:
 def environment() -> dict[str, str]:
     """Variables that point podman (and everything it starts) at the test configuration."""
     PODMAN.mkdir(parents=True, exist_ok=True)
-    containers = PODMAN / "containers.conf"
-    containers.write_text(CONTAINERS_CONF)
-    storage = PODMAN / "storage.conf"
-    storage.write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{PODMAN / "storage"}"\nrunroot = "{PODMAN / "run"}"\n'
+    containers = _written(PODMAN / "containers.conf", CONTAINERS_CONF)
+    storage = _written(
+        PODMAN / "storage.conf",
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{PODMAN / "storage"}"\nrunroot = "{PODMAN / "run"}"\n',
     )
     return {"CONTAINERS_CONF": str(containers), "CONTAINERS_STORAGE_CONF": str(storage)}
+
+
+def _written(path: Path, text: str) -> Path:
+    """`text` in `path`, replaced whole: a podman of another worker reading it never sees it half written."""
+    if not path.exists() or path.read_text() != text:
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(text)
+        partial.replace(path)
+    return path
 
 
 def podman(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -89,12 +101,25 @@ def _bootstrap_tarball() -> None:
     shutil.rmtree(rootfs, ignore_errors=True)
 
 
+@contextmanager
+def _locked(name: str):
+    """An exclusive lock under .cache/, for every process of every test session using this checkout."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_base_image() -> str:
-    if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
-        return BASE_IMAGE
-    if not BASE_TARBALL.exists():
-        _bootstrap_tarball()
-    podman("import", "--change", 'CMD ["/bin/bash"]', str(BASE_TARBALL), BASE_IMAGE)
+    with _locked("base-image"):  # a second worker waits, then finds the image
+        if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
+            return BASE_IMAGE
+        if not BASE_TARBALL.exists():
+            _bootstrap_tarball()
+        podman("import", "--change", 'CMD ["/bin/bash"]', str(BASE_TARBALL), BASE_IMAGE)
     return BASE_IMAGE
 
 

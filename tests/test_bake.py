@@ -49,13 +49,13 @@ def test_every_option_bakes_clean(baked, task, framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framework, tmp_path):
+def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framework, mypy_cache):
     """What the project's CI lint job runs: ruff format --check, ruff check, mypy (its own config)."""
     project = baked(task="binary", framework=framework)
     for command in (
         ["ruff", "format", "--check", "src", "tests", "bench", "notebooks"],
         ["ruff", "check", "src", "tests", "bench", "notebooks"],
-        ["mypy", "--cache-dir", str(tmp_path / "mypy"), "src"],
+        ["mypy", "--cache-dir", str(mypy_cache), "src"],
     ):
         result = subprocess.run(
             [sys.executable, "-m", *command], cwd=project, capture_output=True, text=True, timeout=600
