@@ -41,6 +41,7 @@ def serve(project: Path, database_url: str, log: Path, version: str = VERSION):
 
 @pytest.fixture(scope="module")
 def served(project_with_model, postgres, tmp_path_factory):
+    cli(project_with_model, "prediction-log", "migrate", "--url", postgres.url)  # the owner's job, once
     url, process = serve(project_with_model, postgres.url, tmp_path_factory.mktemp("served") / "server.log")
     yield url
     stop(process)
