@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from act_support import run_act
-from conftest import SLUG, cli
+from conftest import SLUG, cli, held_out_rows
 from processes import stop
 from test_first_push import unzip
 from test_prediction_log_roles import role_urls
@@ -43,10 +43,9 @@ def store(project: Path) -> MlflowClient:
 
 
 def held_out(project: Path) -> tuple[str, pd.DataFrame]:
-    """The training run's id and its test split, as `train` logged it."""
+    """The training run's id and its test split, as the stages after `train` re-derive it."""
     run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
-    folder = tempfile.mkdtemp()
-    return run_id, pd.read_parquet(store(project).download_artifacts(run_id, "split/test.parquet", folder))
+    return run_id, pd.read_parquet(held_out_rows(project, run_id, Path(tempfile.mkdtemp())))
 
 
 def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
