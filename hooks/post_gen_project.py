@@ -71,6 +71,7 @@ TABULAR_FILES = (
     f"src/{PACKAGE}/plots.py",
     f"src/{PACKAGE}/sample_data.py",
     f"src/{PACKAGE}/label_import.py",
+    f"src/{PACKAGE}/prediction_log_admin.py",
     f"src/{PACKAGE}/import_model.py",
     f"src/{PACKAGE}/init_config.py",
     f"src/{PACKAGE}/onnx_model.py",

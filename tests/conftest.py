@@ -107,6 +107,20 @@ def cli(project: Path, *args: str, check: bool = True, **env: str) -> subprocess
     return run(project, "-m", PACKAGE, *args, check=check, **env)
 
 
+def held_out_rows(project: Path, run_id: str, folder: Path) -> Path:
+    """A run's test rows as its later stages get them (re-derived from the data file and checked against
+    the digest the run logged: the run holds no rows), written to Parquet for a test to read."""
+    path = folder / f"held-out-{run_id}.parquet"
+    code = (
+        f"from pathlib import Path; from {PACKAGE} import config, data, tracking; "
+        "settings = config.load(Path('config.yaml')); client = tracking.connect(settings); "
+        f"rows = data.held_out(settings, client.get_run({run_id!r}).data.params, {run_id!r}); "
+        f"rows.to_parquet({str(path)!r}, index=False)"
+    )
+    run(project, "-c", code)
+    return path
+
+
 def wheel(project: Path, folder: Path) -> tuple[list[str], str]:
     """`pip wheel` of a baked project (no dependencies): the wheel's file names and its entry_points.txt."""
     subprocess.run(

@@ -24,6 +24,7 @@ def test_score_by_champion_alias_writes_parquet_and_the_same_rows_to_the_predict
 
     new = pd.read_csv(project / "data" / "credit_binary.csv").drop(columns=["approved"]).tail(1200)
     settings = {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": postgres.url}
+    cli(project, "prediction-log", "migrate", "--url", postgres.url)
     new.assign(age=[*new["age"][:-1], 150]).to_csv(project / "bad.csv", index=False)  # the last row out of range
     refused = cli(project, "score", "--input", "bad.csv", "--chunk-rows", "500", "--log-to-db", check=False, **settings)
     assert refused.returncode == 1 and "chunk 3 (rows 1001-1200)" in refused.stderr, refused.stderr

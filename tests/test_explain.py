@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import SLUG, cli
+from conftest import SLUG, cli, held_out_rows
 
 
 def store(project) -> MlflowClient:
@@ -67,7 +67,7 @@ def test_the_default_pipeline_explains_the_model_it_exports(project_with_model, 
     assert importance["outputs"] == ["log-odds of 1"]  # the class label as the model holds it
 
     # The explained output of each local row is the exported model's log-odds for that held-out row.
-    rows = pd.read_parquet(client.download_artifacts(run_id, "split/test.parquet", str(tmp_path)))
+    rows = pd.read_parquet(held_out_rows(project_with_model, run_id, tmp_path))
     session = ort.InferenceSession(str(project_with_model / "outputs" / "model.onnx"))
     schema = json.loads(session.get_modelmeta().custom_metadata_map["mlops.schema"])
     chosen = rows.loc[[row["row"] for row in local["rows"]]]

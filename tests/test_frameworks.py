@@ -17,7 +17,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORKS, PACKAGE, SLUG, SOURCE, TEMPLATE, cli, framework_modules, project_env, run
+from conftest import (
+    FRAMEWORKS,
+    PACKAGE,
+    SLUG,
+    SOURCE,
+    TEMPLATE,
+    cli,
+    framework_modules,
+    held_out_rows,
+    project_env,
+    run,
+)
 from processes import free_port, start, stop, wait_for_http
 from test_explain import explained_run
 
@@ -94,7 +105,7 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     # The exported file takes the raw columns, by the input names its schema maps them to, and
     # matches the native model on held-out rows (missing values included).
     session = ort.InferenceSession(str(project / "outputs" / "model.onnx"))
-    test_rows = store(project).download_artifacts(first, "split/test.parquet", str(tmp_path))
+    test_rows = held_out_rows(project, first, tmp_path)
     rows = pd.read_parquet(test_rows)
     schema = json.loads(session.get_modelmeta().custom_metadata_map["mlops.schema"])
     assert {f["name"]: f["input"] for f in schema["features"]}["loan amount"] == "loan_amount"

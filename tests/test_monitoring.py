@@ -20,9 +20,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from act_support import run_act
-from conftest import SLUG, cli
+from conftest import SLUG, cli, held_out_rows
 from processes import stop
 from test_first_push import unzip
+from test_prediction_log_roles import role_urls
 from test_request_log import feedback, logged, post, serve
 from test_workflows import repository_copy
 
@@ -42,10 +43,9 @@ def store(project: Path) -> MlflowClient:
 
 
 def held_out(project: Path) -> tuple[str, pd.DataFrame]:
-    """The training run's id and its test split, as `train` logged it."""
+    """The training run's id and its test split, as the stages after `train` re-derive it."""
     run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
-    folder = tempfile.mkdtemp()
-    return run_id, pd.read_parquet(store(project).download_artifacts(run_id, "split/test.parquet", folder))
+    return run_id, pd.read_parquet(held_out_rows(project, run_id, Path(tempfile.mkdtemp())))
 
 
 def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
@@ -54,7 +54,8 @@ def feed(project: Path, url: str, rows: pd.DataFrame, folder: Path) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS prediction_log")
+        connection.execute("DROP TABLE IF EXISTS prediction_log, prediction_log_schema")
+    cli(project, "prediction-log", "migrate", "--url", url)
     served, process = serve(project, url, folder / "server.log", version="1")  # MODEL_VERSION, as the image sets it
     try:
         sent = []
@@ -81,14 +82,9 @@ def test_held_out_rows_with_their_labels_pass(deployed, postgres, tmp_path):
     run_id, test = held_out(deployed)
     rows = test.sample(600, random_state=1).rename(columns={"approved": "label"})
     feed(deployed, postgres.url, rows, tmp_path)
-    import psycopg
+    reader = role_urls(deployed, postgres.url, tmp_path)["monitor"]  # the monitor only reads
 
-    with psycopg.connect(postgres.url, autocommit=True) as connection:  # the monitor only reads
-        connection.execute("DROP ROLE IF EXISTS reader")
-        connection.execute("CREATE ROLE reader LOGIN")
-        connection.execute("GRANT SELECT ON prediction_log TO reader")
-
-    result = monitor(deployed, postgres.url.replace("postgres@", "reader@"))
+    result = monitor(deployed, reader)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((deployed / "outputs" / "monitor.json").read_text())
     assert report["status"] == "passed" and report["drifted"] == [] and report["crossed"] == []
@@ -214,7 +210,7 @@ def test_the_monitor_workflow_reads_only_and_deploys_nothing(baked):
     spec = yaml.safe_load(workflow.read_text())
     assert set(spec[True]) == {"schedule", "workflow_dispatch"}  # PyYAML reads the key `on` as True
     jobs = spec["jobs"]
-    assert jobs["monitor"]["environment"] == "tracking-read" and jobs["monitor"]["permissions"] == {"contents": "read"}
+    assert jobs["monitor"]["environment"] == "monitoring" and jobs["monitor"]["permissions"] == {"contents": "read"}
     assert jobs["monitor"]["env"]["MLFLOW_TRACKING_URI"] == ""  # the read-only user never logs to the server
     assert jobs["issue"]["permissions"] == {"issues": "write"} and jobs["retrain"]["permissions"] == {
         "actions": "write"

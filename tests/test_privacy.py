@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SLUG, cli, run
+from conftest import SLUG, cli, held_out_rows, run
 
 TARGET_EPSILON, TARGET_DELTA, REPORT_EPSILON, EPOCHS = 3.0, 1e-5, 1.0, 5
 STRICT = "    privacy.epsilon: {max: 0.5}\n"
@@ -76,7 +76,7 @@ def private(baked, tmp_path_factory):
     strict = cli(project, "pipeline", check=False)  # validate, train, evaluate, gate: stops there
     registered_after_strict = store(project).search_registered_models()
     configure(project, strict=False)
-    test_rows = store(project).download_artifacts(run_id(project), "split/test.parquet", str(project))
+    test_rows = str(held_out_rows(project, run_id(project), project))
     native = json.loads(run(project, "-c", FINISH, test_rows).stdout.splitlines()[-1])
     return project, strict, registered_after_strict, native, test_rows
 

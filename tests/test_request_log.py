@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import PACKAGE, SLUG, cli, project_env
+from conftest import PACKAGE, SLUG, cli, held_out_rows, project_env
 from processes import free_port, start, stop, wait_for_http
 
 VERSION = "3"  # what the image would pass as MODEL_VERSION
@@ -51,6 +52,7 @@ def serve(project: Path, database_url: str, log: Path, version: str = VERSION, *
 
 @pytest.fixture(scope="module")
 def served(project_with_model, postgres, tmp_path_factory):
+    cli(project_with_model, "prediction-log", "migrate", "--url", postgres.url)  # the owner's job, once
     url, process = serve(project_with_model, postgres.url, tmp_path_factory.mktemp("served") / "server.log")
     yield url
     stop(process)
@@ -68,9 +70,10 @@ def post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict, 
 
 
 def held_out(project: Path) -> tuple[list[dict], list]:
-    """The run's test split (as `train` logged it): rows by the table's column names, and their labels."""
-    (path,) = project.glob("mlruns/**/split/test.parquet")
-    frame = pd.read_parquet(path)
+    """The run's test split (as the stages after `train` re-derive it): rows by the table's column names,
+    and their labels."""
+    run_id = json.loads((project / "outputs" / "run.json").read_text())["run_id"]
+    frame = pd.read_parquet(held_out_rows(project, run_id, Path(tempfile.mkdtemp())))
     target = yaml.safe_load((project / "config.yaml").read_text())["data"]["target"]
     labels = frame.pop(target).tolist()
     return json.loads(frame.to_json(orient="records")), labels

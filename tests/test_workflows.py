@@ -133,6 +133,61 @@ def test_overlays_render_to_valid_kubernetes(variant, framework, task, tmp_path)
         assert_disruption_budget(documents["PodDisruptionBudget"], pod["metadata"]["labels"])
 
 
+def test_the_environments_prediction_log_url_reaches_the_server_as_a_generated_secret(baked, tmp_path):
+    """What the deploy action does with the environment's PREDICTION_LOG_URL (its `kustomize edit add
+    secret`, written out here: kubectl has no `edit`): the rendered pods read URL and sample rate from
+    the generated Secret, and without one they read nothing (the reference is optional)."""
+    project = baked()
+    action = (project / ".github" / "actions" / "deploy" / "action.yml").read_text()
+    assert "kustomize edit add secret prediction-log --from-file=url=prediction-log-url" in action
+    overlay = shutil.copytree(project / "deploy" / "k8s", tmp_path / "k8s") / "overlays" / "production"
+    (overlay / "prediction-log-url").write_text("postgresql://credit_model_log_server:pw@db.internal:5432/log")
+    with (overlay / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(
+            "secretGenerator:\n  - name: prediction-log\n    files: [url=prediction-log-url]\n"
+            "    literals: [sample=0.1]\n"
+        )
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(check(tool("kubectl"), "kustomize", overlay))
+    check(tool("kubernetes-validate"), "--strict", rendered)
+    documents = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered.read_text())}
+    secret = documents["Secret"]["metadata"]["name"]
+    assert secret.startswith("prediction-log-")  # a hash of the content: a changed URL rolls the pods
+    env = {
+        variable["name"]: variable.get("valueFrom", {}).get("secretKeyRef")
+        for variable in documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PREDICTION_LOG_URL"] == {"name": secret, "key": "url", "optional": True}
+    assert env["PREDICTION_LOG_SAMPLE"] == {"name": secret, "key": "sample", "optional": True}
+
+
+@pytest.mark.parametrize("options", [pytest.param({}, id="defaults"), *OPTION_VARIANTS])
+def test_the_prediction_log_url_is_read_only_in_environments_limited_to_main(baked, options):
+    """The log holds real inputs: its URL is read only by jobs in `monitoring`, `scoring` (main only,
+    README) or the deploy environments, never in `tracking-read` (every branch), and no caller passes a
+    repository secret of that name on."""
+    root = baked(**options) / ".github" / "workflows"
+    readers = {}
+    for path in sorted(root.glob("*.yml")):
+        for name, job in (yaml.safe_load(path.read_text()).get("jobs") or {}).items():
+            text = yaml.safe_dump(job)
+            if "secrets.PREDICTION_LOG_URL" in text:
+                readers[f"{path.name}:{name}"] = job
+    allowed = {"monitoring", "scoring", "staging", "production"}
+    assert readers, "no job reads the prediction log's URL"
+    for where, job in readers.items():
+        environment = str(job.get("environment", ""))
+        assert "uses" not in job, f"{where} passes the log's URL to a reusable workflow: a repository secret"
+        if where == "_score.yml:score":  # the log only with log-to-db, and then environment `scoring`
+            assert environment == "${{ inputs.log-to-db && 'scoring' || 'tracking-read' }}", environment
+            assert job["env"]["PREDICTION_LOG_URL"] == "${{ inputs.log-to-db && secrets.PREDICTION_LOG_URL || '' }}"
+        else:
+            assert environment in allowed, f"{where}: environment {environment!r} reads the log's URL"
+    readme = (root.parents[1] / "README.md").read_text()
+    assert "`monitoring` and `scoring`: deployment branch **`main` only**" in readme
+    assert "never the prediction log's URL" in readme
+
+
 def assert_image_pinned_by_digest(containers: list[dict]) -> None:
     """No tag at all (an untagged image is `latest` too): the overlays carry a digest the release
     replaces, and the checked-in one is the all-zero placeholder that can never be pulled."""
@@ -143,10 +198,24 @@ def assert_image_pinned_by_digest(containers: list[dict]) -> None:
 
 
 def assert_network_policy(policy: dict, pod_labels: dict) -> None:
-    """Ingress to the http port only, from this namespace and the ingress controller's; no egress."""
+    """Ingress to the http port only, from this namespace and the ingress controller's; egress to the
+    cluster's DNS and the prediction log's PostgreSQL port alone (with none, the log cannot work)."""
     spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"] and spec["egress"] == []
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    dns, database = spec["egress"]
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            # Exactly the DNS pods: kustomize's label on the app's own pods must not have reached it.
+            "podSelector": {"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]},
+        }
+    ]
+    assert database["ports"] == [{"protocol": "TCP", "port": 5432}]
+    # An empty or missing `to` (or ports) would open that port to everywhere: one address range here.
+    assert [list(peer) for peer in database["to"]] == [["ipBlock"]] and "except" not in database["to"][0]["ipBlock"]
+    assert database["to"][0]["ipBlock"]["cidr"] not in ("0.0.0.0/0", "::/0")
     assert spec["ingress"], "an empty ingress list would refuse the ingress controller too"
     for rule in spec["ingress"]:
         assert rule["ports"] == [{"protocol": "TCP", "port": "http"}], rule

@@ -290,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     parser.add_argument("--skip-mlflow", action="store_true")
-    parser.add_argument("--log-url", help="PostgreSQL URL of a prediction log: also bench the server logging to it")
+    parser.add_argument(
+        "--log-url",
+        help="a migrated prediction log's PostgreSQL URL (`prediction-log migrate`): also bench logging to it",
+    )
     parser.add_argument(
         "--log-samples", type=float, nargs="+", default=[0.1, 1.0], help="PREDICTION_LOG_SAMPLE values to bench"
     )

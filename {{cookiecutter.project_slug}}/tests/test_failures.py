@@ -201,3 +201,17 @@ def test_a_run_is_registered_only_from_the_ref_it_was_trained_on(workspace, caps
     monkeypatch.setenv("GITHUB_REF", "refs/heads/main")
     assert workspace.cli("register") == 1
     assert "trained from refs/heads/feature but is being registered from refs/heads/main" in capsys.readouterr().err
+
+
+def test_a_changed_data_file_stops_the_stages_after_train(workspace, capsys):
+    """A run logs its test rows' digest, not the rows (real data, readable by whoever reads runs): the
+    stages after train re-derive them from the data file and refuse one the run was not trained on."""
+    for stage in ("validate", "train"):
+        assert workspace.cli(stage) == 0
+    settings = configuration.load(workspace.config)
+    frame = pd.read_csv(settings.data_path)
+    frame.iloc[::-1].to_csv(settings.data_path, index=False)  # the same rows in another order: another split
+    assert workspace.cli("evaluate") == 2
+    assert "is not the file run" in capsys.readouterr().err
+    run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
+    assert "stage.evaluate" not in workspace.client().get_run(run_id).data.tags

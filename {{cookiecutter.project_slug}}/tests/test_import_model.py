@@ -91,7 +91,10 @@ def check_judged_like_a_trained_model(space, run, source, framework: str) -> Non
     assert any(name.startswith("test.") for name in run.data.metrics)
     assert any(name.startswith("fairness.sex.") for name in run.data.metrics)
     artifacts = {item.path for item in space.client().list_artifacts(run.info.run_id)}
-    assert {"validation", "plots", "gate", "onnx", "split", "schema.json"} <= artifacts
+    assert {"validation", "plots", "gate", "onnx", "schema.json"} <= artifacts
+    # The held-out rows are real data: only their digest and count are logged, never the rows.
+    assert "split" not in artifacts and len(run.data.params["split.test.sha256"]) == 64
+    assert int(run.data.params["split.test.rows"]) > 0
     exported = onnx.load(space.outputs / "model.onnx")
     metadata = {entry.key: entry.value for entry in exported.metadata_props}
     assert metadata[contract.RUN_ID] == run.info.run_id

@@ -42,7 +42,10 @@ def test_one_run_holds_every_stage(pipeline_run):
     assert any(name.startswith("test.") for name in run.data.metrics)
     assert any(name.startswith("fairness.sex.") for name in run.data.metrics)
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
-    assert {"validation", "plots", "gate", "onnx", "split", "schema.json"} <= artifacts
+    assert {"validation", "plots", "gate", "onnx", "schema.json"} <= artifacts
+    # The held-out rows are real data: only their digest and count are logged, never the rows.
+    assert "split" not in artifacts and len(run.data.params["split.test.sha256"]) == 64
+    assert int(run.data.params["split.test.rows"]) > 0
     plots = [item.path for item in client.list_artifacts(run.info.run_id, "plots")]
     assert any(path.endswith(".png") for path in plots)
 

@@ -13,7 +13,7 @@ from . import config as configuration
 {%- if cookiecutter.task == "reinforcement" %}
 from . import lineage, stages
 {%- else %}
-from . import encrypted_client, import_model, init_config, label_import, lineage, scoring, stages
+from . import encrypted_client, import_model, init_config, label_import, lineage, prediction_log_admin, scoring, stages
 {%- endif %}
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
@@ -39,6 +39,7 @@ COMMAND_MODULES = (
 {%- if cookiecutter.task != "reinforcement" %}
     encrypted_client,
     label_import,
+    prediction_log_admin,
 {%- endif %}
     container,
     triton,

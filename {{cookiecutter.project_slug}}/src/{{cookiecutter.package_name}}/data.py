@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from .errors import UsageError
 from .serving import contract
 
 log = logging.getLogger(__name__)
+# What `train` logs of its test split: a digest and a row count, never the rows (held_out).
+TEST_DIGEST_PARAM = "split.test.sha256"
+TEST_ROWS_PARAM = "split.test.rows"
 
 
 @dataclass(frozen=True)
@@ -331,3 +335,46 @@ def split(frame: pd.DataFrame, schema: Schema, test_size: float, seed: int) -> P
     except ValueError as error:
         raise UsageError(f"split.test_size: cannot split {len(frame)} rows: {error}") from error
     return Partition(train=train, test=test)
+
+
+def rows_digest(frame: pd.DataFrame) -> str:
+    """sha256 of a table's column names, types and values in row order (not its index): what `train`
+    logs of its test split instead of the rows, and what a later stage checks its re-derived rows by."""
+    digest = hashlib.sha256(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def held_out(config: Config, params: dict[str, str], run_id: str) -> pd.DataFrame:
+    """Run `run_id`'s test rows, re-derived rather than downloaded: the run logs only their digest and
+    count (`split.test.sha256`, `split.test.rows`), because anyone who may read runs (every branch's
+    read-only user) could download the rows themselves. The data file must be the one the run was
+    trained on (its `data.sha256`); the rows are split with the run's own seed and test size and must
+    match its digest, else UsageError saying what differs."""
+    logged = params.get(TEST_DIGEST_PARAM, "")
+    if not logged:
+        raise UsageError(
+            f"run {run_id} logged no {TEST_DIGEST_PARAM}: it was trained by an older version of the project; "
+            "train it again"
+        )
+    path = config.data_path
+    if not path.is_file():
+        raise UsageError(
+            f"run {run_id}'s test rows are re-derived from its data file, and {path} (data.path) is not here: "
+            "fetch the file the run was trained on first"
+        )
+    if fingerprint(path) != params.get("data.sha256"):
+        raise UsageError(
+            f"{path} is not the file run {run_id} was trained on (sha256 {fingerprint(path)[:12]}..., the run's "
+            f"{params.get('data.sha256', '?')[:12]}...): its test rows cannot be re-derived; restore that file "
+            "at data.path, or train a new run on this one"
+        )
+    frame = read_table(path, config.data.csv)
+    test = split(frame, schema(config, frame), float(params["split.test_size"]), int(params["split.seed"])).test
+    if rows_digest(test) != logged or str(len(test)) != params.get(TEST_ROWS_PARAM):
+        raise UsageError(
+            f"run {run_id}: the test rows re-derived from {path} ({len(test)} rows) do not match the digest the "
+            f"run logged ({params.get(TEST_ROWS_PARAM, '?')} rows): the split changed (config.yaml's data "
+            "section, or a library's version); train a new run"
+        )
+    return test.reset_index(drop=True)

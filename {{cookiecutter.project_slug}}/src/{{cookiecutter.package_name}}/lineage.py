@@ -79,7 +79,6 @@ CHALLENGER = "challenger"  # the newest registered version
 
 # --- artifact paths in a run ---------------------------------------------------------------------
 SCHEMA_ARTIFACT = "schema.json"
-TEST_SPLIT_ARTIFACT = "split/test.parquet"  # Parquet keeps each column's type ("007" stays text)
 ONNX_ARTIFACT = "onnx/model.onnx"
 TRITON_FOLDER = "triton"  # the Triton model repository (triton/repository.py), in the run and in outputs/
 VALIDATION_FOLDER = "validation"

@@ -1,5 +1,6 @@
-"""What the training run already recorded, as `monitor`'s reference: its schema, its test split, and
-what its ONNX file (the one a release serves, checked against its digest) predicts on that split."""
+"""What the training run already recorded, as `monitor`'s reference: its schema, its test split
+(re-derived from the data file and checked against the run's digest), and what its ONNX file (the one
+a release serves, checked against its digest) predicts on that split."""
 
 from __future__ import annotations
 
@@ -47,12 +48,11 @@ def load(client: MlflowClient, config: Config, run_id: str) -> Reference:
     with tempfile.TemporaryDirectory() as folder:
         try:
             described = json.loads(Path(client.download_artifacts(run_id, lineage.SCHEMA_ARTIFACT, folder)).read_text())
-            rows = pd.read_parquet(client.download_artifacts(run_id, lineage.TEST_SPLIT_ARTIFACT, folder))
         except (MlflowException, OSError) as error:
             raise UsageError(
-                f"training run {run_id} lacks {lineage.SCHEMA_ARTIFACT} or {lineage.TEST_SPLIT_ARTIFACT}, "
-                f"which `train` logs: {error}"
+                f"training run {run_id} lacks {lineage.SCHEMA_ARTIFACT}, which `train` logs: {error}"
             ) from error
+        rows = data.held_out(config, run.data.params, run_id)  # re-derived: the run holds no rows
         onnx_file = registry.download_verified(client, run_id, digest, Path(folder) / lineage.ONNX_FILE)
         session = onnx_model.session(onnx_file.read_bytes())
     schema = Schema(

@@ -74,18 +74,16 @@ def read(database_url: str, model_name: str, window: Window) -> pd.DataFrame:
     import psycopg
 
     try:
-        with prediction_log.connect(database_url, create=False) as connection, connection.cursor() as cursor:
+        with prediction_log.connect(database_url) as connection, connection.cursor() as cursor:
             cursor.execute(QUERY, (model_name, window.since, window.until))
             rows = cursor.fetchall()
     except prediction_log.LogError as error:
         raise UsageError(str(error)) from error
-    except psycopg.errors.UndefinedTable as error:
-        raise UsageError(
-            f"the prediction log has no table {prediction_log.TABLE} yet: nothing was logged (the server logs "
-            "when PREDICTION_LOG_SAMPLE is above 0, `score` with --log-to-db)"
-        ) from error
     except psycopg.errors.InsufficientPrivilege as error:
-        raise UsageError(f"the prediction log's user may not read {prediction_log.TABLE}: {error}") from error
+        raise UsageError(
+            f"the prediction log's user may not read {prediction_log.TABLE}: {str(error).strip()}; "
+            "use the monitor role's URL (`prediction-log roles`)"
+        ) from error
     logged = pd.DataFrame(
         rows,
         columns=[

@@ -75,6 +75,14 @@ REQUIREMENTS = {
         protected=False, why="read-only credentials, open to every branch and same-repository pull request"
     ),
     "registry": Requirement(protected=True, why="the writer: registers versions and moves aliases"),
+    "monitoring": Requirement(
+        protected=True,
+        why="reads the prediction log (real inputs and labels) as its monitor role",
+        secrets=("PREDICTION_LOG_URL",),
+    ),
+    "scoring": Requirement(
+        protected=True, why="writes to the prediction log as its scorer role", secrets=("PREDICTION_LOG_URL",)
+    ),
     "staging": Requirement(protected=True, why="deploys to staging"),
     "production-approval": Requirement(protected=True, reviewers=True, why="the approval before production"),
     "production": Requirement(protected=True, why="deploys to production"),

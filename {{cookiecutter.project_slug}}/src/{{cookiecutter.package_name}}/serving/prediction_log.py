@@ -28,7 +28,17 @@ LABEL_SOURCES = ("feedback", "import")
 # Where the log is, for the server, `score` and `monitor` alike (a libpq URL: postgresql://user@host/db).
 DATABASE_URL_ENV = "PREDICTION_LOG_URL"
 
-SCHEMA = f"""
+# The schema, as numbered steps. `prediction-log migrate` (prediction_log_admin.py) applies the steps a
+# database lacks, with the owner's credentials; nothing else ever creates or alters the table, so the
+# server, `score`, `monitor` and `import-labels` can run as roles that may not (PRIVILEGES below).
+# Append a step for a change; never edit a released one. Step 1 adopts a table the log's connect
+# created before migrations existed (IF NOT EXISTS).
+VERSIONS = f"{TABLE}_schema"  # which steps a database has: (version, description, applied_at)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "the prediction log table",
+        f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     request_id    text        NOT NULL,
     row_index     integer     NOT NULL,
@@ -42,12 +52,18 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     probabilities jsonb,
     label         jsonb,
     labelled_at   timestamptz,
-    label_source  text,
     PRIMARY KEY (request_id, row_index)
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_window ON {TABLE} (model_name, logged_at);
-ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS label_source text;
-"""
+""",
+    ),
+    (
+        2,
+        "who recorded each label (feedback:<token digest> or import): monitor judges on trusted labels only",
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS label_source text;",
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]  # what this code reads and writes: connect() refuses an older database
 
 COLUMNS = (
     "request_id",
@@ -60,6 +76,37 @@ COLUMNS = (
     "prediction",
     "probabilities",
 )
+LABEL_COLUMNS = ("label", "labelled_at", "label_source")
+# Who may do what, per user of the log, on exactly the columns its code touches (`prediction-log
+# roles` grants these and nothing else; every role may also read VERSIONS, for connect's check).
+# Labelling reads request_id, row_index and label: an UPDATE's WHERE needs SELECT on the columns it
+# names, and a label is final (add_labels updates only rows whose label is still empty).
+PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
+    # The server: logs what it answered; /feedback labels logged rows. It cannot read inputs or
+    # predictions back, nor change a logged row's features (it reads labels only to keep them final).
+    "server": {"INSERT": COLUMNS, "SELECT": ("request_id", "row_index", "label"), "UPDATE": LABEL_COLUMNS},
+    # `score --log-to-db`: adds rows, reads nothing.
+    "scorer": {"INSERT": COLUMNS},
+    # `monitor`: reads a window (monitoring/window.py), writes nothing.
+    "monitor": {
+        "SELECT": (
+            "request_id",
+            "row_index",
+            "logged_at",
+            "model_name",
+            "model_version",
+            "run_id",
+            "inputs",
+            "prediction",
+            "probabilities",
+            "label",
+            "label_source",
+        )
+    },
+    # `import-labels`: labels logged rows, reads nothing else.
+    "labeller": {"SELECT": ("request_id", "row_index", "label"), "UPDATE": LABEL_COLUMNS},
+}
+MIGRATE_HINT = 'run `prediction-log migrate` with the log owner\'s URL (README, "Who may touch the prediction log")'
 
 
 class LogError(RuntimeError):
@@ -79,11 +126,11 @@ class Model:
     run_id: str
 
 
-def connect(url: str, create: bool = True) -> psycopg.Connection:
-    """A connection with the table in place (created on first use).
+def connect(url: str) -> psycopg.Connection:
+    """A connection to a log whose schema is at least SCHEMA_VERSION; LogError naming what to do otherwise.
 
-    `create=False` for a reader (`monitor`): its database user may only SELECT, and PostgreSQL refuses
-    even `CREATE TABLE IF NOT EXISTS` without the right to create in the schema.
+    It creates nothing: each user of the log runs as a role that may only do its part (PRIVILEGES),
+    and PostgreSQL refuses even `CREATE TABLE IF NOT EXISTS` to a role that may not create.
     """
     import psycopg
 
@@ -98,10 +145,59 @@ def connect(url: str, create: bool = True) -> psycopg.Connection:
             f"cannot connect to the prediction log at {_redacted(url)}: {str(error).strip()}; check "
             f"{DATABASE_URL_ENV} (host, port, user, password, database) and that the server accepts connections"
         ) from error
-    if create:
-        with connection.transaction():
-            connection.execute(SCHEMA)
+    try:
+        version = schema_version(connection)
+    except psycopg.errors.InsufficientPrivilege as error:
+        connection.close()
+        raise LogError(
+            f"the prediction log at {_redacted(url)}: this user may not read {VERSIONS}: "
+            "give it its role's grants with `prediction-log roles`"
+        ) from error
+    except BaseException:
+        connection.close()
+        raise
+    if version < SCHEMA_VERSION:
+        connection.close()
+        found = f"schema version {version}" if version else "no schema yet"
+        raise LogError(
+            f"the prediction log at {_redacted(url)} has {found}, this code needs version {SCHEMA_VERSION}: "
+            + MIGRATE_HINT
+        )
     return connection
+
+
+def schema_version(connection: psycopg.Connection) -> int:
+    """The newest migration the database has; 0 when it has none (no VERSIONS table)."""
+    # In a transaction of its own: a check left open would turn callers' transactions into savepoints.
+    with connection.transaction():
+        exists = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSIONS,)).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = connection.execute(f"SELECT max(version) FROM {VERSIONS}").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def migrate(connection: psycopg.Connection) -> list[int]:
+    """Apply the migrations the database lacks, all in one transaction; the versions applied.
+
+    Run as the log's owner. Idempotent: a second run applies nothing. Two at once are serialised by
+    an advisory lock, so the second sees what the first applied.
+    """
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (VERSIONS,))
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {VERSIONS} ("
+            "version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {version for (version,) in connection.execute(f"SELECT version FROM {VERSIONS}")}
+        done = []
+        for version, description, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            connection.execute(statements)
+            connection.execute(f"INSERT INTO {VERSIONS} (version, description) VALUES (%s, %s)", (version, description))
+            done.append(version)
+    return done
 
 
 def write(

@@ -26,6 +26,7 @@ class RunContext:
     framework: Framework
     schema: Schema
     classes: list
+    config: Config
 
     @property
     def run_id(self) -> str:
@@ -36,8 +37,8 @@ class RunContext:
         return self.run.data.tags[lineage.MODEL_URI]
 
     def test_rows(self) -> pd.DataFrame:
-        folder = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=lineage.TEST_SPLIT_ARTIFACT)
-        return pd.read_parquet(folder)
+        """The run's held-out rows, re-derived from the data file and checked against the run's digest."""
+        return data.held_out(self.config, self.run.data.params, self.run_id)
 
 
 def attach(config: Config, run_id: str | None) -> RunContext:
@@ -63,4 +64,5 @@ def attach(config: Config, run_id: str | None) -> RunContext:
         framework=frameworks.load(run.data.tags[lineage.FRAMEWORK]),
         schema=schema,
         classes=json.loads(run.data.tags.get(lineage.MODEL_CLASSES, "[]")),
+        config=config,
     )
