@@ -23,7 +23,20 @@ PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "github_api"
 REPO = "your-org/{{ cookiecutter.project_slug }}"
 TOKEN = "github_pat_test_0123456789"
-ENVIRONMENTS = ("tracking-read", "registry", "staging", "production-approval", "production", "doctor")
+ENVIRONMENTS = (
+    "tracking-read",
+    "registry",
+{%- if cookiecutter.task != "reinforcement" %}
+    "monitoring",
+    "scoring",
+{%- endif %}
+    "staging",
+    "production-approval",
+    "production",
+    "doctor",
+)
+# Environments set up like `registry` (main only) in GitHub's answers, beside the documented examples.
+LIKE_REGISTRY = ("monitoring", "scoring")
 
 
 def fixture(name: str) -> Any:
@@ -32,8 +45,16 @@ def fixture(name: str) -> Any:
 
 def configured() -> dict[str, Any]:
     """Path (after /repos/OWNER/NAME/) -> (status, body) of a repository set up as the README says."""
+    environments = fixture("environments.json")
+    registry = next(item for item in environments["environments"] if item["name"] == "registry")
+    for name in LIKE_REGISTRY:
+        if name in ENVIRONMENTS:
+            environments["environments"].append(
+                {**copy.deepcopy(registry), "name": name, "url": registry["url"].replace("registry", name)}
+            )
+    environments["total_count"] = len(environments["environments"])
     routes: dict[str, Any] = {
-        "environments": (200, fixture("environments.json")),
+        "environments": (200, environments),
         "rules/branches/main": (200, fixture("branch-rules.json")),
         "branches/main/protection": (
             404,
@@ -49,6 +70,11 @@ def configured() -> dict[str, Any]:
         200,
         {"total_count": 0, "secrets": []},
     )
+    for name in LIKE_REGISTRY:  # the prediction log's role URL beside the read-only user's secrets
+        secrets = fixture("environment-secrets.json")
+        secrets["secrets"].append({**secrets["secrets"][0], "name": "PREDICTION_LOG_URL"})
+        secrets["total_count"] = len(secrets["secrets"])
+        routes[f"environments/{name}/secrets"] = (200, secrets)
     token = {**fixture("environment-secrets.json")["secrets"][0], "name": "DOCTOR_TOKEN"}
     routes["environments/doctor/secrets"] = (200, {"total_count": 1, "secrets": [token]})
     return routes
