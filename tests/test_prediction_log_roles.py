@@ -60,7 +60,8 @@ def test_a_role_meets_an_unmigrated_log_with_the_command_that_fixes_it_and_migra
     again = cli(project, "prediction-log", "migrate", "--url", postgres.url)
     assert "applied migration(s) [1, 2]" in first.stderr and "nothing to do" in again.stderr
     with psycopg.connect(postgres.url, autocommit=True) as connection:
-        assert connection.execute("SELECT version FROM prediction_log_schema ORDER BY version").fetchall() == [(1,), (2,)]
+        versions = connection.execute("SELECT version FROM prediction_log_schema ORDER BY version").fetchall()
+    assert versions == [(1,), (2,)]
     assert run(project, "-c", check, PREDICTION_LOG_URL=postgres.url).stdout == ""
 
     urls = role_urls(project, postgres.url, tmp_path)
