@@ -2,7 +2,7 @@
 # The main job: bake a project with the defaults into ./scratch and run its whole pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-venv.sh
+bash scripts/setup-venv.sh main  # .venv only: the Triton venv is for tests/test_triton.py
 root=$(pwd)
 rm -rf scratch/credit-model
 .venv/bin/cookiecutter --no-input --output-dir scratch .

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv with everything the template's tests and the demo need, and .venv-triton.
 # Re-running is cheap: pip only runs when a requirements file changed since the venv's last install.
+#   bash scripts/setup-venv.sh           both (what scripts/test.sh needs)
+#   bash scripts/setup-venv.sh main      .venv only (what scripts/demo.sh needs: no Triton)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+WHICH=${1:-all}
+case "$WHICH" in
+  all | main) ;;
+  *) echo "usage: $0 [all|main]  (all: .venv and .venv-triton; main: .venv only), not '$WHICH'" >&2; exit 2 ;;
+esac
 
 VENV=${VENV:-.venv}
 TRITON_VENV=${TRITON_VENV:-.venv-triton}
@@ -34,7 +42,7 @@ fi
 
 # Triton for tests/test_triton.py: nvidia-pytriton bundles a real `tritonserver` (Python backend only)
 # and needs numpy<2, so it gets its own venv beside .venv (requirements-triton.txt).
-if venv_for "$TRITON_VENV" requirements-triton.txt; then
+if [ "$WHICH" = all ] && venv_for "$TRITON_VENV" requirements-triton.txt; then
   echo "--> installing requirements-triton.txt into $TRITON_VENV"
   "$TRITON_VENV/bin/python" -m pip install --quiet -r requirements-triton.txt
   installed "$TRITON_VENV" requirements-triton.txt
