@@ -2,23 +2,24 @@
 # The main job: bake a project with the defaults into ./scratch and run its whole pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-venv.sh
+# .venv-demo: the default bake's own lock and cookiecutter, not the tests' venvs (torch, TensorFlow, Ray, Triton).
+bash scripts/setup-venv.sh demo
 root=$(pwd)
 rm -rf scratch/credit-model
-.venv/bin/cookiecutter --no-input --output-dir scratch .
+.venv-demo/bin/cookiecutter --no-input --output-dir scratch .
 cd scratch/credit-model
 git init --quiet && git add -A && git -c user.name=demo -c user.email=demo@localhost commit --quiet -m "Baked from the template"
 echo "--> make pipeline (validate -> train -> evaluate -> explain -> gate -> export)"
-# The baked project uses the template's venv: same pinned packages, no second install.
+# The baked project runs with .venv-demo: the versions its own requirements.lock pins, installed once.
 start=$(date +%s%N)
-make pipeline PYTHON="env PYTHONPATH=src MLFLOW_DISABLE_TELEMETRY=true $root/.venv/bin/python"
+make pipeline PYTHON="env PYTHONPATH=src MLFLOW_DISABLE_TELEMETRY=true $root/.venv-demo/bin/python"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "--> pipeline wall time: $((elapsed_ms / 1000)).$(( (elapsed_ms % 1000) / 100 )) s"
 cat <<EOM
 
 Done. The run, its metrics, plots, gate report and ONNX model are in MLflow:
 
-    cd scratch/credit-model && $root/.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+    cd scratch/credit-model && $root/.venv-demo/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
 then open http://127.0.0.1:5000 . The exported model: scratch/credit-model/outputs/model.onnx
 EOM

@@ -1,27 +1,57 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv with everything the template's tests and the demo need, and .venv-triton.
-# Re-running is cheap: pip only runs when a requirements file changed since the venv's last install.
+# Create (or reuse) the venvs the two commands run with. Re-running is cheap: pip only runs when
+# what a venv was installed from changed since its last install.
+#   bash scripts/setup-venv.sh        .venv (requirements-test.txt: the template's tests) and .venv-triton
+#   bash scripts/setup-venv.sh demo   .venv-demo only: what the main job (demo.sh) runs, the default
+#                                     bake's own lock (sklearn) plus cookiecutter: no torch, TensorFlow,
+#                                     Ray or Triton, a few times less to install
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+WHICH=${1:-all}
+case "$WHICH" in
+  all | demo) ;;
+  *) echo "usage: $0 [all|demo]  (all: .venv and .venv-triton; demo: .venv-demo), not '$WHICH'" >&2; exit 2 ;;
+esac
+
 VENV=${VENV:-.venv}
 TRITON_VENV=${TRITON_VENV:-.venv-triton}
+DEMO_VENV=${DEMO_VENV:-.venv-demo}
+DEMO_LOCK='{{cookiecutter.project_slug}}/requirements/sklearn.lock'
 # PyTorch's CPU wheel: a plain `pip install torch` would fetch a multi-GB CUDA build.
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 
-# venv_for VENV REQUIREMENTS: create VENV if missing; succeed when REQUIREMENTS changed since its last install.
+digest() {
+  cat "$@" | sha256sum | cut -d' ' -f1
+}
+
+# venv_for VENV FILE...: create VENV if missing; succeed when the FILEs changed since its last install.
 venv_for() {
-  if [ ! -x "$1/bin/python" ]; then
-    echo "--> creating $1"
-    python3 -m venv "$1"
-    "$1/bin/python" -m pip install --quiet --upgrade pip
+  local venv=$1
+  shift
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "--> creating $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
   fi
-  [ "$(cat "$1/.requirements.sha256" 2>/dev/null)" != "$(sha256sum "$2" | cut -d' ' -f1)" ]
+  [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$(digest "$@")" ]
 }
 
 installed() {
-  sha256sum "$2" | cut -d' ' -f1 > "$1/.requirements.sha256"
+  local venv=$1
+  shift
+  digest "$@" > "$venv/.requirements.sha256"
 }
+
+if [ "$WHICH" = demo ]; then
+  cookiecutter_pin=$(grep -E '^cookiecutter==' requirements-test.txt)
+  if venv_for "$DEMO_VENV" "$DEMO_LOCK" <(echo "$cookiecutter_pin"); then
+    echo "--> installing the default bake's lock and $cookiecutter_pin into $DEMO_VENV"
+    "$DEMO_VENV/bin/python" -m pip install --quiet -r "$DEMO_LOCK" "$cookiecutter_pin"
+    installed "$DEMO_VENV" "$DEMO_LOCK" <(echo "$cookiecutter_pin")
+  fi
+  exit 0
+fi
 
 if venv_for "$VENV" requirements-test.txt; then
   echo "--> installing requirements-test.txt into $VENV (a few minutes the first time)"

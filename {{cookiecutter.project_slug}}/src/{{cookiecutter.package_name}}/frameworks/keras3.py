@@ -18,8 +18,9 @@ import sys
 import tempfile
 import zipfile
 from abc import abstractmethod
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import mlflow
@@ -47,7 +48,10 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class Keras(tabular.NeuralNetwork):
-    """The Keras frameworks' shared code; a backend's subclass sets `name`, `deterministic` and `open_board`."""
+    """The Keras frameworks' shared code; a backend's subclass sets `name`, `backend_package`, `deterministic`
+    and `open_board`."""
+
+    backend_package: ClassVar[str]  # the distribution that runs this backend (pyproject.toml's dependencies)
 
     def fit(
         self,
@@ -92,7 +96,19 @@ class Keras(tabular.NeuralNetwork):
         # mlflow.keras 3.17 fails to save an input example for a Keras 3 model on the torch backend;
         # the signature still records the input's shape and type. Not the exported (SavedModel) format:
         # the native .keras file, which load_network reads in safe mode.
-        return mlflow.keras.log_model(network, name=name, signature=signature, save_exported_model=False)
+        return mlflow.keras.log_model(
+            network,
+            name=name,
+            signature=signature,
+            save_exported_model=False,
+            # Stated, not inferred: inference loads the model in a subprocess to see what it imports
+            # (about 20 s with TensorFlow). Keras and its backend at the installed versions, without a
+            # local label such as torch's `+cpu` (PyPI has none: the lock's index choice stays the user's).
+            pip_requirements=[
+                *mlflow.keras.get_default_pip_requirements(),
+                f"{self.backend_package}=={version(self.backend_package).split('+')[0]}",
+            ],
+        )
 
     def load_network(self, uri: str, folder: Path) -> keras.Model:
         # Not mlflow.keras.load_model: it takes the file's path and format from MLmodel (its exported

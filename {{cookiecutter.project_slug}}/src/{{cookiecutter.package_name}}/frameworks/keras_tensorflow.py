@@ -18,6 +18,7 @@ from . import keras3  # noqa: E402
 
 class KerasTensorFlow(keras3.Keras):
     name = "tensorflow"
+    backend_package = "tensorflow-cpu"
 
     def deterministic(self) -> None:
         tf.config.experimental.enable_op_determinism()

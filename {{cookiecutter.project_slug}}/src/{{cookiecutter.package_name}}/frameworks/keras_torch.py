@@ -14,6 +14,7 @@ from . import keras3  # noqa: E402
 
 class KerasTorch(keras3.Keras):
     name = "keras"
+    backend_package = "torch"
 
     def deterministic(self) -> None:
         torch.use_deterministic_algorithms(True)

@@ -13,16 +13,17 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-from mlflow.entities import Metric, Param, RunStatus
-from mlflow.tracking import MlflowClient
-
-from .. import data, lineage, tracking, tuning
+from .. import data, lineage
 from ..config import Config
 from ..errors import CheckFailed, UsageError
 from . import StageResult
+
+if TYPE_CHECKING:  # with tune.enabled false (the default) the stage imports neither mlflow nor the search
+    from mlflow.tracking import MlflowClient
+
+    from .. import tuning
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Tuned(StageResult):
 
 def fingerprint(config: Config) -> str:
     """What the search depended on: a saved result holds only while all of it is unchanged."""
+    from .. import tracking
+
     inputs = {
         "data": data.fingerprint(config.data_path),
         "task": config.task,
@@ -61,6 +64,11 @@ def best(trials: list[tuning.Trial], metric: str, mode: str) -> tuning.Trial:
 
 def record_trials(client: MlflowClient, experiment_id: str, parent: str, trials: list[tuning.Trial]) -> list[str]:
     """One finished (or failed) child run per trial, nested under `parent`; returns their ids."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunStatus
+
+    from .. import tuning
+
     ids = []
     for number, trial in enumerate(trials):
         child = client.create_run(
@@ -87,6 +95,10 @@ def run(config: Config, run_id: str | None = None) -> Tuned:
     if not config.tune.enabled:
         log.info("tune.enabled is false in config.yaml: train uses model.params as written")
         return Tuned(run_id=None, best_params={})
+    import mlflow
+
+    from .. import tracking, tuning
+
     client = tracking.connect(config)
     metric, mode = tuning.metric_and_mode(config)
     frame = data.read_table(config.data_path, config.data.csv)
@@ -152,6 +164,10 @@ def current(config: Config) -> Tuned | None:
     saved = config.outputs / lineage.TUNE_FILE
     if not config.tune.enabled or not saved.is_file():
         return None
+    import mlflow
+
+    from .. import tracking
+
     record = json.loads(saved.read_text())
     if record.get("fingerprint") != fingerprint(config):
         return None

@@ -1,0 +1,48 @@
+"""The embedded store tracking.py creates: MLflow's own schema and contents, made without a sync per migration."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from {{ cookiecutter.package_name }} import tracking
+
+
+def contents(database: Path) -> tuple[list, list, list]:
+    with closing(sqlite3.connect(database)) as db:
+        # Line by line: the order of a table's CHECK constraints varies from one migration run to the next.
+        schema = sorted(
+            sorted(row[0].splitlines()) for row in db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        )
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        experiments = db.execute("SELECT experiment_id, name, lifecycle_stage FROM experiments").fetchall()
+    return schema, revision, experiments
+
+
+def test_a_new_store_is_the_one_mlflow_makes_and_nothing_else_is_left(tmp_path):
+    (tmp_path / "ours").mkdir()
+    ours = tmp_path / "ours" / "mlflow.db"
+    tracking.create_embedded_store(ours)
+    theirs = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{theirs}").search_experiments()  # MLflow's own migrations, a sync each
+    assert contents(ours) == contents(theirs)
+    assert [path.name for path in ours.parent.iterdir()] == ["mlflow.db"]  # no side file left behind
+    with closing(sqlite3.connect(ours)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # SQLite's default, as MLflow leaves it
+    client = MlflowClient(f"sqlite:///{ours}")
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "m", 1.0)
+    assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+
+
+def test_a_store_another_process_made_meanwhile_is_kept(tmp_path):
+    database = tmp_path / "mlflow.db"
+    tracking.create_embedded_store(database)
+    client = MlflowClient(f"sqlite:///{database}")
+    kept = client.create_experiment("made first")
+    tracking.create_embedded_store(database)  # as a second process would, having seen no store
+    assert client.get_experiment(kept).name == "made first"
+    assert [path.name for path in tmp_path.iterdir()] == ["mlflow.db"]
