@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from contract_model import build, direct, sample_records
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.model import ModelError
 from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+from contract_model import build, direct, sample_records
 
 TASK = "{{ cookiecutter.task }}"
 CLASSIFICATION = TASK != "regression"
