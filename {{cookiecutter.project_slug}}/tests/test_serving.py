@@ -237,6 +237,7 @@ def test_openapi_is_generated_from_the_model_schema(client, records):
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
 
 
+@pytest.mark.system
 def test_schemathesis_finds_no_server_error(client):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
@@ -358,12 +359,14 @@ def call(
         connection.close()
 
 
+@pytest.mark.system
 def test_python_dash_m_serving_starts_uvicorn(served, model_path, records):
     status, body = call(served, "POST", "/predict", json.dumps({"records": records}).encode())
     assert status == 200, body
     check_matches(json.loads(body), direct(model_path, records))
 
 
+@pytest.mark.system
 def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(served):
     limit = served.settings.max_body_bytes
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
@@ -386,6 +389,7 @@ def send_body(served: Served, body: bytes, outcome: dict, name: str) -> None:
             outcome[name] = "reset"
 
 
+@pytest.mark.system
 def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, model_path):
     limit, max_rows = served.settings.max_body_bytes, served.settings.max_batch_rows
     # 20 MB of empty arrays: cheap to send, and before the body limit took it from Content-Length,
@@ -417,6 +421,7 @@ def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, 
     assert slowest < 1.0, f"/health took {slowest:.2f} s while large bodies were being handled"
 
 
+@pytest.mark.system
 def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
         sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
@@ -442,6 +447,7 @@ def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, s
         pass
 
 
+@pytest.mark.system
 def test_silent_slow_and_idle_connections_are_closed(served):
     started = time.monotonic()
     address = ("127.0.0.1", served.port)
@@ -462,6 +468,7 @@ def test_silent_slow_and_idle_connections_are_closed(served):
     assert time.monotonic() - started < 4.0
 
 
+@pytest.mark.system
 def test_a_request_head_over_max_header_bytes_gets_431(served):
     limit = served.settings.max_header_bytes
     padding = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(limit // 1000 + 4))
@@ -473,6 +480,7 @@ def test_a_request_head_over_max_header_bytes_gets_431(served):
         assert closed_by_server(sock, within=2)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonl"],
@@ -484,6 +492,7 @@ def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type)
     assert "Content-Type: application/json" in json.loads(payload)["detail"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "content_type", ["application/json", "Application/JSON; charset=UTF-8", 'application/json;charset="utf-8"']
 )
@@ -494,6 +503,7 @@ def test_json_content_types_are_accepted(served, records, content_type):
     assert status == 200, payload
 
 
+@pytest.mark.system
 def test_unknown_methods_share_one_metrics_label(served, client):
     for method in ("PROPFIND", "SEARCH"):  # methods the HTTP parser passes through to the app
         assert call(served, method, "/health", content_type=None)[0] == 405
@@ -505,6 +515,7 @@ def test_unknown_methods_share_one_metrics_label(served, client):
         assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
 
 
+@pytest.mark.system
 def test_connections_past_the_limit_get_503(served):
     limit = int(LIMITS["MAX_CONNECTIONS"])
     held = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(limit - 1)]
@@ -546,6 +557,7 @@ def send_together(served: Served, bodies: dict[str, bytes]) -> dict[str, tuple[i
             sock.close()
 
 
+@pytest.mark.system
 def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_own_rows(model_path, records, tmp_path):
     """Dynamic batching: a batch runs once it holds DYNAMIC_BATCH_ROWS rows (the window only bounds
     the wait), so each round below, sent at once, makes exactly one merged onnxruntime call."""
