@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.stages.context import attach
 # Each test here reads or makes a whole pipeline's run: `make test-system`.
 pytestmark = pytest.mark.system
 
+
 def run_state(space) -> str:
     return json.loads((space.outputs / "run.json").read_text())["run_id"]
 
