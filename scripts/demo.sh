@@ -9,8 +9,11 @@ rm -rf scratch/credit-model
 .venv-demo/bin/cookiecutter --no-input --output-dir scratch .
 cd scratch/credit-model
 git init --quiet && git add -A && git -c user.name=demo -c user.email=demo@localhost commit --quiet -m "Baked from the template"
-echo "--> make pipeline (validate -> train -> evaluate -> explain -> gate -> export)"
 # The baked project runs with .venv-demo: the versions its own requirements.lock pins, installed once.
+# The stages as the project's own PIPELINE lists them (what `make pipeline` runs, in order).
+stages=$(PYTHONPATH=src "$root/.venv-demo/bin/python" -c \
+  "from credit_model.stages import PIPELINE; print(' -> '.join(stage.name for stage in PIPELINE))")
+echo "--> make pipeline ($stages)"
 start=$(date +%s%N)
 make pipeline PYTHON="env PYTHONPATH=src MLFLOW_DISABLE_TELEMETRY=true $root/.venv-demo/bin/python"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -63,6 +63,24 @@ def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framewor
         assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
 
 
+# Package names sorting before and after every helper module of a bake's tests/ (contract_model.py...):
+# isort puts the package and those helpers in sections whose order must not depend on the name.
+NAMES = ["aaa_model", "arch_sklearn", "zz_model"]
+
+
+def test_lint_is_clean_whatever_the_package_name(baked):
+    helpers = {path.stem for path in (baked() / "tests").glob("*.py") if not path.stem.startswith("test_")} - {
+        "conftest"
+    }
+    assert helpers and min(NAMES) < min(helpers) and max(helpers) < max(NAMES), f"NAMES do not surround {helpers}"
+    for name in NAMES:
+        project = baked(package_name=name)
+        result = subprocess.run(
+            ["make", "lint", f"PYTHON={sys.executable}"], cwd=project, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"`make lint` of package {name}:\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
+
+
 def test_project_builds_a_wheel_with_its_console_script(baked, tmp_path):
     names, entry_points = wheel(baked(), tmp_path)
     assert f"{PACKAGE}/stages/gate.py" in names

@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -90,10 +91,17 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
 
     first = run_id(project)
     metrics = store(project).get_run(first).data.metrics
-    if framework in ("pytorch", "keras"):  # the networks' training curves
+    if framework in NETWORKS:  # the networks' training curves, in MLflow and in TensorBoard's event files
         assert "epoch.train_loss" in metrics and "epoch.best" in metrics
-        artifacts = {a.path for a in store(project).list_artifacts(first)}
-        assert "tensorboard" in artifacts
+        curves = tensorboard_losses(store(project), first, tmp_path / "tensorboard")
+        for run_name, metric in (("loss_train", "epoch.train_loss"), ("loss_valid", "epoch.valid_loss")):
+            steps, losses = zip(*curves[run_name], strict=True)
+            history = store(project).get_metric_history(first, metric)
+            assert list(steps) == list(range(len(history))) and len(steps) >= 2, f"{run_name}: epochs {steps}"
+            assert list(losses) == pytest.approx([m.value for m in history], rel=1e-5), run_name
+        train_loss = [loss for _, loss in curves["loss_train"]]
+        valid_loss = [loss for _, loss in curves["loss_valid"]]
+        assert train_loss[-1] < train_loss[0] and min(valid_loss) < valid_loss[0], curves
     # Explained over the user's own (awkward) column names, the categories masked as whole columns.
     importance, _ = explained_run(store(project), first, tmp_path / "explained")
     assert importance["method"].startswith("permutation SHAP") and "income/month" in importance["features"]
@@ -137,6 +145,29 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == {
             k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))
         }
+
+
+# The frameworks that train a network epoch by epoch and write TensorBoard event files.
+NETWORKS = ("pytorch", "keras", "tensorflow")
+
+
+def tensorboard_losses(client: MlflowClient, run: str, folder) -> dict[str, list[tuple[int, float]]]:
+    """The run's logged `tensorboard/` folder read back as TensorBoard reads it: (epoch, loss) per curve.
+
+    One folder per curve (`loss_train`, `loss_valid`: torch's SummaryWriter.add_scalars layout, which the
+    TensorFlow writer copies); TensorBoard's loader turns either backend's scalars into tensors."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    folder.mkdir(parents=True, exist_ok=True)
+    logs = Path(client.download_artifacts(run, "tensorboard", str(folder)))
+    curves = {}
+    for curve in ("loss_train", "loss_valid"):
+        events = EventAccumulator(str(logs / curve))
+        events.Reload()
+        assert "loss" in events.Tags()["tensors"], f"no loss scalars in {logs / curve}: {events.Tags()}"
+        curves[curve] = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors("loss")]
+    return curves
 
 
 def served_as_onnxruntime(project, rows: pd.DataFrame, schema: dict, direct: list, tmp_path) -> None:

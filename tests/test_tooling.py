@@ -160,7 +160,8 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
         "python -m ruff check src tests notebooks",
         "python -m ruff format --check src tests notebooks",
         "python -m mypy src",
-        "python -m pytest --cov",
+        "make test PYTHON=python",
+        "make test-system PYTHON=python",
     ):
         assert command in runs
     assert any("python -m pip check" in run for run in runs)
@@ -170,8 +171,11 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
     assert 0 < settings["coverage"]["report"]["fail_under"] < 100
     assert settings["coverage"]["run"]["source"] == ["src"]
     makefile = (project / "Makefile").read_text()
-    for target in ("lock:", "typecheck:", "pre-commit:", "lint:", "test:"):
+    for target in ("lock:", "typecheck:", "pre-commit:", "lint:", "test:", "test-system:"):
         assert f"\n{target}" in makefile
+    assert '\n\t$(PYTHON) -m pytest -m "not system" --cov\n' in makefile  # `make test`: the floor applies
+    assert "\n\t$(PYTHON) -m pytest -m system\n" in makefile
+    assert settings["coverage"]["report"]["precision"] == 2  # 79.86% may not round up to a floor of 80
 
 
 def test_checkers_are_pinned_alike_in_the_project_its_hooks_and_the_template_tests(baked):

@@ -12,11 +12,12 @@ import json
 import numpy as np
 import pytest
 
-from contract_model import build, direct, sample_records
 from {{ cookiecutter.package_name }} import encrypted_client
 from {{ cookiecutter.package_name }}.serving import encrypted, linear
 from {{ cookiecutter.package_name }}.serving.model import load
 from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+from contract_model import build, direct, sample_records
 
 TASK = "{{ cookiecutter.task }}"
 ROWS = 200

@@ -8,11 +8,13 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }}.cli import main
 
 
+@pytest.mark.system
 def test_corrupted_data_fails_validation_naming_columns(workspace, capsys):
     settings = configuration.load(workspace.config)
     frame = pd.read_csv(settings.data_path)
@@ -45,6 +47,7 @@ def test_stage_without_a_run_says_so(workspace, capsys):
     assert "is not in the tracking store" in capsys.readouterr().err
 
 
+@pytest.mark.system
 def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
     settings = configuration.load(workspace.config)
     metric = next(iter(settings.gate.thresholds))
@@ -60,6 +63,7 @@ def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
     assert "FAIL" in (workspace.outputs / "gate.md").read_text()
 
 
+@pytest.mark.system
 def test_own_data_from_the_command_line(workspace):
     settings = configuration.load(workspace.config)
     frame = pd.read_csv(settings.data_path).rename(columns={settings.data.target: "label"}).sample(1500, random_state=3)
@@ -70,6 +74,7 @@ def test_own_data_from_the_command_line(workspace):
     assert (workspace.outputs / "model.onnx").is_file()
 
 
+@pytest.mark.system
 def test_no_regression_against_the_champion(workspace):
     settings = configuration.load(workspace.config)
     name = settings.tracking.model_name
@@ -100,6 +105,7 @@ def registered_versions(workspace) -> list:
     return workspace.client().search_model_versions(f"name = '{name}'")
 
 
+@pytest.mark.system
 def test_failed_parity_is_never_registered(workspace, capsys):
     """The export is checked before anything is registered: a model whose ONNX file does not reproduce
     it gets no version and no alias."""
@@ -114,6 +120,7 @@ def test_failed_parity_is_never_registered(workspace, capsys):
     assert not (workspace.outputs / "registered.json").exists()
 
 
+@pytest.mark.system
 def test_failed_gate_is_never_registered(workspace, capsys):
     workspace.edit_config(
         lambda c: c["gate"].update(thresholds={name: {"min": 10.0, "max": -10.0} for name in c["gate"]["thresholds"]})
@@ -127,6 +134,34 @@ def test_failed_gate_is_never_registered(workspace, capsys):
     assert registered_versions(workspace) == []
 
 
+@pytest.mark.system
+def test_a_model_failing_fairness_alone_is_never_registered(workspace, capsys):
+    """The data checks and every metric threshold pass; the fairness thresholds alone fail the model: set to half
+    the disparity that Fairlearn measured for it (evaluate's metrics), a gap between groups still there. The gate
+    names those checks only, and `register` refuses the run."""
+    for stage in ("validate", "train", "evaluate"):
+        assert workspace.cli(stage) == 0
+    settings = configuration.load(workspace.config)
+    run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
+    observed = workspace.client().get_run(run_id).data.metrics
+    fairness = [name for name in settings.gate.thresholds if name.startswith("fairness.")]
+    assert fairness and all(settings.gate.thresholds[name].max is not None for name in fairness), fairness
+    assert all(observed[name] > 0 for name in fairness), {name: observed[name] for name in fairness}
+    stricter = {name: {"max": observed[name] / 2} for name in fairness}
+    workspace.edit_config(lambda c: c["gate"]["thresholds"].update(stricter))
+
+    assert workspace.cli("gate") == 1
+    assert f"gate failed ({', '.join(fairness)}); nothing was registered" in capsys.readouterr().err
+    checks = json.loads((workspace.outputs / "gate.json").read_text())["checks"]
+    assert [check["name"] for check in checks if not check["passed"]] == fairness
+    assert set(settings.gate.thresholds) - set(fairness) <= {check["name"] for check in checks if check["passed"]}
+    assert workspace.cli("export") == 0  # the export passes too: only fairness stands in the way
+    assert workspace.cli("register") == 1
+    assert "gate verdict is failed" in capsys.readouterr().err
+    assert registered_versions(workspace) == []
+
+
+@pytest.mark.system
 def test_onnx_changed_after_export_is_refused(workspace, capsys):
     for stage in ("validate", "train", "evaluate", "gate", "export"):
         assert workspace.cli(stage) == 0
@@ -151,6 +186,7 @@ client.set_tag(run_id, "gate.verdict", "passed")
 """
 
 
+@pytest.mark.system
 def test_a_file_swapped_between_export_and_register_is_refused(workspace, capsys):
     """register holds the stored file and its tag to the digest export's CI job published (a job output),
     so a file and tags rewritten consistently by someone else are refused."""
@@ -181,6 +217,7 @@ def test_a_file_swapped_between_export_and_register_is_refused(workspace, capsys
     assert not (workspace.outputs / "registered.json").exists()
 
 
+@pytest.mark.system
 def test_a_rewritten_digest_tag_alone_is_refused(workspace, capsys):
     for stage in ("validate", "train", "evaluate", "gate", "export"):
         assert workspace.cli(stage) == 0
@@ -194,6 +231,7 @@ def test_a_rewritten_digest_tag_alone_is_refused(workspace, capsys):
     assert registered_versions(workspace) == []
 
 
+@pytest.mark.system
 def test_a_run_is_registered_only_from_the_ref_it_was_trained_on(workspace, capsys, monkeypatch):
     monkeypatch.setenv("GITHUB_REF", "refs/heads/feature")
     for stage in ("validate", "train", "evaluate", "gate", "export"):
@@ -203,6 +241,7 @@ def test_a_run_is_registered_only_from_the_ref_it_was_trained_on(workspace, caps
     assert "trained from refs/heads/feature but is being registered from refs/heads/main" in capsys.readouterr().err
 
 
+@pytest.mark.system
 def test_a_changed_data_file_stops_the_stages_after_train(workspace, capsys):
     """A run logs its test rows' digest, not the rows (real data, readable by whoever reads runs): the
     stages after train re-derive them from the data file and refuse one the run was not trained on."""

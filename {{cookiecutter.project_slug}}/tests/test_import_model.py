@@ -101,6 +101,7 @@ def check_judged_like_a_trained_model(space, run, source, framework: str) -> Non
     assert metadata[f"{contract.PREFIX}imported_from"].startswith(f"{source.name} sha256:{tags['import.sha256']}")
 
 
+@pytest.mark.system
 def test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register(workspace, tmp_path):
     features, target, task = training_rows(workspace)
     source = tmp_path / "elsewhere.onnx"
@@ -131,6 +132,7 @@ def test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_r
     assert (version.tags["origin"], version.tags["import.source"]) == ("imported", source.name)
 
 
+@pytest.mark.system
 def test_a_skops_pipeline_trained_elsewhere_goes_through_evaluate_gate_and_export(workspace, tmp_path, capsys):
     features, target, task = training_rows(workspace)
     source = tmp_path / "elsewhere.skops"

@@ -28,6 +28,9 @@ from {{ cookiecutter.package_name }}.predictions import ClassPredictions
 from {{ cookiecutter.package_name }}.stages import export
 from {{ cookiecutter.package_name }}.stages.context import attach
 
+# Each test here reads or makes a whole pipeline's run: `make test-system`.
+pytestmark = pytest.mark.system
+
 
 def run_state(space) -> str:
     return json.loads((space.outputs / "run.json").read_text())["run_id"]

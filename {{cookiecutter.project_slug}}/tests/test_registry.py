@@ -8,6 +8,7 @@ run id shaped to inject into $GITHUB_OUTPUT. Each must be refused with a message
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -53,7 +54,8 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri, registry_uri=uri)

@@ -12,7 +12,6 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from contract_model import build, sample_records
 from {{ cookiecutter.package_name }}.errors import UsageError
 from {{ cookiecutter.package_name }}.label_import import read_labels
 from {{ cookiecutter.package_name }}.serving import prediction_log, request_ids
@@ -21,6 +20,8 @@ from {{ cookiecutter.package_name }}.serving.feedback_auth import RateLimit, Tok
 from {{ cookiecutter.package_name }}.serving.prometheus import Metrics
 from {{ cookiecutter.package_name }}.serving.request_log import Queue, RequestLog, Sampler, decode
 from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+from contract_model import build, sample_records
 
 TASK = "{{ cookiecutter.task }}"
 URL = "postgresql://logger:secret@db.internal:5432/predictions"

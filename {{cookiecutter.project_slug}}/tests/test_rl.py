@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import onnx
+import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import lineage
@@ -14,6 +15,7 @@ from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.settings import Settings
 
 
+@pytest.mark.system
 class TestTrainedPolicy:
     """One PPO run (validate, train, evaluate: the `evaluated_run` fixture), judged, exported, registered, served."""
 

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from contract_model import build, direct, sample_records
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.model import ModelError
 from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+from contract_model import build, direct, sample_records
 
 TASK = "{{ cookiecutter.task }}"
 CLASSIFICATION = TASK != "regression"
@@ -237,6 +238,7 @@ def test_openapi_is_generated_from_the_model_schema(client, records):
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
 
 
+@pytest.mark.system
 def test_schemathesis_finds_no_server_error(client):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
@@ -359,12 +361,14 @@ def call(
         connection.close()
 
 
+@pytest.mark.system
 def test_python_dash_m_serving_starts_uvicorn(served, model_path, records):
     status, body = call(served, "POST", "/predict", json.dumps({"records": records}).encode())
     assert status == 200, body
     check_matches(json.loads(body), direct(model_path, records))
 
 
+@pytest.mark.system
 def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(served):
     limit = served.settings.max_body_bytes
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
@@ -387,6 +391,7 @@ def send_body(served: Served, body: bytes, outcome: dict, name: str) -> None:
             outcome[name] = "reset"
 
 
+@pytest.mark.system
 def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, model_path):
     limit, max_rows = served.settings.max_body_bytes, served.settings.max_batch_rows
     # 20 MB of empty arrays: cheap to send, and before the body limit took it from Content-Length,
@@ -418,6 +423,7 @@ def test_health_answers_within_a_second_while_the_largest_bodies_arrive(served, 
     assert slowest < 1.0, f"/health took {slowest:.2f} s while large bodies were being handled"
 
 
+@pytest.mark.system
 def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
         sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
@@ -443,6 +449,7 @@ def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, s
         pass
 
 
+@pytest.mark.system
 def test_silent_slow_and_idle_connections_are_closed(served):
     started = time.monotonic()
     address = ("127.0.0.1", served.port)
@@ -463,6 +470,7 @@ def test_silent_slow_and_idle_connections_are_closed(served):
     assert time.monotonic() - started < 4.0
 
 
+@pytest.mark.system
 def test_a_request_head_over_max_header_bytes_gets_431(served):
     limit = served.settings.max_header_bytes
     padding = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(limit // 1000 + 4))
@@ -474,6 +482,7 @@ def test_a_request_head_over_max_header_bytes_gets_431(served):
         assert closed_by_server(sock, within=2)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonl"],
@@ -485,6 +494,7 @@ def test_a_predict_body_that_is_not_json_gets_415(served, records, content_type)
     assert "Content-Type: application/json" in json.loads(payload)["detail"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "content_type", ["application/json", "Application/JSON; charset=UTF-8", 'application/json;charset="utf-8"']
 )
@@ -495,6 +505,7 @@ def test_json_content_types_are_accepted(served, records, content_type):
     assert status == 200, payload
 
 
+@pytest.mark.system
 def test_unknown_methods_share_one_metrics_label(served, client):
     for method in ("PROPFIND", "SEARCH"):  # methods the HTTP parser passes through to the app
         assert call(served, method, "/health", content_type=None)[0] == 405
@@ -506,6 +517,7 @@ def test_unknown_methods_share_one_metrics_label(served, client):
         assert not any(f'method="{method}"' in text for method in ("PROPFIND", "SEARCH", "BREW"))
 
 
+@pytest.mark.system
 def test_connections_past_the_limit_get_503_but_liveness_still_answers(served):
     """Idle sockets past MAX_CONNECTIONS (any pod in the namespace can open them) must not fail the
     liveness probe: that restarts the pod. /ready and /predict get 503, /health 200."""
@@ -526,6 +538,7 @@ def test_connections_past_the_limit_get_503_but_liveness_still_answers(served):
         time.sleep(0.05)
 
 
+@pytest.mark.system
 def test_liveness_answers_through_130_idle_sockets_at_the_default_cap(model_path, tmp_path):
     """The reported case, at the shipped MAX_CONNECTIONS (128): 130 idle sockets held for longer than
     the liveness probe's failure window at test scale; every probe must get 200."""
@@ -567,6 +580,7 @@ def send_together(served: Served, bodies: dict[str, bytes]) -> dict[str, tuple[i
             sock.close()
 
 
+@pytest.mark.system
 def test_requests_that_arrive_together_share_one_model_call_and_each_gets_its_own_rows(model_path, records, tmp_path):
     """Dynamic batching: a batch runs once it holds DYNAMIC_BATCH_ROWS rows (the window only bounds
     the wait), so each round below, sent at once, makes exactly one merged onnxruntime call."""
@@ -609,6 +623,7 @@ def memory_kib(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
+@pytest.mark.system
 def test_an_encrypted_body_sent_a_byte_a_second_is_cut_off_at_its_deadline(model_path, tmp_path):
     pytest.importorskip("tenseal")
     with serving(model_path, tmp_path / "server.log", **ENCRYPTED) as server:
@@ -624,6 +639,7 @@ def test_an_encrypted_body_sent_a_byte_a_second_is_cut_off_at_its_deadline(model
         assert call(server, "GET", "/health", content_type=None)[0] == 200
 
 
+@pytest.mark.system
 def test_encrypted_requests_are_admitted_before_their_bodies_are_read(model_path, tmp_path):
     """Four 62 MB bodies at once: one is read and scored at a time, the others wait unread, so the
     server's peak memory grows by less than the four bodies (it grew by 473 MB when each was read

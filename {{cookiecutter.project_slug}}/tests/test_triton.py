@@ -12,11 +12,12 @@ from pathlib import Path
 import onnx
 import pytest
 
-from contract_model import build
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.errors import CheckFailed
 from {{ cookiecutter.package_name }}.serving import contract
 from {{ cookiecutter.package_name }}.triton import kserve
+
+from contract_model import build
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 NAME = "{{ cookiecutter.project_slug }}"
