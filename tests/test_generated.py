@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import SLUG, cli, project_env, run
+from conftest import SLUG, cli, project_env
 
 STAGES = ["validate", "train", "evaluate", "explain", "gate", "export", "register"]
 
@@ -23,19 +23,7 @@ def read_run(project):
     return client, client.get_run(run_id)
 
 
-# A project's own suite is mostly the same whatever the framework (serving, registry, monitoring...): it runs
-# for sklearn (the default), pytorch, and tensorflow, whose Keras code (keras3.py) is keras-on-torch's too.
-# Keras on torch and the EBM go through the whole chain in test_frameworks.py (their suites pass too: run
-# by hand when they were added, 299 tests each; each costs minutes here).
-OWN_SUITES = ["sklearn", "pytorch", "tensorflow"]
-
-
-@pytest.mark.parametrize("framework", OWN_SUITES)
-def test_baked_project_tests_pass(baked, framework):
-    # A hang guard, not a time limit: a project's suite runs a dozen pipelines (11 min for TensorFlow's
-    # on 2 shared, busy cores, past the default 15 min once under heavier load).
-    result = run(baked(framework=framework), "-m", "pytest", "-q", "-p", "no:cacheprovider", timeout=1800)
-    assert " passed" in result.stdout and " failed" not in result.stdout
+# Each bake's own suite runs in test_user_install.py, in the venv its own `make setup` makes.
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
