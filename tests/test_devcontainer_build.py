@@ -65,6 +65,9 @@ def engine():
         if os.environ.get("CI"):
             pytest.fail(f"missing {', '.join(missing)} (scripts/system-packages.sh installs them)")
         pytest.skip(f"missing {', '.join(missing)}")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    if int(node.lstrip("v").split(".")[0]) < 20:
+        pytest.fail(f"the devcontainer CLI needs Node.js 20 or later; `node --version` says {node}")
     return devcontainer_cli(), dev_image()
 
 
