@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.errors import CheckFailed
 from {{ cookiecutter.package_name }}.stages import tune
 
 # A quick model: the trial's mechanics are under test, not the model's quality.
-QUICK = {% if cookiecutter.framework == "sklearn" %}{"max_iter": 5}{% else %}{"epochs": 1}{% endif %}
+QUICK = {% if cookiecutter.framework == "sklearn" %}{"max_iter": 5}{% elif cookiecutter.framework == "ebm" %}{"outer_bags": 1, "max_rounds": 100}{% else %}{"epochs": 1}{% endif %}
 
 
 def trial(rate: float, score: float | None, error: str | None = None) -> tuning.Trial:
