@@ -3,8 +3,9 @@ setup` sets up a laptop, with the project's ports forwarded.
 
 Its validity against the official dev container schema is checked by the template's own CI on GitHub
 (.github/workflows/template-ci.yml, the schema at a pinned commit of devcontainers/spec): no package
-registry ships that schema, and GitHub is out of reach of these tests. Building the container is not
-tested either: its base image is on mcr.microsoft.com.
+registry ships that schema, and GitHub is out of reach of these tests. The container is brought up for
+real by test_devcontainer_build.py (the devcontainer CLI on podman, `make setup` as its postCreateCommand),
+on a local stand-in for the image: mcr.microsoft.com is out of reach.
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""Every lock installed as a user installs it: a fresh bake, `make setup` (its own .venv from its own
+requirements.lock), `make pipeline`, then the test steps of the bake's own CI job, in that venv.
+
+The rest of the template's tests run bakes with the template's shared venv, which holds every framework's
+packages at once; this is where a package missing from one framework's lock shows (a `framework=tensorflow`
+bake once shipped without TensorBoard and stopped in `train`). It replaces test_generated.py's
+`test_baked_project_tests_pass` (three bakes' suites in the shared venv): every framework's suite now runs
+here, in its own venv, Keras and the EBM included.
+
+pip's files come from tests/wheelhouse.py (each lock downloaded once, then `PIP_NO_INDEX`): the Makefile's
+commands are the user's, the wheelhouse stands for a warm pip cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.utils import canonicalize_name
+
+import wheelhouse
+from conftest import FRAMEWORKS, SLUG, bake
+from test_lock_imports import locked
+
+# Every framework on the default task, and reinforcement learning (its own lock, RLlib).
+INSTALLS = [{"framework": framework} for framework in FRAMEWORKS] + [{"task": "reinforcement", "framework": "pytorch"}]
+# The bakes whose system tier (`make test-system`: whole pipelines, the real server) runs here too, as it
+# did in the shared venv before; every bake runs `make test` (its quick tier, its coverage floor), and
+# Keras on torch and the EBM go through the whole chain in test_frameworks.py.
+SYSTEM_TIER = {"sklearn", "pytorch", "tensorflow"}
+
+
+def runs_tests(command: str) -> bool:
+    return "pytest" in command or re.match(r"make test(-system)?\b", command) is not None
+
+
+def user_env(wheels: Path) -> dict[str, str]:
+    """A shell as a user has it: nothing of the template's venv (PATH, PYTHONPATH, VIRTUAL_ENV), no MLflow or
+    Keras settings; pip reads the wheelhouse instead of an index."""
+    shared_bin = str(Path(sys.executable).parent)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "GITHUB_", "KERAS_", "PIP_NO_INDEX", "PIP_FIND_LINKS"))
+        and key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != shared_bin)
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return {**env, **wheelhouse.install_env(wheels)}
+
+
+def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", command],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, (
+        f"`{command}` in {project} exited {result.returncode} after {elapsed:.0f} s\n"
+        f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    )
+    return result, elapsed
+
+
+def ci_test_steps(project: Path) -> tuple[dict[str, str], list[str]]:
+    """The bake's CI job that runs its tests: its env and the `run:` of each step that runs them (pytest,
+    or the Makefile's test targets)."""
+    ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = [job for job in ci["jobs"].values() if any(runs_tests(s.get("run", "")) for s in job.get("steps", []))]
+    steps = [step["run"] for step in job["steps"] if runs_tests(step.get("run", ""))]
+    return {key: str(value) for key, value in job.get("env", {}).items()}, steps
+
+
+@pytest.mark.parametrize("options", INSTALLS, ids=lambda o: o.get("task", o["framework"]))
+def test_a_fresh_bake_installs_runs_and_passes_its_ci_tests_in_its_own_venv(tmp_path, options):
+    project = bake(tmp_path, **options)
+    assert project.name == SLUG
+    env = user_env(wheelhouse.fill(project / "requirements.lock"))
+    times = {}
+
+    _, times["make setup"] = sh("make setup", project, env, timeout=1200)
+    venv_python = project / ".venv" / "bin" / "python"
+    # The venv holds the lock, the project and nothing else: what the user gets is what was pinned.
+    listed = subprocess.run(
+        [
+            str(venv_python),
+            "-c",
+            "import importlib.metadata as m; print(*{d.metadata['Name'] for d in m.distributions()})",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split()
+    assert {canonicalize_name(name) for name in listed} == locked(project) | {canonicalize_name(SLUG)}
+
+    result, times["make pipeline"] = sh("make pipeline", project, env, timeout=1200)
+    assert "pipeline done" in result.stderr
+
+    # CI's `python` is the interpreter the project was installed into: here, .venv's.
+    ci_env, steps = ci_test_steps(project)
+    assert steps, "the bake's ci.yml runs no test step"
+    if options.get("task") == "reinforcement" or options["framework"] not in SYSTEM_TIER:
+        steps = [step for step in steps if "test-system" not in step]
+    step_env = {**env, **ci_env, "PATH": f"{venv_python.parent}{os.pathsep}{env['PATH']}"}
+    for number, step in enumerate(steps):
+        result, times[f"CI test step {number + 1}"] = sh(step, project, step_env, timeout=1800)
+        summary = result.stdout.strip().splitlines()[-1]
+        assert re.search(r"\d+ passed", summary) and " failed" not in summary and " error" not in summary, summary
+    print(f"{options}: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in times.items()))
