@@ -35,9 +35,11 @@ FAST: dict[str, tuple[str, ...] | None] = {
     "test_tooling.py": None,
     "test_deploy_script.py": None,
     "test_bake_units.py": None,
-    "test_lock_imports.py": None,  # each bake's imports against its lock, read statically (branch bake-install)
+    "test_lock_imports.py": None,  # each bake's imports against its lock, read statically
+    "test_doctor.py": None,  # GitHub's documented answers against its published schemas; doctor's table per bake
     "test_bake.py": (
         "test_every_option_bakes_clean[binary-sklearn]",
+        "test_lint_is_clean_whatever_the_package_name",
         "test_project_builds_a_wheel_with_its_console_script",
     ),
     "test_devcontainer.py": ("test_dev_container_sets_up_the_project_on_its_python",),
@@ -63,6 +65,9 @@ FAST_ONLY = {"test_bake_units.py"}
 GROUP_BY_FIXTURE = {"act_tools": "act", "docker_host": "podman", "mypy_cache": "mypy"}
 GROUP_BY_FILE = {
     "test_devcontainer.py": "podman",
+    "test_devcontainer_build.py": "podman",
+    # one wheelhouse (tests/wheelhouse.py) filled and read by one worker
+    "test_user_install.py": "test_user_install.py",
     "test_explain.py": "test_explain.py",
     "test_model_card.py": "test_model_card.py",
     "test_monitoring.py": "test_monitoring.py",
@@ -78,11 +83,9 @@ GROUP_BY_PARAM = {"test_serialisation.py": "framework"}
 # code and the timings of scripts/bench_suite.py; every other test follows, in the order collected.
 HEAVY_FIRST = (
     "test_bake_units.py::test_default_bake_unit_tests_pass",
+    "test_user_install.py",
     "act",
-    "test_generated.py::test_baked_project_tests_pass[tensorflow]",
-    "test_generated.py::test_baked_project_tests_pass[pytorch]",
     "podman",
-    "test_generated.py::test_baked_project_tests_pass[sklearn]",
     "mypy",
     "test_frameworks.py::test_framework_runs_the_whole_chain",
     "test_tracking_auth.py",
