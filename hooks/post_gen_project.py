@@ -20,8 +20,9 @@ SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 TRAIN_ON = "{{ cookiecutter.train_on }}"
 LOCKED_FOR = "3.11"  # scripts/lock.sh resolves every framework's lock with this Python
-# The whole context, for .cruft.json (raw string: JSON escapes must reach json.loads as written).
-CONTEXT = json.loads(r"""{{ cookiecutter | jsonify }}""")
+# The whole context, for .cruft.json (raw string: JSON escapes must reach json.loads as written). Parsed
+# when the hook runs, not at import: the template's tests import this file unrendered (framework_modules).
+CONTEXT = r"""{{ cookiecutter | jsonify }}"""
 # cookiecutter's own abbreviations (cookiecutter.config.BUILTIN_ABBREVIATIONS): cruft needs a git URL.
 ABBREVIATIONS = {
     "gh": "https://github.com/{0}.git",
@@ -226,7 +227,7 @@ def write_cruft_state(root: Path, context: dict) -> str | None:
 
 if __name__ == "__main__":
     remove_unused(Path.cwd())
-    if problem := write_cruft_state(Path.cwd(), CONTEXT):
+    if problem := write_cruft_state(Path.cwd(), json.loads(CONTEXT)):
         print(f"No .cruft.json written: {problem}. To follow template updates: cruft link <template's git URL>")
     print(f"""
 Created {SLUG}. Next:
