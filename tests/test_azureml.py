@@ -224,8 +224,8 @@ def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, t
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-3000:]
     ops = [f"src/{PACKAGE}/ops/azureml.py", f"src/{PACKAGE}/ops/traffic.py"]
     files = [*ops, f"src/{PACKAGE}/cli.py", "tests/test_azureml_traffic.py"]
-    run(project, "-m", "ruff", "format", "--check", *files)
-    run(project, "-m", "ruff", "check", *files)
+    run(project, "-m", "ruff", "format", "--no-cache", "--check", *files)
+    run(project, "-m", "ruff", "check", "--no-cache", *files)
     run(project, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *ops)
 
 

@@ -53,8 +53,8 @@ def test_generated_code_is_formatted_lint_clean_and_type_checked(baked, framewor
     """What the project's CI lint job runs: ruff format --check, ruff check, mypy (its own config)."""
     project = baked(task="binary", framework=framework)
     for command in (
-        ["ruff", "format", "--check", "src", "tests", "bench", "notebooks"],
-        ["ruff", "check", "src", "tests", "bench", "notebooks"],
+        ["ruff", "format", "--no-cache", "--check", "src", "tests", "bench", "notebooks"],
+        ["ruff", "check", "--no-cache", "src", "tests", "bench", "notebooks"],
         ["mypy", "--cache-dir", str(mypy_cache), "src"],
     ):
         result = subprocess.run(

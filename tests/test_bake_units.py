@@ -12,8 +12,8 @@ from conftest import run
 
 def test_default_bake_is_formatted_and_lint_clean(baked):
     project = baked()
-    run(project, "-m", "ruff", "format", "--check", "src", "tests", "bench", "notebooks")
-    run(project, "-m", "ruff", "check", "src", "tests", "bench", "notebooks")
+    run(project, "-m", "ruff", "format", "--no-cache", "--check", "src", "tests", "bench", "notebooks")
+    run(project, "-m", "ruff", "check", "--no-cache", "src", "tests", "bench", "notebooks")
 
 
 def test_default_bake_unit_tests_pass(baked):

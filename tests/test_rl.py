@@ -58,7 +58,10 @@ def test_an_rl_project_keeps_no_tabular_code(baked):
     assert "RLlib" in (package / "stages" / "train.py").read_text()
     assert "ray[rllib]~=2.60.0" in (project / "pyproject.toml").read_text()
     # What its CI lint job runs, mypy aside: mypy follows Ray's sources (over 2 minutes cold), run by hand.
-    for command in (["ruff", "format", "--check", "src", "tests"], ["ruff", "check", "src", "tests"]):
+    for command in (
+        ["ruff", "format", "--no-cache", "--check", "src", "tests"],
+        ["ruff", "check", "--no-cache", "src", "tests"],
+    ):
         result = subprocess.run([sys.executable, "-m", *command], cwd=project, capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
 
