@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from packaging.utils import canonicalize_name
 
 import container_engine
 from conftest import PACKAGE, SLUG, other_model, run
@@ -160,3 +162,55 @@ def test_generated_dockerfile_has_no_hadolint_findings(baked):
             [hadolint, "--failure-threshold", "style", str(dockerfile)], capture_output=True, text=True
         )
         assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """A requirements file's requirement lines, each with its continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", path.read_text())
+    return [line.split(" #", 1)[0].strip() for line in joined.splitlines() if line.strip()[:1].isalnum()]
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        match = re.match(r"([A-Za-z0-9._-]+)==([\w.]+)", line)
+        assert match, f"not an exact pin: {line!r}"
+        found[canonicalize_name(match[1])] = match[2]
+    return found
+
+
+def test_every_pip_install_in_the_images_is_hash_checked(baked):
+    """Every `pip install` of every Dockerfile takes a hashed file under --require-hashes; the serving
+    image's files (one per ONNX Runtime package, what `make lock-image` writes) carry a hash on every
+    line and keep docker/requirements-serve.in's versions."""
+    project = baked()
+    dockerfiles = sorted(project.glob("docker/*Dockerfile")) + sorted(project.glob("infra/*/Dockerfile"))
+    installs = []
+    for dockerfile in dockerfiles:
+        for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+            if line.startswith("RUN "):
+                commands = re.split(r"&&|;|\bthen\b", line)
+                installs += [(dockerfile, c) for c in commands if re.search(r"\bpip3?\b.*\binstall\b", c)]
+    installing = {path.relative_to(project).as_posix() for path, _ in installs}
+    assert {"docker/Dockerfile", "infra/tracking/Dockerfile"} <= installing, installing
+    for path, command in installs:
+        assert "--require-hashes" in command and re.search(r"\s-r\s", command), f"{path}: {command.strip()}"
+
+    docker = project / "docker"
+    common = pins(requirement_lines(docker / "requirements-serve.in"))
+    hashed = {path.name.removeprefix("requirements-serve-").removesuffix(".txt"): path for path in docker.glob("*.txt")}
+    # The packages `image --ort-package` offers, each with its hashed file and the .in it is made from.
+    assert set(hashed) == {"onnxruntime", "onnxruntime-gpu"}, sorted(hashed)
+    closures = {}
+    for package, path in hashed.items():
+        lines = requirement_lines(path)
+        unhashed = [line for line in lines if "--hash=sha256:" not in line]
+        assert not unhashed, f"{path.name}: requirements without a hash (run make lock-image): {unhashed}"
+        locked = pins(lines)
+        source = pins(requirement_lines(path.with_suffix(".in")))
+        assert set(source) == {package}, f"{path.with_suffix('.in').name}: {source}"
+        wanted = common | source
+        moved = {name: (version, locked.get(name)) for name, version in wanted.items() if locked.get(name) != version}
+        assert not moved, f"{path.name} disagrees with its .in pins (pinned, locked): {moved}; run make lock-image"
+        closures[package] = {name: version for name, version in locked.items() if name != package}
+    assert closures["onnxruntime"] == closures["onnxruntime-gpu"], "the CPU and GPU images differ beyond ONNX Runtime"

@@ -57,7 +57,10 @@ FAST: dict[str, tuple[str, ...] | None] = {
     "test_monitoring.py": ("test_the_monitor_workflow_reads_only_and_deploys_nothing",),
     "test_databricks.py": ("test_the_default_bake_trains_on_github_only",),
     "test_triton.py": ("test_triton_image_and_deployment_are_lint_clean",),
-    "test_image.py": ("test_generated_dockerfile_has_no_hadolint_findings",),
+    "test_image.py": (
+        "test_generated_dockerfile_has_no_hadolint_findings",
+        "test_every_pip_install_in_the_images_is_hash_checked",
+    ),
     "test_rl.py": ("test_reinforcement_needs_the_pytorch_framework",),
 }
 FAST_ONLY = {"test_bake_units.py"}

@@ -56,7 +56,7 @@ class EncryptedEndpoint:
         except ImportError as error:
             raise ModelError(
                 "ENCRYPTED_INFERENCE=true needs TenSEAL: pip install tenseal (the serving image's "
-                "docker/requirements-serve.txt pins it)"
+                "docker/requirements-serve.in pins it)"
             ) from error
         self.linear = linear.extract(model)
         self.spec = orjson.dumps(encrypted.spec(self.linear, model.describe(), settings.max_batch_rows))
