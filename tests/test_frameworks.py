@@ -48,7 +48,9 @@ def test_every_list_of_frameworks_names_the_same_ones(baked):
     ).stdout
     assert json.loads(names) == [FRAMEWORKS, FRAMEWORKS], "frameworks.Name (config.yaml's choices) differs"
     pyproject = (TEMPLATE / "{{cookiecutter.project_slug}}" / "pyproject.toml").read_text()
-    assert re.findall(r'cookiecutter\.framework == "(\w+)"', pyproject) == FRAMEWORKS, "pyproject.toml's blocks"
+    dependencies = pyproject[pyproject.index("dependencies = [") : pyproject.index("[project.optional-dependencies]")]
+    blocks = re.findall(r'cookiecutter\.framework == "(\w+)"', dependencies)
+    assert blocks == FRAMEWORKS, "pyproject.toml's dependency blocks"
     # The imported models' frameworks (kept in every bake) are defined the same way.
     for name, (own, *needs) in (modules | framework_modules("IMPORTED")).items():
         defined = ast.parse((SOURCE / "frameworks" / f"{own}.py").read_text())
