@@ -40,6 +40,7 @@ INIT_FROM_URI = "init_from.uri"  # the reference as given: models:/<name>@<alias
 INIT_FROM_MODEL = "init_from.model_uri"  # the logged model it resolved to (models:/m-...)
 INIT_FROM_VERSION = "init_from.version"  # the registered version it resolved to (registry references only)
 INIT_FROM_RUN_ID = "init_from.run_id"  # the run that trained the base
+INIT_FROM_PREFIX = "init_from."  # what every tag above starts with
 INIT_FROM_TAGS = (INIT_FROM_URI, INIT_FROM_MODEL, INIT_FROM_VERSION, INIT_FROM_RUN_ID)
 # Copied from the run to the version `register` creates: what a release checks (trust_problems).
 VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
@@ -48,6 +49,7 @@ DONE, FAILED, PASSED = "done", "failed", "passed"
 PRIVACY_EPSILON = "privacy.epsilon"  # spent by DP-SGD
 PRIVACY_DELTA = "privacy.delta"
 PRIVACY_ENABLED = "privacy.enabled"  # param on every run: True | False
+PRIVACY_METRICS = (PRIVACY_EPSILON, PRIVACY_DELTA)
 GROUP_STATS_ARTIFACT = "privacy/group_stats.json"  # noisy group counts, to share outside the team
 # On a `monitor` run (its own run, in the same experiment): what it watched and what it found.
 MONITOR_OF_RUN = "monitor.training_run_id"  # the training run of the model whose predictions were logged
@@ -84,6 +86,7 @@ TRITON_FOLDER = "triton"  # the Triton model repository (triton/repository.py), 
 VALIDATION_FOLDER = "validation"
 PLOTS_FOLDER = "plots"
 FAIRNESS_FOLDER = "fairness"
+FAIRNESS_SUFFIX = "_by_group.json"  # evaluate logs fairness/<feature>_by_group.json per sensitive feature
 GATE_REPORT_ARTIFACT = "gate/report.md"
 EXPLAIN_FOLDER = "explain"  # what `explain` writes: the files below and importance.png
 IMPORTANCE_ARTIFACT = "explain/importance.json"  # {"features": {column: share of total, summing to 1}, "method"}

@@ -17,14 +17,6 @@ from .. import lineage
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-# Written by other stages under these names (the `explain` stage, the `privacy` option, `train --init-from`).
-IMPORTANCE_ARTIFACT = "explain/importance.json"  # {"features": {column: share}, "method": ...}
-MODEL_IMPORTANCE_ARTIFACT = "explain/model_importance.json"  # the model's own explanation (EBM), same shape
-PRIVACY_METRICS = ("privacy.epsilon", "privacy.delta")
-PRIVACY_PARAM = "privacy.enabled"
-INIT_FROM_PREFIX = "init_from."
-FAIRNESS_SUFFIX = "_by_group.json"
-
 
 @dataclass(frozen=True)
 class Version:
@@ -52,7 +44,11 @@ class Facts:
 
     @property
     def base_model(self) -> dict[str, str]:
-        return {k[len(INIT_FROM_PREFIX) :]: v for k, v in sorted(self.tags.items()) if k.startswith(INIT_FROM_PREFIX)}
+        return {
+            k[len(lineage.INIT_FROM_PREFIX) :]: v
+            for k, v in sorted(self.tags.items())
+            if k.startswith(lineage.INIT_FROM_PREFIX)
+        }
 
 
 def _paths(client: MlflowClient, run_id: str, folder: str | None = None) -> set[str]:
@@ -79,8 +75,8 @@ def read(client: MlflowClient, run_id: str, version: Version | None = None) -> F
             found = text(path, present)
             return json.loads(found) if found is not None else None
 
-        fairness_paths = sorted(p for p in folder_paths(lineage.FAIRNESS_FOLDER) if p.endswith(FAIRNESS_SUFFIX))
-        explain = folder_paths(Path(IMPORTANCE_ARTIFACT).parent.as_posix())
+        fairness_paths = sorted(p for p in folder_paths(lineage.FAIRNESS_FOLDER) if p.endswith(lineage.FAIRNESS_SUFFIX))
+        explain = folder_paths(lineage.EXPLAIN_FOLDER)
         validation = document(
             f"{lineage.VALIDATION_FOLDER}/{lineage.VALIDATION_FILE}", folder_paths(lineage.VALIDATION_FOLDER)
         )
@@ -95,11 +91,13 @@ def read(client: MlflowClient, run_id: str, version: Version | None = None) -> F
             schema=document(lineage.SCHEMA_ARTIFACT, top),
             validation=summarise_validation(validation) if validation is not None else None,
             fairness={
-                Path(p).name[: -len(FAIRNESS_SUFFIX)]: json.loads(_download(client, run_id, p, scratch).read_text())
+                Path(p).name[: -len(lineage.FAIRNESS_SUFFIX)]: json.loads(
+                    _download(client, run_id, p, scratch).read_text()
+                )
                 for p in fairness_paths
             },
-            importance=document(IMPORTANCE_ARTIFACT, explain),
-            model_importance=document(MODEL_IMPORTANCE_ARTIFACT, explain),
+            importance=document(lineage.IMPORTANCE_ARTIFACT, explain),
+            model_importance=document(lineage.MODEL_IMPORTANCE_ARTIFACT, explain),
             gate_report=text(
                 lineage.GATE_REPORT_ARTIFACT, folder_paths(Path(lineage.GATE_REPORT_ARTIFACT).parent.as_posix())
             ),

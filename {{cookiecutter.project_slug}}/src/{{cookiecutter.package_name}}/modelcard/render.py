@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import lineage
 from .answers import HEADINGS, Answers, Owner, prompt, unanswered
-from .facts import PRIVACY_METRICS, PRIVACY_PARAM, Facts
+from .facts import Facts
 
 NOT_RECORDED = "Not recorded"
 TOP_FEATURES = 15  # an importance table longer than this lists the rest by count only
@@ -174,15 +174,15 @@ def explanation_section(facts: Facts) -> list[str]:
 
 
 def privacy_section(facts: Facts) -> list[str]:
-    epsilon, delta = (facts.metrics.get(name) for name in PRIVACY_METRICS)
-    enabled = facts.params.get(PRIVACY_PARAM)
+    epsilon, delta = (facts.metrics.get(name) for name in lineage.PRIVACY_METRICS)
+    enabled = facts.params.get(lineage.PRIVACY_ENABLED)
     if epsilon is None and delta is None:
-        said = f" (param {PRIVACY_PARAM} = {enabled})" if enabled is not None else ""
-        return [f"{NOT_RECORDED}: the run logged no {' or '.join(PRIVACY_METRICS)}{said}."]
+        said = f" (param {lineage.PRIVACY_ENABLED} = {enabled})" if enabled is not None else ""
+        return [f"{NOT_RECORDED}: the run logged no {' or '.join(lineage.PRIVACY_METRICS)}{said}."]
     return [
         f"Differentially private training: epsilon = {'n/a' if epsilon is None else f'{epsilon:.4g}'}, "
         f"delta = {'n/a' if delta is None else f'{delta:.3g}'}"
-        + (f" (param {PRIVACY_PARAM} = {enabled})" if enabled is not None else "")
+        + (f" (param {lineage.PRIVACY_ENABLED} = {enabled})" if enabled is not None else "")
         + "."
     ]
 

@@ -43,7 +43,7 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_metrics(scores)
         for feature, table in by_group.items():
-            mlflow.log_table(table.reset_index(), f"{lineage.FAIRNESS_FOLDER}/{feature}_by_group.json")
+            mlflow.log_table(table.reset_index(), f"{lineage.FAIRNESS_FOLDER}/{feature}{lineage.FAIRNESS_SUFFIX}")
         with tempfile.TemporaryDirectory() as folder:
             for path in plots.draw(context.schema.task, y_true, predicted, context.classes, by_group, Path(folder)):
                 mlflow.log_artifact(str(path), lineage.PLOTS_FOLDER)
