@@ -62,7 +62,7 @@ INPUT = "input:"  # prefix of the input columns, so an input named `label` or `r
 
 
 QUERY = f"""
-SELECT logged_at, model_version, run_id, inputs, prediction, probabilities, label, label_source
+SELECT {", ".join(prediction_log.MONITOR_READS)}
 FROM {prediction_log.TABLE}
 WHERE model_name = %s AND logged_at >= %s AND logged_at < %s
 ORDER BY logged_at, request_id, row_index
@@ -84,19 +84,7 @@ def read(database_url: str, model_name: str, window: Window) -> pd.DataFrame:
             f"the prediction log's user may not read {prediction_log.TABLE}: {str(error).strip()}; "
             "use the monitor role's URL (`prediction-log roles`)"
         ) from error
-    logged = pd.DataFrame(
-        rows,
-        columns=[
-            "logged_at",
-            "model_version",
-            "run_id",
-            "inputs",
-            "prediction",
-            "probabilities",
-            "label",
-            "label_source",
-        ],
-    )
+    logged = pd.DataFrame(rows, columns=list(prediction_log.MONITOR_READS))
     inputs = pd.DataFrame.from_records(list(logged.pop("inputs")), index=logged.index)
     return pd.concat([logged, inputs.add_prefix(INPUT)], axis=1)
 

@@ -77,6 +77,18 @@ COLUMNS = (
     "probabilities",
 )
 LABEL_COLUMNS = ("label", "labelled_at", "label_source")
+# What `monitor` reads of each row in its window (monitoring/window.py), in this order; it filters on
+# model_name and logged_at and orders by (logged_at, request_id, row_index).
+MONITOR_READS = (
+    "logged_at",
+    "model_version",
+    "run_id",
+    "inputs",
+    "prediction",
+    "probabilities",
+    "label",
+    "label_source",
+)
 # Who may do what, per user of the log, on exactly the columns its code touches (`prediction-log
 # roles` grants these and nothing else; every role may also read VERSIONS, for connect's check).
 # Labelling reads request_id, row_index and label: an UPDATE's WHERE needs SELECT on the columns it
@@ -88,21 +100,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
     # `score --log-to-db`: adds rows, reads nothing.
     "scorer": {"INSERT": COLUMNS},
     # `monitor`: reads a window (monitoring/window.py), writes nothing.
-    "monitor": {
-        "SELECT": (
-            "request_id",
-            "row_index",
-            "logged_at",
-            "model_name",
-            "model_version",
-            "run_id",
-            "inputs",
-            "prediction",
-            "probabilities",
-            "label",
-            "label_source",
-        )
-    },
+    "monitor": {"SELECT": (*MONITOR_READS, "request_id", "row_index", "model_name")},
     # `import-labels`: labels logged rows, reads nothing else.
     "labeller": {"SELECT": ("request_id", "row_index", "label"), "UPDATE": LABEL_COLUMNS},
 }
