@@ -122,7 +122,7 @@ def held_out_rows(project: Path, run_id: str, folder: Path) -> Path:
     the digest the run logged: the run holds no rows), written to Parquet for a test to read."""
     path = folder / f"held-out-{run_id}.parquet"
     code = (
-        f"from pathlib import Path; from {PACKAGE} import config, data, tracking; "
+        f"from pathlib import Path; from {PACKAGE} import config, tracking; from {PACKAGE}.tabular.dataio import data; "
         "settings = config.load(Path('config.yaml')); client = tracking.connect(settings); "
         f"rows = data.held_out(settings, client.get_run({run_id!r}).data.params, {run_id!r}); "
         f"rows.to_parquet({str(path)!r}, index=False)"
