@@ -96,8 +96,7 @@ def regression_checks(
             Check(
                 f"{name} vs champion",
                 value,
-                f"{'<=' if lower else '>='} {limit:.4g} "
-                f"(champion {best:.4g} {'+' if lower else '-'} {tolerance:g})",
+                f"{'<=' if lower else '>='} {limit:.4g} (champion {best:.4g} {'+' if lower else '-'} {tolerance:g})",
                 passed,
                 best,
             )
