@@ -77,8 +77,10 @@ FAMILIES = {
     ),
     "rl": (f"src/{PACKAGE}/rl", "tests/rl"),
 }
-# Where a framework's modules may be (frameworks/__init__.py's MODULES names them).
+# Where a framework's modules may be (frameworks/__init__.py's MODULES names them), and their tests
+# (tests/tabular/frameworks/test_<module>.py), which go with them.
 FRAMEWORK_FOLDERS = (f"src/{PACKAGE}/tabular/frameworks", f"src/{PACKAGE}/frameworks")
+FRAMEWORK_TESTS = "tests/tabular/frameworks"
 
 
 def drop_notebooks_from_lint(root: Path) -> None:
@@ -117,6 +119,7 @@ def remove_unused(root: Path) -> None:
     for name in unused:
         for folder in folders:
             (folder / f"{name}.py").unlink(missing_ok=True)
+        (root / FRAMEWORK_TESTS / f"test_{name}.py").unlink(missing_ok=True)
     for folder in folders:  # a folder left with nothing but its __init__.py (or nothing) goes too
         if not any(path.name != "__init__.py" for path in folder.glob("*.py")):
             shutil.rmtree(folder)

@@ -23,13 +23,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "github_api"
 REPO = "your-org/{{ cookiecutter.project_slug }}"
 TOKEN = "github_pat_test_0123456789"
+WORKFLOWS = PROJECT / ".github" / "workflows"
 ENVIRONMENTS = (
     "tracking-read",
     "registry",
-{%- if cookiecutter.task != "reinforcement" %}
-    "monitoring",
-    "scoring",
-{%- endif %}
+    # A tabular project's monitor and score workflows (the post-generation hook removes them otherwise).
+    *(("monitoring", "scoring") if (WORKFLOWS / "monitor.yml").is_file() else ()),
     "staging",
     "production-approval",
     "production",

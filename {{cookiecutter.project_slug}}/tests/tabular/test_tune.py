@@ -5,6 +5,7 @@ in the template's tests (it is the optional extra `ray`, not in requirements.loc
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,11 @@ from {{ cookiecutter.package_name }}.tabular.dataio import data
 from {{ cookiecutter.package_name }}.tabular.pure import metrics
 from {{ cookiecutter.package_name }}.tabular.stages import tune
 
-# A quick model: the trial's mechanics are under test, not the model's quality.
-QUICK = {% if cookiecutter.framework == "sklearn" %}{"max_iter": 5}{% elif cookiecutter.framework == "ebm" %}{"max_rounds": 5, "interactions": 0}{% else %}{"epochs": 1}{% endif %}
+PROJECT = Path(__file__).resolve().parents[2]
+# A quick model of this project's framework: the trial's mechanics are under test, not the model's quality.
+QUICK = {"sklearn": {"max_iter": 5}, "ebm": {"max_rounds": 5, "interactions": 0}}.get(
+    configuration.load(PROJECT / "config.yaml").model.framework, {"epochs": 1}
+)
 
 
 def trial(rate: float, score: float | None, error: str | None = None) -> tuning.Trial:
