@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pkgutil
 import sys
 from functools import partial
 from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
 
 from . import config as configuration
 from . import family as families
-from . import lineage, stages
+from . import lineage, ops, stages
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
 from .ops import container, doctor, github_ci, ray_job, registry
@@ -24,20 +24,19 @@ from .triton import command as triton
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes. The family's come
-# first (family.Family.commands), then these, then the deploy target's and the training platform's,
-# found by which ops module the project has (the post-generation hook keeps only the chosen ones).
+# first (family.Family.commands), then these, then any other ops module with a COMMANDS table: the
+# deploy target's and the training platform's, which the post-generation hook keeps only when chosen.
 CORE_COMMANDS = (model_card, server, container, triton, github_ci, doctor, registry)
-OPTIONAL_COMMANDS = ("ops.azureml", "ops.databricks_job")
 
 
 def command_modules() -> list[ModuleType]:
     family = [import_module(f"{families.PACKAGE}.{name}") for name in families.current().commands]
-    optional = [
-        import_module(f"{families.PACKAGE}.{name}")
-        for name in OPTIONAL_COMMANDS
-        if find_spec(f"{families.PACKAGE}.{name}") is not None
+    other_ops = [
+        module
+        for info in pkgutil.iter_modules(ops.__path__)
+        if hasattr(module := import_module(f"{ops.__name__}.{info.name}"), "COMMANDS") and module not in CORE_COMMANDS
     ]
-    return [*family, *CORE_COMMANDS, *optional]
+    return [*family, *CORE_COMMANDS, *other_ops]
 
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
