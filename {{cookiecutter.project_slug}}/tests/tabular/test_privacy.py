@@ -1,6 +1,6 @@
 """Differential privacy: the `privacy` config section, the gate's privacy checks, the OpenDP group
 statistics (README, "Differential privacy"); DP-SGD's wrapping of the network is tested with its module
-(frameworks/test_dp_sgd.py)."""
+(test_frameworks/test_dp_sgd.py)."""
 
 from __future__ import annotations
 
