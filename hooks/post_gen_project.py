@@ -46,7 +46,7 @@ DEPLOY_FILES = {
         ".github/workflows/_deploy-azureml.yml",
         f"src/{PACKAGE}/ops/azureml.py",
         f"src/{PACKAGE}/ops/traffic.py",
-        "tests/test_azureml_traffic.py",
+        "tests/core/test_azureml_traffic.py",
     ),
 }
 # What only a project that trains on Databricks has (README, "Training on Databricks").
@@ -55,71 +55,37 @@ DATABRICKS_FILES = (
     "resources",
     ".github/workflows/_train-databricks.yml",
     f"src/{PACKAGE}/ops/databricks_job.py",
-    "tests/test_databricks_job.py",
+    "tests/core/test_databricks_job.py",
 )
 
-# A reinforcement-learning project (task=reinforcement) reads no table: what only tabular projects use is
-# removed, and rl/stages/ takes the place of the tabular stages of the same names (same CLI, same lineage).
-TABULAR_FILES = (
-    "data",
-    "notebooks",
-    "bench",
-    ".github/workflows/monitor.yml",
-    ".github/workflows/score.yml",
-    ".github/workflows/_score.yml",
-    f"src/{PACKAGE}/data.py",
-    f"src/{PACKAGE}/fairness.py",
-    f"src/{PACKAGE}/plots.py",
-    f"src/{PACKAGE}/sample_data.py",
-    f"src/{PACKAGE}/label_import.py",
-    f"src/{PACKAGE}/prediction_log_admin.py",
-    f"src/{PACKAGE}/import_model.py",
-    f"src/{PACKAGE}/init_config.py",
-    f"src/{PACKAGE}/onnx_model.py",
-    f"src/{PACKAGE}/attributions.py",
-    f"src/{PACKAGE}/shapley.py",
-    f"src/{PACKAGE}/transfer.py",
-    f"src/{PACKAGE}/group_stats.py",
-    f"src/{PACKAGE}/tuning.py",
-    f"src/{PACKAGE}/stages/tune.py",
-    f"src/{PACKAGE}/stages/explain.py",
-    f"src/{PACKAGE}/encrypted_client.py",
-    f"src/{PACKAGE}/frameworks",
-    f"src/{PACKAGE}/scoring",
-    f"src/{PACKAGE}/monitoring",
-    f"src/{PACKAGE}/serving/encrypted.py",
-    f"src/{PACKAGE}/serving/encrypted_api.py",
-    f"src/{PACKAGE}/serving/linear.py",
-    "tests/contract_model.py",
-    "tests/test_encrypted.py",
-    "tests/test_explanations.py",
-    "tests/test_failures.py",
-    "tests/test_import_model.py",
-    "tests/test_init_config.py",
-    "tests/test_monitoring.py",
-    "tests/test_notebooks.py",
-    "tests/test_pipeline.py",
-    "tests/test_registry.py",
-    "tests/test_request_log.py",
-    "tests/test_scoring.py",
-    "tests/test_serving.py",
-    "tests/test_tables.py",
-    "tests/test_transfer.py",
-    "tests/test_privacy.py",
-    "tests/test_tune.py",
-    "tests/test_triton.py",
-    "tests/test_units.py",
-)
-# What only a reinforcement-learning project has.
-RL_FILES = (f"src/{PACKAGE}/rl", "tests/test_rl.py")
+# One folder per task family in the package and in the tests: the chosen family's stays, the others go whole.
+FAMILY = "rl" if TASK == "reinforcement" else "tabular"
+FAMILIES = {
+    "tabular": (
+        f"src/{PACKAGE}/tabular",
+        "tests/tabular",
+        "data",
+        "notebooks",
+        "bench",
+        ".github/workflows/monitor.yml",
+        ".github/workflows/score.yml",
+        ".github/workflows/_score.yml",
+        # Tabular modules still at the package's top level (helper B moves them into tabular/training/).
+        f"src/{PACKAGE}/tuning.py",
+        f"src/{PACKAGE}/transfer.py",
+        f"src/{PACKAGE}/frameworks",
+    ),
+    "rl": (f"src/{PACKAGE}/rl", "tests/rl"),
+}
+# Where a framework's modules may be (frameworks/__init__.py's MODULES names them), and their tests
+# (tests/tabular/test_frameworks/test_<module>.py), which go with them. The folder's name sorts after
+# test_encrypted.py on purpose: TenSEAL crashes the process (SIGSEGV) when it first runs after Opacus
+# and torch were loaded in it, so the encrypted tests must run before DP-SGD's (as on main).
+FRAMEWORK_FOLDERS = (f"src/{PACKAGE}/tabular/frameworks", f"src/{PACKAGE}/frameworks")
+FRAMEWORK_TESTS = "tests/tabular/test_frameworks"
 
 
-def use_rl_stages(root: Path) -> None:
-    """rl/stages/<name>.py becomes stages/<name>.py: the pipeline keeps its stages, each doing its RL version."""
-    replacements = root / "src" / PACKAGE / "rl" / "stages"
-    for module in sorted(replacements.glob("*.py")):
-        module.replace(root / "src" / PACKAGE / "stages" / module.name)
-    replacements.rmdir()
+def drop_notebooks_from_lint(root: Path) -> None:
     # ci.yml is copied unrendered (raw: GitHub expressions): its lint steps lose the notebooks folder here.
     workflow = root / ".github" / "workflows" / "ci.yml"
     workflow.write_text(workflow.read_text().replace(" src tests notebooks", " src tests"))
@@ -139,20 +105,26 @@ def framework_modules(registry: Path, table: str = "MODULES") -> dict:
 
 
 def remove_unused(root: Path) -> None:
-    if TASK == "reinforcement":
-        use_rl_stages(root)
-        remove(root, TABULAR_FILES)
-    else:
-        remove(root, RL_FILES)
+    for family, paths in FAMILIES.items():
+        if family != FAMILY:
+            remove(root, paths)
+    if FAMILY != "tabular":
+        drop_notebooks_from_lint(root)
     for data_file in (root / "data").glob("credit_*.csv"):  # none left in a reinforcement-learning project
         if data_file.name != f"credit_{TASK}.csv":
             data_file.unlink()
-    frameworks = root / "src" / PACKAGE / "frameworks"
-    modules = framework_modules(frameworks / "__init__.py") if frameworks.is_dir() else {FRAMEWORK: ()}
+    folders = [root / folder for folder in FRAMEWORK_FOLDERS if (root / folder).is_dir()]
+    registry = root / FRAMEWORK_FOLDERS[0] / "__init__.py"
+    modules = framework_modules(registry) if registry.is_file() else {FRAMEWORK: ()}
     # The other frameworks' modules; what every framework shares (__init__.py, base.py) is in no list.
     unused = {name for names in modules.values() for name in names} - set(modules[FRAMEWORK])
     for name in unused:
-        (frameworks / f"{name}.py").unlink()
+        for folder in folders:
+            (folder / f"{name}.py").unlink(missing_ok=True)
+        (root / FRAMEWORK_TESTS / f"test_{name}.py").unlink(missing_ok=True)
+    for folder in folders:  # a folder left with nothing but its __init__.py (or nothing) goes too
+        if not any(path.name != "__init__.py" for path in folder.glob("*.py")):
+            shutil.rmtree(folder)
     # One lock per framework in the template, and one for reinforcement learning (scripts/lock.sh): the
     # chosen one becomes requirements.lock.
     locks = root / "requirements"

@@ -25,8 +25,9 @@ import tiers
 TEMPLATE = Path(__file__).resolve().parents[1]
 PACKAGE = "credit_model"
 SLUG = "credit-model"
-# The template's package, unrendered: where the frameworks' registry (frameworks/__init__.py) lives.
+# The template's package, unrendered; the frameworks' registry (frameworks/__init__.py) is the tabular family's.
 SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
+FRAMEWORKS_SOURCE = SOURCE / "tabular" / "frameworks"
 FRAMEWORKS: list[str] = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
 
 
@@ -66,7 +67,16 @@ def framework_modules(table: str = "MODULES") -> dict[str, tuple[str, ...]]:
     spec = importlib.util.spec_from_file_location("post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py")
     hook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hook)
-    return hook.framework_modules(SOURCE / "frameworks" / "__init__.py", table)
+    return hook.framework_modules(FRAMEWORKS_SOURCE / "__init__.py", table)
+
+
+def framework_module(name: str) -> Path:
+    """Where a framework's module is: the tabular family's frameworks/, or (until it moves with the training
+    steps into tabular/training/) the package's own frameworks/ folder, where dp_sgd.py still is."""
+    for folder in (FRAMEWORKS_SOURCE, SOURCE / "frameworks"):
+        if (folder / f"{name}.py").is_file():
+            return folder / f"{name}.py"
+    raise LookupError(f"no module {name}.py in {FRAMEWORKS_SOURCE} or {SOURCE / 'frameworks'}")
 
 
 def bake(folder: Path, **context: str) -> Path:
@@ -112,7 +122,7 @@ def held_out_rows(project: Path, run_id: str, folder: Path) -> Path:
     the digest the run logged: the run holds no rows), written to Parquet for a test to read."""
     path = folder / f"held-out-{run_id}.parquet"
     code = (
-        f"from pathlib import Path; from {PACKAGE} import config, data, tracking; "
+        f"from pathlib import Path; from {PACKAGE} import config, tracking; from {PACKAGE}.tabular.dataio import data; "
         "settings = config.load(Path('config.yaml')); client = tracking.connect(settings); "
         f"rows = data.held_out(settings, client.get_run({run_id!r}).data.params, {run_id!r}); "
         f"rows.to_parquet({str(path)!r}, index=False)"

@@ -48,7 +48,7 @@ AZUREML_ONLY = [
     ".github/workflows/_deploy-azureml.yml",
     f"src/{PACKAGE}/ops/azureml.py",
     f"src/{PACKAGE}/ops/traffic.py",
-    "tests/test_azureml_traffic.py",
+    "tests/core/test_azureml_traffic.py",
 ]
 
 
@@ -220,10 +220,10 @@ def test_staging_and_production_log_in_as_identities_of_their_own(project):
 def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, tmp_path):
     """Only what this target adds: every other file is the default bake's, which test_bake.py and
     test_generated.py check (ruff, mypy, the whole suite)."""
-    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_azureml_traffic.py")
+    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_azureml_traffic.py")
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-3000:]
     ops = [f"src/{PACKAGE}/ops/azureml.py", f"src/{PACKAGE}/ops/traffic.py"]
-    files = [*ops, f"src/{PACKAGE}/cli.py", "tests/test_azureml_traffic.py"]
+    files = [*ops, f"src/{PACKAGE}/cli.py", "tests/core/test_azureml_traffic.py"]
     run(project, "-m", "ruff", "format", "--no-cache", "--check", *files)
     run(project, "-m", "ruff", "check", "--no-cache", *files)
     run(project, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *ops)

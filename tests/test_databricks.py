@@ -103,7 +103,7 @@ def test_databricks_bake_is_lint_clean_and_its_own_tests_pass(project):
         [bin_ / "ruff", "check", "src", "tests", "resources"],
         [bin_ / "ruff", "format", "--check", "src", "tests", "resources"],
         [sys.executable, "-m", "mypy", "resources", "--disallow-untyped-defs", "--ignore-missing-imports"],
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_databricks_job.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_databricks_job.py"],
     ):
         result = subprocess.run(
             [str(part) for part in command],

@@ -114,11 +114,12 @@ def test_encrypted_round_trip_matches_onnxruntime_without_plaintext_reaching_the
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_softmax_and_identity_links_match_onnxruntime(baked, task):
-    """The generated project's own in-process round trip (tests/test_encrypted.py) on the other tasks' bakes
+    """The generated project's own in-process round trip (tests/tabular/test_encrypted.py) on the other tasks' bakes
     (the binary bake runs it with the rest of its suite)."""
     project = baked(task=task, framework="sklearn")  # the bake test_bake.py makes too
     # --noconftest: the file needs none of the suite's fixtures, and its conftest imports MLflow.
-    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", "tests/test_encrypted.py")
+    test = "tests/tabular/test_encrypted.py"
+    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", test)
     assert "2 passed" in result.stdout, result.stdout
 
 

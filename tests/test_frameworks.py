@@ -22,9 +22,9 @@ from conftest import (
     FRAMEWORKS,
     PACKAGE,
     SLUG,
-    SOURCE,
     TEMPLATE,
     cli,
+    framework_module,
     framework_modules,
     held_out_rows,
     project_env,
@@ -42,7 +42,7 @@ def test_every_list_of_frameworks_names_the_same_ones(baked):
     names = run(
         baked(framework="sklearn"),
         "-c",
-        "import json, typing; from credit_model import config, frameworks; "
+        "import json, typing; from credit_model.tabular import config, frameworks; "
         "print(json.dumps([typing.get_args(frameworks.Name), "
         "typing.get_args(config.Model.model_fields['framework'].annotation)]))",
     ).stdout
@@ -53,13 +53,13 @@ def test_every_list_of_frameworks_names_the_same_ones(baked):
     assert blocks == FRAMEWORKS, "pyproject.toml's dependency blocks"
     # The imported models' frameworks (kept in every bake) are defined the same way.
     for name, (own, *needs) in (modules | framework_modules("IMPORTED")).items():
-        defined = ast.parse((SOURCE / "frameworks" / f"{own}.py").read_text())
+        defined = ast.parse(framework_module(own).read_text())
         assert any(
             isinstance(node, ast.ClassDef)
             and any(isinstance(item, ast.Assign) and ast.unparse(item) == f"name = {name!r}" for item in node.body)
             for node in defined.body
         ), f"frameworks/{own}.py defines no class with name = {name!r}"
-        assert all((SOURCE / "frameworks" / f"{module}.py").is_file() for module in needs)
+        assert all(framework_module(module).is_file() for module in needs)
 
 
 def store(project) -> MlflowClient:
@@ -227,9 +227,10 @@ def make_awkward(project, task) -> None:
 NATIVE = """
 import json, sys
 import pandas as pd
-from credit_model import config, data
-from credit_model.predictions import ClassPredictions
-from credit_model.stages.context import attach
+from credit_model import config
+from credit_model.tabular.dataio import data
+from credit_model.tabular.pure.predictions import ClassPredictions
+from credit_model.tabular.stages.context import attach
 settings = config.load(__import__("pathlib").Path("config.yaml"))
 context = attach(settings, None)
 model = context.framework.load_model(context.model_uri)
@@ -244,8 +245,9 @@ print(json.dumps(out.tolist()))
 IMPORTANCE = """
 import json, sys
 import pandas as pd
-from credit_model import config, data
-from credit_model.stages.context import attach
+from credit_model import config
+from credit_model.tabular.dataio import data
+from credit_model.tabular.stages.context import attach
 context = attach(config.load(__import__("pathlib").Path("config.yaml")), None)
 model = context.framework.load_model(context.model_uri)
 rows = data.features(pd.read_parquet(sys.argv[1]), context.schema)

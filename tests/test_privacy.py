@@ -29,9 +29,11 @@ FINISH = """
 import json, sys
 import pandas as pd, torch
 from pathlib import Path
-from credit_model import config, data, stages
-from credit_model.frameworks import model_files
-from credit_model.stages.context import attach
+from credit_model import config
+from credit_model.tabular.dataio import data
+from credit_model.tabular.frameworks import model_files
+from credit_model.tabular import stages
+from credit_model.tabular.stages.context import attach
 settings = config.load(Path("config.yaml"))
 for stage in ("gate", "export", "register"):
     stages.STAGES[stage].run(settings)

@@ -41,8 +41,9 @@ def trained_hyperparameters(project: Path, run_id: str, **env: str) -> dict:
     """The fitted estimator's own settings, read from the model train logged (by the project's loader), and
     `current`: whether the project would hand the tuned run to the next `train` (it must not: it holds a model)."""
     code = (
-        "import json, mlflow; from pathlib import Path; from credit_model import config, frameworks, tracking; "
-        "from credit_model.stages import tune; settings = config.load(Path('config.yaml')); "
+        "import json, mlflow; from pathlib import Path; from credit_model import config, tracking; "
+        "from credit_model.tabular import frameworks; "
+        "from credit_model.tabular.stages import tune; settings = config.load(Path('config.yaml')); "
         "tracking.connect(settings); "
         f"run = mlflow.MlflowClient().get_run({run_id!r}); "
         "model = frameworks.load('sklearn').load_model(run.data.tags['model.uri']); "

@@ -228,7 +228,7 @@ TAMPER = """
 import json, shutil, sys, tempfile
 from pathlib import Path
 from credit_model import config
-from credit_model.stages.context import attach
+from credit_model.tabular.stages.context import attach
 
 model, cases = Path(sys.argv[1]), Path(sys.argv[2])
 context = attach(config.load(Path("config.yaml")), None)

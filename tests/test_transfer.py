@@ -32,7 +32,7 @@ MIN_GAIN = {"roc_auc": 0.03, "accuracy": 0.03}
 DATA = f"""
 import sys
 from pathlib import Path
-from {PACKAGE}.sample_data import generate
+from {PACKAGE}.tabular.dataio.sample_data import generate
 
 frame = generate()
 base = frame.iloc[:{BASE_ROWS}].drop(columns=["risk_grade", "interest_rate"])
@@ -47,7 +47,7 @@ SCORE = f"""
 import json, sys
 from pathlib import Path
 from {PACKAGE} import config, data, metrics, predictions
-from {PACKAGE}.stages.context import attach
+from {PACKAGE}.tabular.stages.context import attach
 
 settings = config.load(Path("target.yaml"), data=Path("data/target.csv"))
 scores = {{}}

@@ -35,6 +35,7 @@ FAST: dict[str, tuple[str, ...] | None] = {
     "test_tooling.py": None,
     "test_deploy_script.py": None,
     "test_bake_units.py": None,
+    "test_import_graph.py": None,  # each bake's import-graph check, and that it fails on a forbidden import
     "test_lock_imports.py": None,  # each bake's imports against its lock, read statically
     "test_doctor.py": None,  # GitHub's documented answers against its published schemas; doctor's table per bake
     "test_bake.py": (

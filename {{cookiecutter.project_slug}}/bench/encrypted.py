@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from {{ cookiecutter.package_name }} import config as configuration
-from {{ cookiecutter.package_name }} import data, encrypted_client
 from {{ cookiecutter.package_name }}.serving import encrypted, linear, model
 from {{ cookiecutter.package_name }}.serving.settings import Settings
+from {{ cookiecutter.package_name }}.tabular import config as configuration
+from {{ cookiecutter.package_name }}.tabular.commands import encrypted_client
+from {{ cookiecutter.package_name }}.tabular.dataio import data
 
 
 def timed(call: Callable[[], Any], repeats: int) -> tuple[float, Any]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from {{ cookiecutter.package_name }} import config as configuration
-from {{ cookiecutter.package_name }} import data, onnx_model
-from {{ cookiecutter.package_name }}.stages.context import attach
+from {{ cookiecutter.package_name }}.tabular import config as configuration
+from {{ cookiecutter.package_name }}.tabular.dataio import data, onnx_model
+from {{ cookiecutter.package_name }}.tabular.stages.context import attach
 
 
 def timed(call, repeats: int) -> tuple[float, float]:

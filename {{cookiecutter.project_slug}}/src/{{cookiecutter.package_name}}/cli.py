@@ -5,50 +5,39 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pkgutil
 import sys
 from functools import partial
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from . import config as configuration
-{%- if cookiecutter.task == "reinforcement" %}
-from . import lineage, stages
-{%- else %}
-from . import encrypted_client, import_model, init_config, label_import, lineage, prediction_log_admin, scoring, stages
-{%- endif %}
+from . import family as families
+from . import lineage, ops, stages
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
-{%- if cookiecutter.task != "reinforcement" %}
-from .monitoring import command as monitoring
-{%- endif %}
-from .ops import {% if cookiecutter.deploy_target == "azureml" %}azureml, {% endif %}container, {% if cookiecutter.train_on == "databricks" %}databricks_job, {% endif %}doctor, github_ci, ray_job, registry
+from .ops import container, doctor, github_ci, ray_job, registry
 from .serving import server
-from .stages import PIPELINE, Stage
+from .stages import Stage
 from .triton import command as triton
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
-# CheckFailed when it cannot do its job, and main() turns those into exit codes.
-COMMAND_MODULES = (
-{%- if cookiecutter.task != "reinforcement" %}
-    init_config,
-    import_model,
-    scoring,
-    monitoring,
-{%- endif %}
-    model_card,
-    server,
-{%- if cookiecutter.task != "reinforcement" %}
-    encrypted_client,
-    label_import,
-    prediction_log_admin,
-{%- endif %}
-    container,
-    triton,
-    github_ci,
-    doctor,
-    registry,{% if cookiecutter.deploy_target == "azureml" %}
-    azureml,{% endif %}{% if cookiecutter.train_on == "databricks" %}
-    databricks_job,{% endif %}
-)
+# CheckFailed when it cannot do its job, and main() turns those into exit codes. The family's come
+# first (family.Family.commands), then these, then any other ops module with a COMMANDS table: the
+# deploy target's and the training platform's, which the post-generation hook keeps only when chosen.
+CORE_COMMANDS = (model_card, server, container, triton, github_ci, doctor, registry)
+
+
+def command_modules() -> list[ModuleType]:
+    family = [import_module(f"{families.PACKAGE}.{name}") for name in families.current().commands]
+    other_ops = [
+        module
+        for info in pkgutil.iter_modules(ops.__path__)
+        if hasattr(module := import_module(f"{ops.__name__}.{info.name}"), "COMMANDS") and module not in CORE_COMMANDS
+    ]
+    return [*family, *CORE_COMMANDS, *other_ops]
+
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")
 
@@ -78,19 +67,12 @@ def run_pipeline(args: argparse.Namespace) -> None:
         return
     # On a cluster: validate, tune and train there as one job (train runs what it needs), the rest here.
     ray_job.submit(config, args.config, "train", cluster, data_given=bool(args.data or args.target))
-    after = [stage for stage in PIPELINE if stage.attaches]
+    after = [stage for stage in stages.pipeline() if stage.attaches]
     for stage in after:
         stage.run(config)
 
 
-{% if cookiecutter.task != "reinforcement" %}def sample_data(args: argparse.Namespace) -> None:
-    from .sample_data import write
-
-    for path in write(args.output):
-        log.info("wrote %s", path)
-
-
-{% endif %}def parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
@@ -129,19 +111,15 @@ def run_pipeline(args: argparse.Namespace) -> None:
             sub.set_defaults(ray_address=None)
         return sub
 
-    for stage in PIPELINE:
+    pipeline = stages.pipeline()
+    for stage in pipeline:
         stage_parser(stage.name, stage.help, stage.attaches, stage.remote).set_defaults(
             handler=partial(run_stage, stage)
         )
-    stage_parser("pipeline", " -> ".join(stage.name for stage in PIPELINE), attaches=False, remote=True).set_defaults(
+    stage_parser("pipeline", " -> ".join(stage.name for stage in pipeline), attaches=False, remote=True).set_defaults(
         handler=run_pipeline
     )
-{%- if cookiecutter.task != "reinforcement" %}
-    data_parser = commands.add_parser("sample-data", help="regenerate the bundled sample data (seeded)")
-    data_parser.add_argument("--output", type=Path, default=Path("data"))
-    data_parser.set_defaults(handler=sample_data)
-{%- endif %}
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         for name, (help, add_arguments, command) in module.COMMANDS.items():
             sub = commands.add_parser(name, help=help)
             add_arguments(sub)
@@ -157,7 +135,7 @@ def configure(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("mlflow", "great_expectations", "alembic", "urllib3", "matplotlib"{% if cookiecutter.task == "reinforcement" %}, "ray"{% endif %}):
+    for noisy in ("mlflow", "alembic", "urllib3", *families.current().noisy_loggers):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file is noise

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
     from sklearn.compose import ColumnTransformer
 
-    from .data import Schema
+    from .tabular.dataio.data import Schema
 
 FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or runs:/<run id>/model"
 PROTECTED_REF = "refs/heads/main"  # the only ref whose registered versions are trusted as bases

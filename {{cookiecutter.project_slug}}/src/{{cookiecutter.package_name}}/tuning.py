@@ -18,10 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import data, frameworks, lineage, metrics, predictions
-from .config import Config, SearchParam
-from .data import Schema
+from . import lineage
+from .config import SearchParam
 from .errors import UsageError
+from .tabular import frameworks
+from .tabular.config import Config
+from .tabular.dataio import data
+from .tabular.dataio.data import Schema
+from .tabular.pure import metrics, predictions
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid

@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .. import lineage
-from ..config import Privacy
 from ..errors import UsageError
+from ..tabular.config import Privacy
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import family as families
 from .. import lineage
 from ..errors import CheckFailed
 from ..serving import contract
@@ -256,32 +257,11 @@ def sample_rows(schema: dict, sample: Path | None, config: Path, rows: int) -> l
     """Real rows from a table (default: the config's data file) if there is one, else rows made from the schema.
 
     The table is read as the pipeline reads it (the config's CSV options, or Parquet), and sent by
-    the users' own column names, with missing values as JSON null.
+    the users' own column names, with missing values as JSON null (the family's smoke_rows).
     """
-{%- if cookiecutter.task == "reinforcement" %}
-    del sample, config  # a reinforcement-learning project has no table: observations are made from the schema
-{%- else %}
-    settings = None
-    if config.is_file():
-        from .. import config as configuration
-
-        settings = configuration.load(config)
-        sample = sample or settings.data_path
-    if sample is not None and sample.is_file():
-        from .. import data
-        from ..config import Csv
-
-        table = data.read_table(sample, settings.data.csv if settings else Csv.model_validate({})).head(rows)
-        kinds = {feature["name"]: feature["type"] for feature in schema["features"]}
-        picked = table[list(kinds)].astype(object).where(table[list(kinds)].notna(), None)
-        return [
-            {
-                name: None if value is None else float(value) if kinds[name] == contract.NUMBER else str(value)
-                for name, value in row.items()
-            }
-            for row in picked.to_dict(orient="records")
-        ]
-{%- endif %}
+    found = families.current().smoke_rows(schema, sample, config, rows)
+    if found is not None:
+        return found
     made = []
     for index in range(rows):
         row = {}

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Reinforcement
 from . import environment
+from .config import Reinforcement
 
 log = logging.getLogger(__name__)
 # RLlib probes for TensorFlow when imported; this project trains with torch only.

@@ -14,9 +14,9 @@ from typing import Any
 import mlflow
 import torch
 
-from ..config import Reinforcement
 from ..errors import UntrustedModel
 from . import policy
+from .config import Reinforcement
 
 WEIGHTS = "policy.pt"
 

@@ -1,4 +1,4 @@
-"""gate: every configured threshold and the no-regression check against `champion`.
+"""gate: every registered check (stages/checks.py): thresholds, no-regression against `champion`, the family's.
 
 The gate only judges: a passing model is registered later, by `register`, once its ONNX export has
 also passed the parity check (stages/register.py).
@@ -16,25 +16,15 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .. import lineage, metrics, tracking
+from .. import family as families
+from .. import lineage, tracking
 from ..config import Config
 from ..errors import CheckFailed
 from . import StageResult
-from .context import attach
-{%- if cookiecutter.task != "reinforcement" %}
-from .explain import importance_checks
-{%- endif %}
+from .checks import Check, Gate, GateCheck, regression_checks, threshold_checks
+from .context import attach_run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    value: float | None
-    threshold: str
-    passed: bool
-    champion: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,84 +36,16 @@ class Verdict(StageResult):
     report: str
 
 
-def threshold_checks(config: Config, observed: dict[str, float], champion: dict[str, float]) -> list[Check]:
-    checks = []
-    for name, bound in config.gate.thresholds.items():
-        value = observed.get(name)
-        passed = (
-            value is not None
-            and (bound.min is None or value >= bound.min)
-            and (bound.max is None or value <= bound.max)
-        )
-        text = " and ".join(
-            part
-            for part in (
-                f">= {bound.min:g}" if bound.min is not None else "",
-                f"<= {bound.max:g}" if bound.max is not None else "",
-            )
-            if part
-        )
-        checks.append(
-            Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed, champion.get(name))
-        )
-    return checks
+def thresholds(gate: Gate) -> list[Check]:
+    return threshold_checks(gate.config, gate.observed, gate.champion)
 
 
-def _missing(name: str) -> str:
-    if name in (lineage.PRIVACY_EPSILON, lineage.PRIVACY_DELTA):
-        return "not logged: this run was trained without differential privacy (privacy.enabled: false)"
-    return "metric not logged by this run"
-
-{%- if cookiecutter.task != "reinforcement" %}
+def no_regression(gate: Gate) -> list[Check]:
+    return regression_checks(gate.config, gate.observed, gate.champion, gate.lower_is_better)
 
 
-def privacy_checks(config: Config, observed: dict[str, float]) -> list[Check]:
-    """With privacy.enabled, the model must have been trained with DP-SGD within the config's budget.
-
-    Explicit gate.thresholds on the same metric replace these (they may be stricter).
-    """
-    if not config.privacy.enabled:
-        return []
-    required = {
-        lineage.PRIVACY_EPSILON: config.privacy.target_epsilon,
-        lineage.PRIVACY_DELTA: config.privacy.target_delta,
-    }
-    checks = []
-    for name, limit in required.items():
-        if name in config.gate.thresholds:
-            continue
-        value = observed.get(name)
-        text = f"<= {limit:g} (privacy.target_{name.removeprefix('privacy.')}, privacy.enabled)"
-        passed = value is not None and value <= limit
-        checks.append(Check(name, value, text if value is not None else f"{text} ({_missing(name)})", passed))
-    return checks
-{%- endif %}
-
-
-def regression_checks(config: Config, observed: dict[str, float], champion: dict[str, float]) -> list[Check]:
-    if not champion:
-        return []
-    tolerance = config.gate.regression_tolerance
-    checks = []
-    for name in config.gate.no_regression:
-        value, best = observed.get(name), champion.get(name)
-        if best is None:
-            continue  # the champion predates this metric: nothing to compare
-        if lower_is_better := metrics.lower_is_better(name):
-            limit, passed = best + tolerance, value is not None and value <= best + tolerance
-        else:
-            limit, passed = best - tolerance, value is not None and value >= best - tolerance
-        checks.append(
-            Check(
-                f"{name} vs champion",
-                value,
-                f"{'<=' if lower_is_better else '>='} {limit:.4g} "
-                f"(champion {best:.4g} {'+' if lower_is_better else '-'} {tolerance:g})",
-                passed,
-                best,
-            )
-        )
-    return checks
+# The core's checks, before the family's (family.Family.gate_checks), in the report's order.
+CORE: tuple[GateCheck, ...] = (thresholds, no_regression)
 
 
 def champion_metrics(client: MlflowClient, model_name: str) -> tuple[str | None, dict[str, float]]:
@@ -172,14 +94,12 @@ def publish(config: Config, verdict: Verdict) -> Path:
 
 
 def run(config: Config, run_id: str | None = None) -> Verdict:
-    context = attach(config, run_id)
+    context = attach_run(config, run_id)
     model_name = config.tracking.model_name
-    observed = context.run.data.metrics
     champion_version, champion = champion_metrics(tracking.reference_client(config), model_name)
-    checks = threshold_checks(config, observed, champion) + regression_checks(config, observed, champion)
-{%- if cookiecutter.task != "reinforcement" %}
-    checks += privacy_checks(config, observed) + importance_checks(config, observed, context.schema)
-{%- endif %}
+    family = families.current()
+    judged = Gate(config, context.run_id, context.run.data.metrics, champion, family.lower_is_better)
+    checks = [check for judge in CORE + family.gate_checks for check in judge(judged)]
     passed = all(check.passed for check in checks)
     report = render(checks, passed, context.run_id, champion_version, model_name)
 

@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import CheckFailed
 from ..modelcard import answers, publish
 from . import StageResult
-from .context import attach
+from .context import attach_run as attach
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 
-from .. import lineage
+from ... import lineage
+from ...stages import StageResult
+from .. import episodes, policy
 from ..config import Config
-from ..rl import episodes, policy
-from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)

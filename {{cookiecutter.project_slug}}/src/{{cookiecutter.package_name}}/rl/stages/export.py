@@ -12,12 +12,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from .. import lineage
+from ... import lineage
+from ...errors import CheckFailed
+from ...stages import StageResult
+from ...triton import repository
+from .. import episodes, onnx_policy, policy
 from ..config import Config
-from ..errors import CheckFailed
-from ..rl import episodes, onnx_policy, policy
-from ..triton import repository
-from . import StageResult
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import mlflow
 
-from .. import lineage, tracking
+from ... import lineage, tracking
+from ...stages import StageResult
+from .. import policy, store
 from ..config import Config
-from ..rl import policy, store
-from . import StageResult
 
 log = logging.getLogger(__name__)
 

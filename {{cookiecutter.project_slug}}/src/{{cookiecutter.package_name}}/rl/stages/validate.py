@@ -7,11 +7,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import lineage
+from ... import lineage
+from ...errors import CheckFailed
+from ...stages import StageResult
+from .. import environment
 from ..config import Config
-from ..errors import CheckFailed
-from ..rl import environment
-from . import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,42 @@
+"""Each bake's own import-graph check (tests/core/test_import_graph.py there): it passes as generated and
+fails, naming the import, when the core imports a family or two modules come to import each other."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import PACKAGE, SLUG, run
+
+CHECK = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", "tests/core/test_import_graph.py")
+RL = {"task": "reinforcement", "framework": "pytorch"}
+
+
+@pytest.mark.parametrize("options", [{}, RL], ids=["tabular", "reinforcement"])
+def test_the_generated_import_graph_check_passes(baked, options):
+    result = run(baked(**options), *CHECK)
+    assert "3 passed" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("module", "added", "named"),
+    [
+        # The core's gate reaching into the tabular family instead of taking its checks from the registry.
+        (
+            "stages/gate.py",
+            "from ..tabular.stages import explain  # noqa: F401",
+            "stages.gate imports tabular.stages.explain",
+        ),
+        # lineage is imported by tracking: importing tracking back closes a cycle.
+        ("lineage.py", "from . import tracking  # noqa: F401", "lineage <-> tracking"),
+    ],
+    ids=["core-imports-family", "cycle"],
+)
+def test_the_generated_check_fails_on_a_forbidden_import(baked, tmp_path, module, added, named):
+    project = shutil.copytree(baked(), tmp_path / SLUG)
+    path = project / "src" / PACKAGE / module
+    path.write_text(path.read_text() + f"\n{added}\n")
+    result = run(project, *CHECK, check=False)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert named in result.stdout, result.stdout[-3000:]
