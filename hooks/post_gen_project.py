@@ -78,9 +78,8 @@ TABULAR_FILES = (
     f"src/{PACKAGE}/onnx_model.py",
     f"src/{PACKAGE}/attributions.py",
     f"src/{PACKAGE}/shapley.py",
-    f"src/{PACKAGE}/transfer.py",
+    f"src/{PACKAGE}/tabular",
     f"src/{PACKAGE}/group_stats.py",
-    f"src/{PACKAGE}/tuning.py",
     f"src/{PACKAGE}/stages/tune.py",
     f"src/{PACKAGE}/stages/explain.py",
     f"src/{PACKAGE}/encrypted_client.py",
@@ -107,6 +106,7 @@ TABULAR_FILES = (
     "tests/test_transfer.py",
     "tests/test_privacy.py",
     "tests/test_tune.py",
+    "tests/test_training_steps.py",
     "tests/test_triton.py",
     "tests/test_units.py",
 )
@@ -153,6 +153,7 @@ def remove_unused(root: Path) -> None:
     unused = {name for names in modules.values() for name in names} - set(modules[FRAMEWORK])
     for name in unused:
         (frameworks / f"{name}.py").unlink()
+    remove_other_frameworks_steps(root / "src" / PACKAGE / "tabular" / "training")
     # One lock per framework in the template, and one for reinforcement learning (scripts/lock.sh): the
     # chosen one becomes requirements.lock.
     locks = root / "requirements"
@@ -169,6 +170,15 @@ def remove_unused(root: Path) -> None:
         remove(root, DATABRICKS_FILES)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
+
+
+def remove_other_frameworks_steps(training: Path) -> None:
+    """The training steps only another framework runs (tabular/training/__init__.py's MODULES: DP-SGD is PyTorch's)."""
+    if not training.is_dir():  # a reinforcement-learning project has no tabular family
+        return
+    modules = framework_modules(training / "__init__.py")
+    for name in {name for names in modules.values() for name in names} - set(modules.get(FRAMEWORK, ())):
+        (training / f"{name}.py").unlink()
 
 
 def remove(root: Path, paths: tuple[str, ...]) -> None:

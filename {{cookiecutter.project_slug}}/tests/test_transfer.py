@@ -11,9 +11,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
-from {{ cookiecutter.package_name }} import data, lineage, transfer
+from {{ cookiecutter.package_name }} import data, lineage
 from {{ cookiecutter.package_name }}.config import Column, Model
 from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.tabular.training import transfer
 
 BASE = transfer.Base("models:/credit@champion", "models:/m-0123abcd", "0123456789abcdef", "3", "sklearn")
 

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from {{ cookiecutter.package_name }} import config as configuration
-from {{ cookiecutter.package_name }} import data, lineage, metrics, tracking, tuning
+from {{ cookiecutter.package_name }} import data, lineage, metrics, tracking
 from {{ cookiecutter.package_name }}.errors import CheckFailed
 from {{ cookiecutter.package_name }}.stages import tune
+from {{ cookiecutter.package_name }}.tabular.training import tuning
 
 # A quick model: the trial's mechanics are under test, not the model's quality.
 QUICK = {% if cookiecutter.framework == "sklearn" %}{"max_iter": 5}{% elif cookiecutter.framework == "ebm" %}{"max_rounds": 5, "interactions": 0}{% else %}{"epochs": 1}{% endif %}

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, {% if cookie
 from .errors import UsageError
 {%- if cookiecutter.task != "reinforcement" %}
 from .frameworks import Name as FrameworkName
-from .transfer import FORMS, REFERENCE
+from .tabular.training.transfer import FORMS, REFERENCE
 {%- endif %}
 
 {% if cookiecutter.task == "reinforcement" %}Task = Literal["reinforcement"]{% else %}Task = Literal["binary", "multiclass", "regression"]{% endif %}
@@ -93,7 +93,7 @@ class Model(Strict):
     # sklearn only (empty: gradient_boosting). `linear` is what encrypted inference needs (README).
     estimator: Literal["gradient_boosting", "linear"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    # Transfer learning (transfer.py): train from this model instead of from scratch.
+    # Transfer learning (tabular/training/transfer.py): train from this model instead of from scratch.
     init_from: str | None = Field(None, description=f"empty: from scratch; else {FORMS}")
     # `registered`: the base must be a registry version a release would ship (transfer.resolve); `any`: any
     # model the reference names, a run's included (you vouch for it: it is read as this project's own).

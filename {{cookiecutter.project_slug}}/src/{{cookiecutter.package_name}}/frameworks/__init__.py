@@ -30,7 +30,7 @@ Name = Literal["sklearn", "pytorch", "keras", "tensorflow", "ebm"]
 # A plain literal: hooks/post_gen_project.py reads it without importing this package.
 MODULES: dict[Name, tuple[str, ...]] = {
     "sklearn": ("scikit_learn",),
-    "pytorch": ("pytorch", "tabular", "dp_sgd"),
+    "pytorch": ("pytorch", "tabular"),
     "keras": ("keras_torch", "keras3", "tabular"),
     "tensorflow": ("keras_tensorflow", "keras3", "tabular"),
     "ebm": ("explainable_boosting",),

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     from ..config import Privacy, Split
     from ..data import Schema
     from ..predictions import Predictions
-    from ..transfer import Base
+    from ..tabular.training.transfer import Base
 
 Model = TypeVar("Model")  # what a framework trains, predicts with, logs and loads
 

@@ -23,7 +23,7 @@ from . import StageResult
 if TYPE_CHECKING:  # with tune.enabled false (the default) the stage imports neither mlflow nor the search
     from mlflow.tracking import MlflowClient
 
-    from .. import tuning
+    from ..tabular.training import tuning
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def record_trials(client: MlflowClient, experiment_id: str, parent: str, trials:
     import mlflow
     from mlflow.entities import Metric, Param, RunStatus
 
-    from .. import tuning
+    from ..tabular.training import tuning
 
     ids = []
     for number, trial in enumerate(trials):
@@ -97,7 +97,8 @@ def run(config: Config, run_id: str | None = None) -> Tuned:
         return Tuned(run_id=None, best_params={})
     import mlflow
 
-    from .. import tracking, tuning
+    from .. import tracking
+    from ..tabular.training import tuning
 
     client = tracking.connect(config)
     metric, mode = tuning.metric_and_mode(config)

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import data, frameworks, lineage, metrics, predictions
-from .config import Config, SearchParam
-from .data import Schema
-from .errors import UsageError
+from ... import data, frameworks, lineage, metrics, predictions
+from ...config import Config, SearchParam
+from ...data import Schema
+from ...errors import UsageError
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid

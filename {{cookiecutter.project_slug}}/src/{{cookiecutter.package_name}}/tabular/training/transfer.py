@@ -19,15 +19,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import lineage
-from .errors import UsageError
+from ... import lineage
+from ...errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.tracking import MlflowClient
     from sklearn.compose import ColumnTransformer
 
-    from .data import Schema
+    from ...data import Schema
 
 FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or runs:/<run id>/model"
 PROTECTED_REF = "refs/heads/main"  # the only ref whose registered versions are trusted as bases

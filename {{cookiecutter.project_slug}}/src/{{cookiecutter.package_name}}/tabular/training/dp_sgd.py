@@ -22,9 +22,9 @@ from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .. import lineage
-from ..config import Privacy
-from ..errors import UsageError
+from ... import lineage
+from ...config import Privacy
+from ...errors import UsageError
 
 log = logging.getLogger(__name__)
 
