@@ -12,7 +12,7 @@ from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import data, lineage, metrics, tracking
 from {{ cookiecutter.package_name }}.errors import CheckFailed
 from {{ cookiecutter.package_name }}.stages import tune
-from {{ cookiecutter.package_name }}.tabular.training import tuning
+from {{ cookiecutter.package_name }}.tabular.training import tuned, tuning
 
 # A quick model: the trial's mechanics are under test, not the model's quality.
 QUICK = {% if cookiecutter.framework == "sklearn" %}{"max_iter": 5}{% elif cookiecutter.framework == "ebm" %}{"max_rounds": 5, "interactions": 0}{% else %}{"epochs": 1}{% endif %}
@@ -65,10 +65,10 @@ def test_train_continues_a_saved_search_only_while_it_holds(workspace):
     saved = tune.Tuned(run_id=parent, best_params={"learning_rate": 0.05}, metric="m", value=1.0)
     tune.save(settings, saved, experiment)
 
-    assert tune.for_training(settings) == saved
+    assert tuned.for_training(settings) == saved
     changed = settings.model_copy(update={"tune": settings.tune.model_copy(update={"trials": 3})})
     assert tune.current(changed) is None  # another search was asked for
     client.set_tag(parent, lineage.stage_tag("train"), lineage.DONE)
     assert tune.current(settings) is None  # the run holds a model: the next train searches again
     off = settings.model_copy(update={"tune": settings.tune.model_copy(update={"enabled": False})})
-    assert tune.for_training(off) is None
+    assert tuned.for_training(off) is None

@@ -1,10 +1,10 @@
 """tune: search model.params with Ray Tune; start the pipeline's run, each trial a child run of it.
 
 Opt-in (config.yaml `tune.enabled`). One pipeline is one run, and tune comes before train, so tune
-starts the run and `train` continues it (outputs/tune.json names it, with the best params): the
-trials appear nested under the run that then holds the model, the gate and the export. The trials
-train on the training rows minus a validation split (split.validation_size) and are scored there:
-the test rows stay unseen until `evaluate`.
+starts the run and `train` continues it (outputs/tune.json names it, with the best params; train's
+step tabular/training/tuned.py takes them): the trials appear nested under the run that then holds
+the model, the gate and the export. The trials train on the training rows minus a validation split
+(split.validation_size) and are scored there: the test rows stay unseen until `evaluate`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from .. import data, lineage
 from ..config import Config
-from ..errors import CheckFailed, UsageError
-from . import StageResult
+from ..errors import CheckFailed
+from ..tabular.training.tuned import Tuned
 
 if TYPE_CHECKING:  # with tune.enabled false (the default) the stage imports neither mlflow nor the search
     from mlflow.tracking import MlflowClient
@@ -26,13 +26,6 @@ if TYPE_CHECKING:  # with tune.enabled false (the default) the stage imports nei
     from ..tabular.training import tuning
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Tuned(StageResult):
-    best_params: dict[str, Any]  # the searched keys only ({} when tune is off)
-    metric: str = ""
-    value: float | None = None
 
 
 def fingerprint(config: Config) -> str:
@@ -182,15 +175,3 @@ def current(config: Config) -> Tuned | None:
     return Tuned(
         run_id=record["run_id"], best_params=record["best_params"], metric=record["metric"], value=record["value"]
     )
-
-
-def for_training(config: Config) -> Tuned | None:
-    """What `train` continues from: the current search (run now when missing), or None when tune is off."""
-    if not config.tune.enabled:
-        return None
-    from . import STAGES
-
-    found = current(config) or STAGES["tune"].run(config)
-    if not isinstance(found, Tuned) or found.run_id is None:
-        raise UsageError("tune did not start a run for train to continue: run `tune` and read its log")
-    return found
