@@ -28,6 +28,33 @@ if TYPE_CHECKING:  # with tune.enabled false (the default) the stage imports nei
 log = logging.getLogger(__name__)
 
 
+def current(config: Config) -> Tuned | None:
+    """The saved search, when it was made for exactly this data and config and its run is not trained yet.
+
+    A run holds one model: once train finished in it, the next `train` needs a new run, so a new search.
+    """
+    saved = config.outputs / lineage.TUNE_FILE
+    if not config.tune.enabled or not saved.is_file():
+        return None
+    import mlflow
+
+    from .. import tracking
+
+    record = json.loads(saved.read_text())
+    if record.get("fingerprint") != fingerprint(config):
+        return None
+    client = tracking.connect(config)
+    try:
+        run = client.get_run(record["run_id"])
+    except mlflow.exceptions.MlflowException:
+        return None
+    if run.data.tags.get(lineage.stage_tag("train")) == lineage.DONE:
+        return None
+    return Tuned(
+        run_id=record["run_id"], best_params=record["best_params"], metric=record["metric"], value=record["value"]
+    )
+
+
 def fingerprint(config: Config) -> str:
     """What the search depended on: a saved result holds only while all of it is unchanged."""
     from .. import tracking
@@ -41,46 +68,6 @@ def fingerprint(config: Config) -> str:
         "tracking": tracking.tracking_uri(config),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-
-def best(trials: list[tuning.Trial], metric: str, mode: str) -> tuning.Trial:
-    scored = [trial for trial in trials if metric in trial.scores]
-    if not scored:
-        errors = sorted({trial.error or f"no {metric!r} reported" for trial in trials})
-        raise CheckFailed(
-            f"tune: none of {len(trials)} trials scored {metric!r}: {'; '.join(errors)[:2000]}. "
-            "Check tune.space's keys against model.params (and tune.metric against the task's metrics)"
-        )
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda trial: trial.scores[metric])
-
-
-def record_trials(client: MlflowClient, experiment_id: str, parent: str, trials: list[tuning.Trial]) -> list[str]:
-    """One finished (or failed) child run per trial, nested under `parent`; returns their ids."""
-    import mlflow
-    from mlflow.entities import Metric, Param, RunStatus
-
-    from ..tabular.training import tuning
-
-    ids = []
-    for number, trial in enumerate(trials):
-        child = client.create_run(
-            experiment_id,
-            start_time=int(trial.started * 1000),
-            tags={lineage.PARENT_RUN: parent, lineage.TUNE_TRIAL: str(number), "mlflow.runName": f"trial-{number}"},
-        )
-        run_id = child.info.run_id
-        at = int(trial.ended * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(f"{tuning.PREFIX}{name}", value, at, 0) for name, value in trial.scores.items()],
-            params=[Param(f"model.{key}", str(value)) for key, value in trial.params.items()],
-            tags=[] if trial.error is None else [mlflow.entities.RunTag("tune.error", trial.error[:5000])],
-        )
-        status = RunStatus.FINISHED if trial.error is None else RunStatus.FAILED
-        client.set_terminated(run_id, RunStatus.to_string(status), end_time=at)
-        ids.append(run_id)
-    return ids
 
 
 def run(config: Config, run_id: str | None = None) -> Tuned:
@@ -144,34 +131,47 @@ def run(config: Config, run_id: str | None = None) -> Tuned:
     return result
 
 
+def record_trials(client: MlflowClient, experiment_id: str, parent: str, trials: list[tuning.Trial]) -> list[str]:
+    """One finished (or failed) child run per trial, nested under `parent`; returns their ids."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunStatus
+
+    from ..tabular.training import tuning
+
+    ids = []
+    for number, trial in enumerate(trials):
+        child = client.create_run(
+            experiment_id,
+            start_time=int(trial.started * 1000),
+            tags={lineage.PARENT_RUN: parent, lineage.TUNE_TRIAL: str(number), "mlflow.runName": f"trial-{number}"},
+        )
+        run_id = child.info.run_id
+        at = int(trial.ended * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(f"{tuning.PREFIX}{name}", value, at, 0) for name, value in trial.scores.items()],
+            params=[Param(f"model.{key}", str(value)) for key, value in trial.params.items()],
+            tags=[] if trial.error is None else [mlflow.entities.RunTag("tune.error", trial.error[:5000])],
+        )
+        status = RunStatus.FINISHED if trial.error is None else RunStatus.FAILED
+        client.set_terminated(run_id, RunStatus.to_string(status), end_time=at)
+        ids.append(run_id)
+    return ids
+
+
+def best(trials: list[tuning.Trial], metric: str, mode: str) -> tuning.Trial:
+    scored = [trial for trial in trials if metric in trial.scores]
+    if not scored:
+        errors = sorted({trial.error or f"no {metric!r} reported" for trial in trials})
+        raise CheckFailed(
+            f"tune: none of {len(trials)} trials scored {metric!r}: {'; '.join(errors)[:2000]}. "
+            "Check tune.space's keys against model.params (and tune.metric against the task's metrics)"
+        )
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda trial: trial.scores[metric])
+
+
 def save(config: Config, result: Tuned, experiment_id: str) -> None:
     config.outputs.mkdir(parents=True, exist_ok=True)
     record = asdict(result) | {"experiment_id": experiment_id, "fingerprint": fingerprint(config)}
     (config.outputs / lineage.TUNE_FILE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def current(config: Config) -> Tuned | None:
-    """The saved search, when it was made for exactly this data and config and its run is not trained yet.
-
-    A run holds one model: once train finished in it, the next `train` needs a new run, so a new search.
-    """
-    saved = config.outputs / lineage.TUNE_FILE
-    if not config.tune.enabled or not saved.is_file():
-        return None
-    import mlflow
-
-    from .. import tracking
-
-    record = json.loads(saved.read_text())
-    if record.get("fingerprint") != fingerprint(config):
-        return None
-    client = tracking.connect(config)
-    try:
-        run = client.get_run(record["run_id"])
-    except mlflow.exceptions.MlflowException:
-        return None
-    if run.data.tags.get(lineage.stage_tag("train")) == lineage.DONE:
-        return None
-    return Tuned(
-        run_id=record["run_id"], best_params=record["best_params"], metric=record["metric"], value=record["value"]
-    )

@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from ...data import Schema
 
 
+def group_statistics(config: Config, rows: pd.DataFrame, schema: Schema) -> dict[str, Any] | None:
+    """The noisy group counts of the training `rows` (group_stats.py) when privacy.report_epsilon is set,
+    else None. Computed before the run starts: statistics that cannot be released record no run."""
+    if config.privacy.report_epsilon is None:
+        return None
+    return group_stats.release(config, rows, schema)
+
+
 def params(privacy: Privacy) -> dict[str, object]:
     """`privacy.enabled` on every run, so the gate and the model card can tell a run trained without DP;
     the DP-SGD settings when it is on, and the statistics' budget when they are released."""
@@ -34,14 +42,6 @@ def params(privacy: Privacy) -> dict[str, object]:
         ),
         **({"privacy.report_epsilon": privacy.report_epsilon} if privacy.report_epsilon is not None else {}),
     }
-
-
-def group_statistics(config: Config, rows: pd.DataFrame, schema: Schema) -> dict[str, Any] | None:
-    """The noisy group counts of the training `rows` (group_stats.py) when privacy.report_epsilon is set,
-    else None. Computed before the run starts: statistics that cannot be released record no run."""
-    if config.privacy.report_epsilon is None:
-        return None
-    return group_stats.release(config, rows, schema)
 
 
 def log_group_statistics(released: dict[str, Any] | None) -> None:

@@ -78,25 +78,6 @@ def base_for(client: MlflowClient, settings: ModelSettings, private: bool) -> Ba
     return resolve(client, settings.init_from, settings.framework, settings.init_from_trust)
 
 
-def lineage_of(base: Base | None) -> dict[str, str]:
-    """Where the new model started, as its run's params and tags: {} from scratch."""
-    return {} if base is None else base.lineage()
-
-
-def train_from(
-    framework: Framework,
-    base: Base,
-    features: pd.DataFrame,
-    target: pd.Series,
-    schema: Schema,
-    settings: ModelSettings,
-    split: Split,
-) -> Any:
-    """The framework's model trained from `base`'s (read back by its own load_model) on these rows."""
-    log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
-    return framework.train_from(base, framework.load_model(base.model_uri), features, target, schema, settings, split)
-
-
 def resolve(client: MlflowClient, reference: str, framework: str, trust: str = "registered") -> Base:
     """The base model behind `reference`, in `client`'s tracking server and registry; refused unless
     it was trained by `framework` (weights only fit the network, trees only the estimator, that made them)
@@ -151,6 +132,25 @@ def resolve(client: MlflowClient, reference: str, framework: str, trust: str = "
             f"{framework}: a base must come from the same framework (its weights or trees are what is reused)"
         )
     return Base(reference, model_uri, run_id, version, trained_by)
+
+
+def lineage_of(base: Base | None) -> dict[str, str]:
+    """Where the new model started, as its run's params and tags: {} from scratch."""
+    return {} if base is None else base.lineage()
+
+
+def train_from(
+    framework: Framework,
+    base: Base,
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    settings: ModelSettings,
+    split: Split,
+) -> Any:
+    """The framework's model trained from `base`'s (read back by its own load_model) on these rows."""
+    log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
+    return framework.train_from(base, framework.load_model(base.model_uri), features, target, schema, settings, split)
 
 
 def check_inputs(base: Base, preprocess: ColumnTransformer, schema: Schema) -> None:
