@@ -40,6 +40,9 @@ def test_every_option_bakes_clean(baked, task, framework):
     modules = {p.stem for p in (project / "src" / PACKAGE / "frameworks").glob("*.py")} - {"__init__", "base"}
     imported = {module for modules in framework_modules("IMPORTED").values() for module in modules}
     assert modules == set(framework_modules()[framework]) | imported
+    # The training steps one framework alone runs (DP-SGD: PyTorch) stay in its bakes only.
+    steps = {p.stem for p in (project / "src" / PACKAGE / "tabular" / "training").glob("*.py")}
+    assert ("dp_sgd" in steps) == (framework == "pytorch") and {"tuned", "transfer", "privacy"} <= steps
 
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
     assert ("torch==" in dependencies) == (framework in ("pytorch", "keras"))
