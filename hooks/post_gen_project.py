@@ -70,10 +70,6 @@ FAMILIES = {
         ".github/workflows/monitor.yml",
         ".github/workflows/score.yml",
         ".github/workflows/_score.yml",
-        # Tabular modules still at the package's top level (helper B moves them into tabular/training/).
-        f"src/{PACKAGE}/tuning.py",
-        f"src/{PACKAGE}/transfer.py",
-        f"src/{PACKAGE}/frameworks",
     ),
     "rl": (f"src/{PACKAGE}/rl", "tests/rl"),
 }
@@ -81,7 +77,7 @@ FAMILIES = {
 # (tests/tabular/test_frameworks/test_<module>.py), which go with them. The folder's name sorts after
 # test_encrypted.py on purpose: TenSEAL crashes the process (SIGSEGV) when it first runs after Opacus
 # and torch were loaded in it, so the encrypted tests must run before DP-SGD's (as on main).
-FRAMEWORK_FOLDERS = (f"src/{PACKAGE}/tabular/frameworks", f"src/{PACKAGE}/frameworks")
+FRAMEWORK_FOLDERS = (f"src/{PACKAGE}/tabular/frameworks", f"src/{PACKAGE}/tabular/training")
 FRAMEWORK_TESTS = "tests/tabular/test_frameworks"
 
 

@@ -71,12 +71,12 @@ def framework_modules(table: str = "MODULES") -> dict[str, tuple[str, ...]]:
 
 
 def framework_module(name: str) -> Path:
-    """Where a framework's module is: the tabular family's frameworks/, or (until it moves with the training
-    steps into tabular/training/) the package's own frameworks/ folder, where dp_sgd.py still is."""
-    for folder in (FRAMEWORKS_SOURCE, SOURCE / "frameworks"):
+    """Where a framework's module is: the tabular family's frameworks/, or its training/ for a training step
+    only that framework runs (dp_sgd.py)."""
+    for folder in (FRAMEWORKS_SOURCE, SOURCE / "tabular" / "training"):
         if (folder / f"{name}.py").is_file():
             return folder / f"{name}.py"
-    raise LookupError(f"no module {name}.py in {FRAMEWORKS_SOURCE} or {SOURCE / 'frameworks'}")
+    raise LookupError(f"no module {name}.py in {FRAMEWORKS_SOURCE} or its training/ neighbour")
 
 
 def bake(folder: Path, **context: str) -> Path:

@@ -34,8 +34,8 @@ IMPORT_SHA256 = "import.sha256"  # its digest, as read
 IMPORT_FORMAT = "import.format"  # onnx | skops
 IMPORT_TAGS = (ORIGIN, IMPORT_SOURCE, IMPORT_SHA256, IMPORT_FORMAT)
 IMPORTED = "imported"
-# Set (as params and tags) by `train` on a run that started from another model (model.init_from, transfer.py),
-# and copied to its version: the chain of models, link by link, in the MLflow UI.
+# Set (as params and tags) by `train` on a run that started from another model (model.init_from,
+# tabular/training/transfer.py), and copied to its version: the chain of models, link by link, in the MLflow UI.
 INIT_FROM_URI = "init_from.uri"  # the reference as given: models:/<name>@<alias>, models:/<name>/<n>, runs:/...
 INIT_FROM_MODEL = "init_from.model_uri"  # the logged model it resolved to (models:/m-...)
 INIT_FROM_VERSION = "init_from.version"  # the registered version it resolved to (registry references only)
@@ -45,7 +45,7 @@ INIT_FROM_TAGS = (INIT_FROM_URI, INIT_FROM_MODEL, INIT_FROM_VERSION, INIT_FROM_R
 # Copied from the run to the version `register` creates: what a release checks (trust_problems).
 VERSION_TAGS = (GIT_SHA, GATE_VERDICT, EXPORT_PARITY, ONNX_SHA256)
 DONE, FAILED, PASSED = "done", "failed", "passed"
-# Differential privacy (frameworks/dp_sgd.py, group_stats.py): metrics and a param of the train stage.
+# Differential privacy (tabular/training/dp_sgd.py, group_stats.py): metrics and a param of the train stage.
 PRIVACY_EPSILON = "privacy.epsilon"  # spent by DP-SGD
 PRIVACY_DELTA = "privacy.delta"
 PRIVACY_ENABLED = "privacy.enabled"  # param on every run: True | False

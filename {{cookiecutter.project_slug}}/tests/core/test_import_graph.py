@@ -14,10 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "{{ cookiecutter.package_name }}"
-# Modules of a family not yet in its folder -> that family (they move to tabular/training/ with the training
-# steps); the post-generation hook removes them with the family.
-NOT_YET_IN_THEIR_FOLDER = {"tuning": "tabular", "transfer": "tabular", "frameworks.dp_sgd": "tabular"}
-
 
 def module_name(path: Path, package: Path) -> str:
     parts = list(path.relative_to(package).with_suffix("").parts)
@@ -77,7 +73,7 @@ def families(package: Path) -> set[str]:
 
 def family_of(module: str, names: set[str]) -> str | None:
     top = module.split(".")[0]
-    return top if top in names else NOT_YET_IN_THEIR_FOLDER.get(module)
+    return top if top in names else None
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -11,10 +11,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
-from {{ cookiecutter.package_name }} import lineage, transfer
+from {{ cookiecutter.package_name }} import lineage
 from {{ cookiecutter.package_name }}.errors import UsageError
 from {{ cookiecutter.package_name }}.tabular.config import Column, Model
 from {{ cookiecutter.package_name }}.tabular.dataio import data
+from {{ cookiecutter.package_name }}.tabular.training import transfer
 
 BASE = transfer.Base("models:/credit@champion", "models:/m-0123abcd", "0123456789abcdef", "3", "sklearn")
 

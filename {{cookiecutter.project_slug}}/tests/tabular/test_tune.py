@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import lineage, tracking, tuning
+from {{ cookiecutter.package_name }} import lineage, tracking
 from {{ cookiecutter.package_name }}.errors import CheckFailed
 from {{ cookiecutter.package_name }}.tabular import config as configuration
 from {{ cookiecutter.package_name }}.tabular.dataio import data
 from {{ cookiecutter.package_name }}.tabular.pure import metrics
 from {{ cookiecutter.package_name }}.tabular.stages import tune
+from {{ cookiecutter.package_name }}.tabular.training import tuned, tuning
 
 PROJECT = Path(__file__).resolve().parents[2]
 # A quick model of this project's framework: the trial's mechanics are under test, not the model's quality.
@@ -70,10 +71,10 @@ def test_train_continues_a_saved_search_only_while_it_holds(workspace):
     saved = tune.Tuned(run_id=parent, best_params={"learning_rate": 0.05}, metric="m", value=1.0)
     tune.save(settings, saved, experiment)
 
-    assert tune.for_training(settings) == saved
+    assert tuned.for_training(settings) == saved
     changed = settings.model_copy(update={"tune": settings.tune.model_copy(update={"trials": 3})})
     assert tune.current(changed) is None  # another search was asked for
     client.set_tag(parent, lineage.stage_tag("train"), lineage.DONE)
     assert tune.current(settings) is None  # the run holds a model: the next train searches again
     off = settings.model_copy(update={"tune": settings.tune.model_copy(update={"enabled": False})})
-    assert tune.for_training(off) is None
+    assert tuned.for_training(off) is None

@@ -1,0 +1,1 @@
+"""The tabular task family: models trained on a table."""

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from .. import config as core
 from ..config import Strict
 from ..errors import UsageError
-from ..transfer import FORMS, REFERENCE
+from .training.transfer import FORMS, REFERENCE
 from .frameworks import Name as FrameworkName
 
 Task = Literal["binary", "multiclass", "regression"]

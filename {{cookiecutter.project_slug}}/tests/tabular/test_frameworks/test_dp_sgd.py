@@ -20,7 +20,7 @@ def test_dp_sgd_trains_the_plain_layers_in_place_within_the_budget():
     import torch
     from torch import nn
 
-    from {{ cookiecutter.package_name }}.frameworks import dp_sgd
+    from {{ cookiecutter.package_name }}.tabular.training import dp_sgd
     from {{ cookiecutter.package_name }}.tabular.frameworks.pytorch import Network
 
     network = Network(4, 2, [8], 0.1, True)
@@ -42,7 +42,7 @@ def test_dp_sgd_refuses_batch_norm_and_a_delta_not_below_one_over_rows():
     import torch
     from torch import nn
 
-    from {{ cookiecutter.package_name }}.frameworks import dp_sgd
+    from {{ cookiecutter.package_name }}.tabular.training import dp_sgd
 
     x, y = rows(500)
     mixing = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))

@@ -26,7 +26,8 @@ __all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load", "use_keras_backen
 # config.yaml's model.framework.
 Name = Literal["sklearn", "pytorch", "keras", "tensorflow", "ebm"]
 
-# The modules of this folder each framework needs, the one defining its Framework subclass first.
+# The modules each framework needs, the one defining its Framework subclass first: in this folder, or in
+# ../training/ for a training step only that framework runs (DP-SGD).
 # A plain literal: hooks/post_gen_project.py reads it without importing this package.
 MODULES: dict[Name, tuple[str, ...]] = {
     "sklearn": ("scikit_learn",),

@@ -11,12 +11,12 @@ if TYPE_CHECKING:  # only for annotations: importing this module stays cheap
     import onnx
     import pandas as pd
 
-    from ...transfer import Base
     from ..config import Model as ModelSettings
     from ..config import Privacy, Split
     from ..dataio.data import Schema
     from ..pure.attributions import Attributions
     from ..pure.predictions import Predictions
+    from ..training.transfer import Base
 
 Model = TypeVar("Model")  # what a framework trains, predicts with, logs and loads
 

@@ -33,7 +33,7 @@ from ..dataio.data import Schema
 from . import read_json, reason, tabular, untrusted
 
 if TYPE_CHECKING:
-    from ...frameworks import dp_sgd
+    from ..training import dp_sgd
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +163,10 @@ class PyTorch(tabular.NeuralNetwork):
         settings: dict[str, Any],
         seed: int,
     ) -> dp_sgd.PrivateTraining | None:
-        """DP-SGD's layers, optimiser and batches (frameworks/dp_sgd.py) when training privately, else None."""
+        """DP-SGD's layers, optimiser and batches (tabular/training/dp_sgd.py) when training privately, else None."""
         if self.privacy is None:
             return None
-        from ...frameworks import dp_sgd  # Opacus is imported only when privacy is on
+        from ..training import dp_sgd  # Opacus is imported only when privacy is on
 
         return dp_sgd.wrap(
             network.body, optimiser, x, y, self.privacy, settings["epochs"], settings["batch_size"], seed

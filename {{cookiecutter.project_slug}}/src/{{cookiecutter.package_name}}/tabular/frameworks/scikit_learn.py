@@ -4,7 +4,7 @@ config.yaml's model.estimator picks the model: `gradient_boosting` (the default)
 (logistic regression for classes, ridge regression for values), whose numbers are also standardised.
 A linear model is what the server's encrypted endpoint needs (serving/linear.py).
 
-Transfer learning (model.init_from, ../transfer.py) is a warm start on the base's own pipeline (its
+Transfer learning (model.init_from, ../tabular/training/transfer.py) is a warm start on the base's own pipeline (its
 fitted preprocessing kept): gradient boosting adds model.params.max_iter trees to the base's, fitted
 on this data's errors; a logistic regression starts its solver from the base's coefficients. Ridge
 regression has no warm start in scikit-learn, and is refused.
@@ -29,13 +29,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ...errors import UsageError
-from ...transfer import Base, check_classes, check_inputs
 from ..config import Model as ModelSettings
 from ..config import Split
 from ..dataio.data import Schema
 from ..dataio.onnx_model import finish
 from ..pure.attributions import Attributions, as_attributions, fold, origins
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
+from ..training.transfer import Base, check_classes, check_inputs
 from . import model_files, read_skops
 from .base import Framework
 

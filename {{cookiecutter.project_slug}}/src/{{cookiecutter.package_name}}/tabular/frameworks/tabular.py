@@ -3,7 +3,7 @@
 A subclass (pytorch.py, keras3.py) provides only what differs: fit, forward, log_network,
 load_network, export_network and open_board.
 
-Transfer learning (model.init_from, ../transfer.py): the new network is the base's, on the base's
+Transfer learning (model.init_from, ../tabular/training/transfer.py): the new network is the base's, on the base's
 fitted preprocessing (so each input unit means what it meant to the base). Its trunk is every
 hidden layer; its head is the output layer. The head is kept when the base predicted the same
 classes (or both predict a value), else it is a new layer for this data's classes. With
@@ -45,12 +45,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ...errors import UsageError
-from ...transfer import Base, check_inputs
 from ..config import Model as ModelSettings
 from ..config import Split
 from ..dataio.data import Schema
 from ..dataio.onnx_model import finish
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
+from ..training.transfer import Base, check_inputs
 from . import model_files, read_json, read_skops
 from .base import Framework
 

@@ -1,22 +1,31 @@
-"""train: start the run, fit the configured framework's model, log everything the later stages need."""
+"""train: start the run, fit the configured framework's model, log everything the later stages need.
+
+A training run composes steps (tabular/training/): tune's best params (tuned.py), a start from a
+trained base (transfer.py) and differential privacy (privacy.py). `run` calls them in order, then the
+helpers below it, top to bottom.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
 
-from ... import lineage, tracking, transfer
-from ...errors import UsageError
+from ... import lineage, tracking
 from ...stages import StageResult
 from .. import frameworks
-from ..config import Config
+from ..config import Config, Task
 from ..dataio import data
-from ..pure import group_stats, metrics, predictions
-from . import tune as tuned_search
+from ..pure import metrics, predictions
+from ..training import privacy, transfer, tuned
+
+if TYPE_CHECKING:
+    from mlflow.entities import RunInfo
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -27,135 +36,124 @@ class Trained(StageResult):
     model_uri: str
 
 
+def run(config: Config, run_id: str | None = None) -> Trained:
+    """Starts a new run, or continues the one `tune` started (with its best params): `run_id` is not used.
+    Runs after `validate` passed on this data file (PIPELINE)."""
+    client = tracking.connect(config)
+    search = tuned.for_training(config)  # None unless tune.enabled
+    config = tuned.with_best_params(config, search)
+    schema, split = read_split(config)
+    framework = frameworks.load(config.model.framework)
+    # Before the run starts: a base that does not resolve, or statistics that cannot be released, record no run.
+    base = transfer.base_for(client, config.model, config.privacy.enabled)  # None unless model.init_from
+    released = privacy.group_statistics(config, split.train, schema)  # None unless privacy.report_epsilon
+
+    with open_run(config, client, search) as active:
+        log_inputs(config, schema, split, base)
+        privacy.log_group_statistics(released)
+        features, target = data.features(split.train, schema), data.target(split.train, schema)
+        model = fit(framework, config, base, features, target, schema)
+        scores, model_uri = log_trained(config.task, framework, model, features, target)
+        finish(config, active.info, split.test)
+    log.info(
+        "trained %s; train %s",
+        config.model.framework,
+        ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+    )
+    return Trained(run_id=active.info.run_id, model_uri=model_uri)
+
+
+def read_split(config: Config) -> tuple[data.Schema, data.Partition]:
+    """The table's schema and its train/test split. The split holds its own copies of the rows: the
+    table itself is dropped on return (one table in memory, not two)."""
+    frame = data.read_table(config.data_path, config.data.csv)
+    schema = data.schema(config, frame)
+    return schema, data.split(frame, schema, config.split.test_size, config.split.seed)
+
+
+def open_run(config: Config, client: MlflowClient, search: tuned.Tuned | None) -> mlflow.ActiveRun:
+    """tune's run when it searched (its trials are its children), else a new run in the experiment."""
+    if search is not None:
+        active = mlflow.start_run(run_id=search.run_id)
+    else:
+        active = mlflow.start_run(experiment_id=tracking.experiment_id(config, client))
+    log.info("run %s %s in %s", active.info.run_id, "continued" if search else "started", mlflow.get_tracking_uri())
+    return active
+
+
+def log_inputs(config: Config, schema: data.Schema, split: data.Partition, base: transfer.Base | None) -> None:
+    """What the model is trained from and how: tags, params, validate's report and the schema."""
+    started_from = transfer.lineage_of(base)  # {} from scratch
+    mlflow.set_tags(
+        {
+            lineage.GIT_SHA: lineage.git_sha(config.root),
+            lineage.SOURCE_REF: lineage.source_ref(),
+            lineage.FRAMEWORK: config.model.framework,
+            lineage.TASK: config.task,
+        }
+        | started_from
+    )
+    mlflow.log_params(
+        {
+            "framework": config.model.framework,
+            **({"model.estimator": config.model.estimator} if config.model.estimator else {}),
+            "task": config.task,
+            "data.path": config.data.path.name,
+            "data.sha256": data.fingerprint(config.data_path),
+            "split.test_size": config.split.test_size,
+            "split.seed": config.split.seed,
+            "rows.train": len(split.train),
+            "rows.test": len(split.test),
+            **{f"model.{key}": value for key, value in config.model.params.items()},
+            **privacy.params(config.privacy),
+        }
+        | started_from
+    )
+    mlflow.log_artifact(str(config.outputs / lineage.VALIDATION_FILE), lineage.VALIDATION_FOLDER)
+    mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
+    mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
+
+
+def fit(
+    framework: frameworks.Framework,
+    config: Config,
+    base: transfer.Base | None,
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: data.Schema,
+) -> Any:
+    """The model: from `base` (model.init_from), with DP-SGD (privacy.enabled), or from scratch; never
+    from a base with DP-SGD (transfer.base_for refuses that before the run starts)."""
+    if base is not None:
+        return transfer.train_from(framework, base, features, target, schema, config.model, config.split)
+    if config.privacy.enabled:
+        return framework.train_private(features, target, schema, config.model, config.split, privacy=config.privacy)
+    return framework.train(features, target, schema, config.model, config.split)
+
+
+def log_trained(
+    task: Task, framework: frameworks.Framework, model: Any, features: pd.DataFrame, target: pd.Series
+) -> tuple[dict[str, float], str]:
+    """The model's scores on its training rows, logged with the model and its classes: (scores, model URI)."""
+    predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), features)
+    scores = metrics.compute(task, target.to_numpy(), predicted, framework.classes(model))
+    mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
+    model_uri = framework.log_model(model, features, predicted)
+    mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
+    return scores, model_uri
+
+
+def finish(config: Config, run: RunInfo, test_rows: pd.DataFrame) -> None:
+    """The held-out rows' digest, the stage's tag, and outputs/run.json: only a finished run becomes the
+    one later stages attach to."""
+    log_test_split(test_rows)
+    mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
+    lineage.RunRecord(run.run_id, run.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
+
+
 def log_test_split(rows: pd.DataFrame) -> None:
     """The held-out rows' digest and count, logged with the active run (as params: they cannot be
     changed afterwards). Later stages (other processes, other CI jobs) re-derive the rows from the data
     file and check them against it (data.held_out); the rows themselves are not logged, so that a
     reader of runs cannot download real data."""
     mlflow.log_params({data.TEST_DIGEST_PARAM: data.rows_digest(rows), data.TEST_ROWS_PARAM: len(rows)})
-
-
-def privacy_params(config: Config) -> dict[str, object]:
-    """`privacy.enabled` on every run, so the gate and the model card can tell a run trained without DP."""
-    private = config.privacy
-    return {
-        lineage.PRIVACY_ENABLED: private.enabled,
-        **(
-            {
-                "privacy.target_epsilon": private.target_epsilon,
-                "privacy.target_delta": private.target_delta,
-                "privacy.max_grad_norm": private.max_grad_norm,
-            }
-            if private.enabled
-            else {}
-        ),
-        **({"privacy.report_epsilon": private.report_epsilon} if private.report_epsilon is not None else {}),
-    }
-
-
-def run(config: Config, run_id: str | None = None) -> Trained:
-    """Starts a new run, or continues the one `tune` started (with its best params): `run_id` is not used.
-    Runs after `validate` passed on this data file (PIPELINE)."""
-    client = tracking.connect(config)
-    tuned = tuned_search.for_training(config)
-    if tuned is not None:
-        log.info("continuing run %s that tune started, with its best params %s", tuned.run_id, tuned.best_params)
-        config = config.model_copy(
-            update={"model": config.model.model_copy(update={"params": {**config.model.params, **tuned.best_params}})}
-        )
-    validated = config.outputs / lineage.VALIDATION_FILE
-    frame = data.read_table(config.data_path, config.data.csv)
-    schema = data.schema(config, frame)
-    split = data.split(frame, schema, config.split.test_size, config.split.seed)
-    del frame  # the split holds its own copies of the rows: one table in memory, not two
-    framework = frameworks.load(config.model.framework)
-    # Before the run starts: a reference that does not resolve records no run.
-    if config.model.init_from and config.privacy.enabled:
-        raise UsageError(
-            "model.init_from with privacy.enabled: DP-SGD trains from scratch here (the base model's own training "
-            "is not covered by the budget); remove one of them"
-        )
-    base = (
-        transfer.resolve(client, config.model.init_from, config.model.framework, config.model.init_from_trust)
-        if config.model.init_from
-        else None
-    )
-    shared = group_stats.release(config, split.train, schema) if config.privacy.report_epsilon is not None else None
-
-    started = (
-        mlflow.start_run(run_id=tuned.run_id)
-        if tuned is not None
-        else mlflow.start_run(experiment_id=tracking.experiment_id(config, client))
-    )
-    with started as active:
-        run_id = active.info.run_id
-        log.info("run %s %s in %s", run_id, "continued" if tuned else "started", mlflow.get_tracking_uri())
-        mlflow.set_tags(
-            {
-                lineage.GIT_SHA: lineage.git_sha(config.root),
-                lineage.SOURCE_REF: lineage.source_ref(),
-                lineage.FRAMEWORK: config.model.framework,
-                lineage.TASK: config.task,
-            }
-        )
-        mlflow.log_params(
-            {
-                "framework": config.model.framework,
-                **({"model.estimator": config.model.estimator} if config.model.estimator else {}),
-                "task": config.task,
-                "data.path": config.data.path.name,
-                "data.sha256": data.fingerprint(config.data_path),
-                "split.test_size": config.split.test_size,
-                "split.seed": config.split.seed,
-                "rows.train": len(split.train),
-                "rows.test": len(split.test),
-                **{f"model.{key}": value for key, value in config.model.params.items()},
-                **privacy_params(config),
-            }
-        )
-        if base is not None:
-            mlflow.log_params(base.lineage())
-            mlflow.set_tags(base.lineage())
-        mlflow.log_artifact(str(validated), lineage.VALIDATION_FOLDER)
-        mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
-        mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
-
-        if shared is not None:
-            mlflow.log_dict(shared, lineage.GROUP_STATS_ARTIFACT)
-        train_features = data.features(split.train, schema)
-        train_target = data.target(split.train, schema)
-        if base is not None:
-            log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
-            model = framework.train_from(
-                base,
-                framework.load_model(base.model_uri),
-                train_features,
-                train_target,
-                schema,
-                config.model,
-                config.split,
-            )
-        elif config.privacy.enabled:
-            model = framework.train_private(
-                train_features, train_target, schema, config.model, config.split, privacy=config.privacy
-            )
-        else:
-            model = framework.train(train_features, train_target, schema, config.model, config.split)
-        predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), train_features)
-        scores = metrics.compute(
-            config.task, data.target(split.train, schema).to_numpy(), predicted, framework.classes(model)
-        )
-        mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
-        model_uri = framework.log_model(model, train_features, predicted)
-        mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
-
-        log_test_split(split.test)
-        mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
-        # Only a finished run becomes the one later stages attach to.
-        lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
-    log.info(
-        "trained %s; train %s",
-        config.model.framework,
-        ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
-    )
-    return Trained(run_id=run_id, model_uri=model_uri)

@@ -22,9 +22,9 @@ from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .. import lineage
-from ..errors import UsageError
-from ..tabular.config import Privacy
+from ... import lineage
+from ...errors import UsageError
+from ..config import Privacy
 
 log = logging.getLogger(__name__)
 

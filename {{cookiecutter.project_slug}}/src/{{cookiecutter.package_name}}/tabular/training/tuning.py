@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import lineage
-from .config import SearchParam
-from .errors import UsageError
-from .tabular import frameworks
-from .tabular.config import Config
-from .tabular.dataio import data
-from .tabular.dataio.data import Schema
-from .tabular.pure import metrics, predictions
+from ... import lineage
+from ...config import SearchParam
+from ...errors import UsageError
+from .. import frameworks
+from ..config import Config
+from ..dataio import data
+from ..dataio.data import Schema
+from ..pure import metrics, predictions
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid

@@ -15,19 +15,25 @@ model, unlike a run's, which every user with EDIT on the experiment can change; 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import lineage
-from .errors import UsageError
+from ... import lineage
+from ...errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.tracking import MlflowClient
     from sklearn.compose import ColumnTransformer
 
-    from .tabular.dataio.data import Schema
+    from ..config import Model as ModelSettings
+    from ..config import Split
+    from ..dataio.data import Schema
+    from ..frameworks import Framework
+
+log = logging.getLogger(__name__)
 
 FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or runs:/<run id>/model"
 PROTECTED_REF = "refs/heads/main"  # the only ref whose registered versions are trusted as bases
@@ -57,6 +63,19 @@ class Base:
             lineage.INIT_FROM_RUN_ID: self.run_id,
         }
         return values | ({lineage.INIT_FROM_VERSION: self.version} if self.version else {})
+
+
+def base_for(client: MlflowClient, settings: ModelSettings, private: bool) -> Base | None:
+    """The step of a training run: the base behind model.init_from (None: from scratch), found before the
+    run starts, so that a reference that does not resolve records no run. `private`: privacy.enabled."""
+    if not settings.init_from:
+        return None
+    if private:
+        raise UsageError(
+            "model.init_from with privacy.enabled: DP-SGD trains from scratch here (the base model's own training "
+            "is not covered by the budget); remove one of them"
+        )
+    return resolve(client, settings.init_from, settings.framework, settings.init_from_trust)
 
 
 def resolve(client: MlflowClient, reference: str, framework: str, trust: str = "registered") -> Base:
@@ -113,6 +132,25 @@ def resolve(client: MlflowClient, reference: str, framework: str, trust: str = "
             f"{framework}: a base must come from the same framework (its weights or trees are what is reused)"
         )
     return Base(reference, model_uri, run_id, version, trained_by)
+
+
+def lineage_of(base: Base | None) -> dict[str, str]:
+    """Where the new model started, as its run's params and tags: {} from scratch."""
+    return {} if base is None else base.lineage()
+
+
+def train_from(
+    framework: Framework,
+    base: Base,
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    settings: ModelSettings,
+    split: Split,
+) -> Any:
+    """The framework's model trained from `base`'s (read back by its own load_model) on these rows."""
+    log.info("starting from %s (run %s, version %s)", base.reference, base.run_id, base.version or "-")
+    return framework.train_from(base, framework.load_model(base.model_uri), features, target, schema, settings, split)
 
 
 def check_inputs(base: Base, preprocess: ColumnTransformer, schema: Schema) -> None:
