@@ -10,8 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from .. import config as core
 from ..config import Strict
 from ..errors import UsageError
-from .training.transfer import FORMS, REFERENCE
 from .frameworks import Name as FrameworkName
+from .training.transfer import FORMS, REFERENCE
 
 Task = Literal["binary", "multiclass", "regression"]
 

@@ -20,8 +20,8 @@ def test_dp_sgd_trains_the_plain_layers_in_place_within_the_budget():
     import torch
     from torch import nn
 
-    from {{ cookiecutter.package_name }}.tabular.training import dp_sgd
     from {{ cookiecutter.package_name }}.tabular.frameworks.pytorch import Network
+    from {{ cookiecutter.package_name }}.tabular.training import dp_sgd
 
     network = Network(4, 2, [8], 0.1, True)
     before = {name: value.clone() for name, value in network.state_dict().items()}
