@@ -2,7 +2,7 @@
 
 tests/github_rest/schemas.json holds the 200-response schemas of the seven REST reads `doctor` makes,
 extracted by scripts/github_rest_schemas.py from GitHub's published OpenAPI description (its header
-names the package and version). The generated project's tests/github_api/ bodies must validate
+names the package and version). The generated project's tests/core/github_api/ bodies must validate
 against them, with no property the description does not define where the schema lists properties:
 an answer shaped otherwise would test doctor against a GitHub that does not exist.
 """
@@ -20,7 +20,7 @@ import pytest
 from conftest import TEMPLATE, run
 
 SCHEMAS = json.loads((Path(__file__).parent / "github_rest" / "schemas.json").read_text())["operations"]
-FIXTURES = TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "github_api"
+FIXTURES = TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "core" / "github_api"
 OPERATION = {
     "environments.json": "repos/get-all-environments",
     "deployment-branch-policies.json": "repos/list-deployment-branch-policies",

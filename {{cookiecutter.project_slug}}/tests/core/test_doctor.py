@@ -1,7 +1,7 @@
-"""doctor against a GitHub REST API stand-in on loopback, answering with tests/github_api/'s bodies.
+"""doctor against a GitHub REST API stand-in on loopback, answering with tests/core/github_api/'s bodies.
 
 Those bodies are GitHub's own documented response examples (its OpenAPI description, adapted to this
-repository's environments; tests/github_api/README.md); each test changes one setting the way the
+repository's environments; tests/core/github_api/README.md); each test changes one setting the way the
 real API would show it, and doctor must name it, with its fix, and exit 1.
 """
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +10,8 @@ import mlflow
 import numpy as np
 
 from ... import lineage
-from ...errors import CheckFailed
 from ...stages import StageResult
-from ...triton import repository
+from ...stages import export as core_export
 from .. import episodes, onnx_policy, policy
 from ..config import Config
 from .context import attach
@@ -67,30 +63,8 @@ def run(config: Config, run_id: str | None = None) -> Exported:
     with mlflow.start_run(run_id=context.run_id):
         mlflow.log_metrics({"export.parity_max_abs_diff": worst, "export.parity_action_mismatches": float(mismatched)})
         if problems:
-            mlflow.set_tags({lineage.stage_tag("export"): lineage.FAILED, lineage.EXPORT_PARITY: lineage.FAILED})
-            raise CheckFailed(
-                f"ONNX parity failed on {len(observations)} observations: {'; '.join(problems)}. "
-                "No ONNX file was written."
-            )
-        config.outputs.mkdir(parents=True, exist_ok=True)
-        target = config.outputs / lineage.ONNX_FILE
-        # Written beside the target and renamed: a reader never sees half a model.
-        payload = model.SerializeToString()
-        with tempfile.NamedTemporaryFile(dir=config.outputs, suffix=".onnx.tmp", delete=False) as handle:
-            handle.write(payload)
-        os.replace(handle.name, target)
-        mlflow.log_artifact(str(target), Path(lineage.ONNX_ARTIFACT).parent.as_posix())
-        triton = repository.write(
-            config.outputs / lineage.TRITON_FOLDER, config.tracking.model_name, model, config.serve.triton
-        )
-        mlflow.log_artifacts(str(triton), f"{lineage.TRITON_FOLDER}/{triton.name}")
-        mlflow.set_tags(
-            {
-                lineage.EXPORT_PARITY: lineage.PASSED,
-                lineage.ONNX_SHA256: hashlib.sha256(payload).hexdigest(),
-                lineage.stage_tag("export"): lineage.DONE,
-            }
-        )
+            core_export.refuse(problems, f"{len(observations)} observations")
+        target = core_export.publish(config, model)
     size = target.stat().st_size
     log.info(
         "exported %s (%.1f KB); onnxruntime picks RLlib's greedy action on all %d observations (max prob diff %.3g)",
