@@ -153,7 +153,8 @@ def test_ci_and_setup_install_from_the_lock(baked, options):
             runs = "\n".join(step.get("run", "") for step in steps)
             # Nothing installs the lock or the project beside the action (the ray extra, constrained by
             # the lock, comes on top of it).
-            assert "-r requirements.lock" not in runs and not re.search(r"pip install (--no-deps )?-e \.( |$)", runs), where
+            assert "-r requirements.lock" not in runs, where
+            assert not re.search(r"pip install (--no-deps )?-e \.( |$)", runs, re.MULTILINE), where
             if SETUP not in uses:
                 assert f"-m {package}" not in runs and "make test" not in runs, f"{where} runs the project without it"
                 # cruft (template-drift.yml) needs a Python, not the project
