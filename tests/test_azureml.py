@@ -41,7 +41,7 @@ K8S_ONLY = [
     "deploy/kubeconfig.sh",
     "deploy/k8s",
     "deploy/smoke-request-v2.json",
-    ".github/actions",
+    ".github/actions/deploy",
 ]
 AZUREML_ONLY = [
     "deploy/azureml",

@@ -232,4 +232,6 @@ def test_the_monitor_workflow_reads_only_and_deploys_nothing(baked):
         "label create",
         "workflow run",
     ]
-    assert "kubectl" not in commands and "deploy/" not in commands and "uses: ./" not in workflow.read_text()
+    assert "kubectl" not in commands and "deploy/" not in commands
+    # No reusable workflow or local action but the one that installs the project.
+    assert re.findall(r"uses: (\./\S+)", workflow.read_text()) == ["./.github/actions/setup"]

@@ -127,31 +127,58 @@ def test_the_lock_is_portable_and_says_how_it_was_made(baked, options):
     assert 'CUSTOM_COMPILE_COMMAND="make lock"' in makefile and "-m piptools compile" in makefile
 
 
-@pytest.mark.parametrize("framework", ["sklearn", "pytorch"])
-def test_ci_and_setup_install_from_the_lock(baked, framework):
-    project = baked(framework=framework)
-    install = ["python -m pip install -r requirements.lock", "python -m pip install --no-deps -e ."]
-    steps = []
+SETUP = "./.github/actions/setup"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"framework": "sklearn"}, id="sklearn"),
+        pytest.param({"framework": "pytorch"}, id="pytorch"),
+        pytest.param({"deploy_target": "azureml", "train_on": "databricks"}, id="azureml-databricks"),
+    ],
+)
+def test_ci_and_setup_install_from_the_lock(baked, options):
+    """Every job that runs the project's code sets it up with .github/actions/setup, after its checkout
+    (a local action is read from the checked-out tree); the action runs the Makefile's `install`, which
+    `make setup` runs too: one way to install, on a runner as on your machine."""
+    project = baked(**options)
+    package = project.name.replace("-", "_")
+    set_up = []
     for workflow in sorted((project / ".github" / "workflows").glob("*.yml")):
-        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
-            steps += [
-                (workflow.name, step["run"])
-                for step in job.get("steps", [])
-                if step.get("name") == "Install the project"
-            ]
-    assert len(steps) >= 7
-    for name, script in steps:
-        lines = [line.strip() for line in script.splitlines()]
-        assert [line for line in lines if line in install] == install, name
-        assert not [line for line in lines if '".[dev]"' in line or "pip install -e" in line], name
-        if framework in ("pytorch", "keras"):  # CPU torch first, from PyTorch's index: the lock then finds it installed
-            torch = next(i for i, line in enumerate(lines) if "torch==2.13.0 --index-url" in line)
-            assert torch < lines.index(install[0]), name
-    setup = (project / "Makefile").read_text().split("\nsetup:", 1)[1].split("\n\n", 1)[0]
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            where = f"{workflow.name}:{name}"
+            steps = job.get("steps", [])
+            uses = [step.get("uses", "") for step in steps]
+            runs = "\n".join(step.get("run", "") for step in steps)
+            # Nothing installs the lock or the project beside the action (the ray extra, constrained by
+            # the lock, comes on top of it).
+            assert "-r requirements.lock" not in runs, where
+            assert not re.search(r"pip install (--no-deps )?-e \.( |$)", runs, re.MULTILINE), where
+            if SETUP not in uses:
+                assert f"-m {package}" not in runs and "make test" not in runs, f"{where} runs the project without it"
+                # cruft (template-drift.yml) needs a Python, not the project
+                assert not any(u.startswith("actions/setup-python@") for u in uses) or "cruft" in runs, where
+                continue
+            checkout = next(i for i, u in enumerate(uses) if u.startswith("actions/checkout@"))
+            assert checkout < uses.index(SETUP), f"{where}: the local action needs the checkout first"
+            set_up.append(where)
+    assert len(set_up) >= 11, set_up
+    if options.get("train_on") == "databricks":  # the bundle's Python support lives in .venv (venv_path)
+        assert "_train-databricks.yml:train" in set_up and "_deploy-azureml.yml:deploy" in set_up
+
+    action = yaml.safe_load((project / ".github" / "actions" / "setup" / "action.yml").read_text())
+    python, install = action["runs"]["steps"]
+    assert python["uses"].startswith("actions/setup-python@") and python["with"]["python-version"] == "3.11"
+    assert "true) make setup ;;" in install["run"] and "false) make install PYTHON=python ;;" in install["run"]
+    makefile = (project / "Makefile").read_text()
+    setup = makefile.split("\nsetup:", 1)[1].split("\n\n", 1)[0]
+    assert setup.splitlines()[1:] == ["\tpython3 -m venv .venv", "\t$(MAKE) --no-print-directory install"]
+    install = makefile.split("\ninstall:", 1)[1].split("\n\n", 1)[0]
     # The lock as it is (it pins the whole closure): nothing resolved, then checked.
-    assert "-m pip install --no-deps --no-compile -r requirements.lock" in setup
-    assert "-m pip install --no-deps --no-build-isolation -e ." in setup
-    assert "-m pip check" in setup
+    assert "-m pip install --no-deps --no-compile -r requirements.lock" in install
+    assert "-m pip install --no-deps --no-build-isolation -e ." in install
+    assert "-m pip check" in install
 
 
 def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
@@ -166,7 +193,8 @@ def test_ci_lints_formats_type_checks_and_measures_coverage(baked):
         "make test-system PYTHON=python",
     ):
         assert command in runs
-    assert any("python -m pip check" in run for run in runs)
+    # The setup action's `make install` ends with `pip check`: a lock that no longer satisfies pyproject fails.
+    assert SETUP in [step.get("uses") for step in ci["jobs"]["lint-test"]["steps"]]
     settings = pyproject(project)["tool"]
     assert settings["mypy"]["disallow_untyped_defs"] and settings["mypy"]["ignore_missing_imports"]
     assert settings["mypy"]["python_version"] == "3.11"

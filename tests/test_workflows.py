@@ -232,11 +232,33 @@ def assert_disruption_budget(budget: dict, pod_labels: dict) -> None:
     assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
+def local_actions(root: Path) -> list[Path]:
+    return sorted((root / ".github" / "actions").glob("*/action.yml"))
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_torch_comes_from_the_cpu_index_only_where_needed(variant, framework):
-    text = "".join(path.read_text() for path in workflows(variant(framework, "binary")))
-    assert ("download.pytorch.org/whl/cpu" in text) == (framework in ("pytorch", "keras"))
+    """Every job installs through .github/actions/setup, which runs `make install`: the Makefile alone
+    names the index, and what make runs (`make -n`) shows where torch comes from in each bake, whatever
+    TORCH_INDEX_URL says (scripts/lock.sh passes it to every framework's `make lock`)."""
+    project = variant(framework, "binary")
+    text = "".join(path.read_text() for path in [*workflows(project), *local_actions(project)])
     assert "{%" not in text and "cookiecutter" not in text  # the raw blocks closed where they should
+    assert "index-url" not in text and "download.pytorch.org" not in text
+    torch = framework in ("pytorch", "keras")
+    for index in (None, "https://mirror.example/whl/cpu"):
+        chosen = [f"TORCH_INDEX_URL={index}"] if index else []
+        commands = check("make", "-n", "install", "lock", "PYTHON=python", *chosen, cwd=project)
+        index = index or "https://download.pytorch.org/whl/cpu"
+        first = f"python -m pip install --no-deps --no-compile $(grep '^torch==' requirements.lock) --index-url {index}"
+        lines = commands.splitlines()
+        lock = lines.index("python -m pip install --no-deps --no-compile -r requirements.lock")
+        if torch:  # first, from PyTorch's index: the lock then finds it installed
+            assert lines.index(first) < lock, commands
+            assert f"--extra-index-url {index} " in commands, commands
+        else:
+            assert "torch" not in commands, commands
+            assert "--index-url" not in commands and "--extra-index-url" not in commands, commands
 
 
 @pytest.mark.parametrize("options", [pytest.param({}, id="defaults"), *OPTION_VARIANTS])
@@ -273,6 +295,13 @@ def test_security_rules_hold_in_every_workflow(baked, options):
                 if uses.startswith("actions/checkout@"):
                     assert step["with"]["persist-credentials"] is False, where
                 assert "github.event" not in step.get("run", ""), f"{where}: pass event data through env"
+    for path in local_actions(project):
+        for step in yaml.safe_load(path.read_text())["runs"].get("steps", []):
+            where = f"{path.parent.name}/{path.name}:{step.get('name', step.get('uses'))}"
+            if uses := step.get("uses", ""):
+                assert PINNED.match(uses), f"{where}: {uses} is not pinned to a commit"
+                assert re.search(re.escape(uses) + r" # v\d+\.\d+\.\d+", path.read_text()), f"{where}: lacks # vX.Y.Z"
+            assert "${{" not in step.get("run", ""), f"{where}: pass inputs through env"
 
 
 def test_only_the_protected_branch_writes_and_only_its_commits_ship(variant):
