@@ -168,6 +168,9 @@ def test_a_model_that_refuses_unseen_categories_gets_them_refused_by_the_server(
     path = build(tmp_path / "strict.onnx", TASK, unseen_categories="error")
     with TestClient(create_app(Settings(model_path=path))) as strict:
         assert "purpose" in strict.get("/metadata").json()["strict_categories"]
+        # The document comes from the plan that checks requests, built after the probe found this out.
+        purpose = strict.get("/openapi.json").json()["components"]["schemas"]["Record"]["properties"]["purpose"]
+        assert "unseen values are refused" in purpose["description"], purpose
         response = strict.post("/predict", json={"records": [dict(records[0], purpose="spaceship")]})
         assert response.status_code == 422
         assert "records[0].purpose" in response.json()["detail"] and "spaceship" in response.json()["detail"]
@@ -234,6 +237,9 @@ def test_openapi_is_generated_from_the_model_schema(client, records):
     age, sex = record["properties"]["age"]["anyOf"], record["properties"]["sex"]["anyOf"]
     assert [kind["type"] for kind in age] == ["number", "null"]  # null: a missing value
     assert sex[0]["enum"] == ["female", "male"] and sex[1] == {"type": "null"}
+    assert "an unseen value is accepted" in record["properties"]["purpose"]["description"]
+    rows = document["components"]["schemas"]["RecordsRequest"]["properties"]["records"]
+    assert (rows["minItems"], rows["maxItems"]) == (1, 50)  # the client's MAX_BATCH_ROWS
     operation = document["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
 

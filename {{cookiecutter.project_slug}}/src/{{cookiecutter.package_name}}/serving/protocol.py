@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .deadlines import Deadlines, tick_for
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -52,9 +51,9 @@ LIVENESS = "/health"  # answered past the connection cap (fastlane.py answers it
 
 
 @cache
-def _limits() -> tuple[float, int, Deadlines]:
+def _limits() -> tuple[float, int]:
     settings = Settings.from_env()
-    return settings.header_timeout, settings.max_header_bytes, Deadlines(tick_for(settings.header_timeout))
+    return settings.header_timeout, settings.max_header_bytes
 
 
 class HeadLimits(_HTTPProtocol):
@@ -63,9 +62,10 @@ class HeadLimits(_HTTPProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._timeout, self._max_bytes, self._deadlines = _limits()
+        self._timeout, self._max_bytes = _limits()
         self._head_cycle: object = _IDLE  # the cycle current when this head started
         self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -110,14 +110,17 @@ class HeadLimits(_HTTPProtocol):
     def _start_head(self) -> None:
         self._head_cycle = self.cycle
         self._head_bytes = 0
-        self._deadlines.watch(self, self._timeout, self._head_expired)
+        self._head_timer = asyncio.get_running_loop().call_later(self._timeout, self._head_expired)
 
     def _stop_head(self) -> None:
         self._head_cycle = _IDLE
-        self._deadlines.forget(self)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def _head_expired(self) -> None:
         self._head_cycle = _IDLE
+        self._head_timer = None
         if self.transport.is_closing():
             return
         if self._head_bytes:
