@@ -74,6 +74,7 @@ def limits(settings: Settings) -> dict:
     return {
         "timeout_keep_alive": settings.keep_alive_timeout,  # idle keep-alive connections
         "limit_concurrency": settings.max_connections,  # past it: 503 at once
+        "timeout_graceful_shutdown": settings.shutdown_timeout,  # then running requests are cancelled
         "h11_max_incomplete_event_size": settings.max_header_bytes,  # httptools' cap is in protocol.py
         "ws": "none",  # no WebSocket routes: refuse upgrades instead of handing the socket on
     }
