@@ -11,7 +11,8 @@ import os
 from .settings import Settings
 
 APP_FACTORY = f"{__package__}.app:create_app"
-# uvicorn's protocols plus a deadline and a size cap for request heads (protocol.py).
+# uvicorn's protocols plus a deadline and a size cap for request heads and liveness past the connection cap,
+# which no uvicorn setting gives (protocol.py says what its own settings left open, and the cost).
 PROTOCOLS = {"httptools": f"{__package__}.protocol:GuardedHttpTools", "h11": f"{__package__}.protocol:GuardedH11"}
 OPTIONS = {  # flag -> the environment variable uvicorn's worker processes read it back from
     "model": "MODEL_PATH",
