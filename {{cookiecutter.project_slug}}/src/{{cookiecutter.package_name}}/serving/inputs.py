@@ -260,23 +260,24 @@ def rows_of(feeds: dict[str, np.ndarray]) -> int:
 # --- The same rules described as JSON Schema: the request body of the OpenAPI document ------------
 
 MISSING_NOTE = "null when unknown: the model imputes it as it did in training."
-NULL_SCHEMA = {"type": "null"}  # a JSON null: a missing value (see _column_array)
 
 
 def _value_schema(feature: Feature) -> dict[str, Any]:
-    """One value that `_column_array` takes for `feature`."""
+    """One value that `_column_array` takes for `feature` (a new dict each time: no part of the document
+    is shared, so a tool that edits one place of it edits nothing else)."""
+    null = {"type": "null"}  # a missing value
     if feature.kind == "number":  # finite and within float32: JSON has no NaN or Infinity to exclude
         accepted: dict[str, Any] = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
-        return {"anyOf": [accepted, NULL_SCHEMA], "description": MISSING_NOTE}
+        return {"anyOf": [accepted, null], "description": MISSING_NOTE}
     if not feature.categories:
-        return {"anyOf": [{"type": "string"}, NULL_SCHEMA], "description": MISSING_NOTE}
+        return {"anyOf": [{"type": "string"}, null], "description": MISSING_NOTE}
     note = (
         "Known values listed; unseen values are refused."
         if feature.strict_categories
         else "Known values listed; an unseen value is accepted and treated as none of them."
     )
     listed = {"type": "string", "enum": list(feature.categories)}
-    return {"anyOf": [listed, NULL_SCHEMA], "description": f"{note} {MISSING_NOTE}"}
+    return {"anyOf": [listed, null], "description": f"{note} {MISSING_NOTE}"}
 
 
 def _batch(plan: Plan, items: dict[str, Any], description: str) -> dict[str, Any]:
@@ -300,7 +301,7 @@ def request_schemas(plan: Plan, ref: Callable[[str], str]) -> dict[str, dict[str
     PredictRequest is a RecordsRequest (`_from_records`) or a ColumnsRequest (`_from_columns`)."""
     values = {feature.name: _value_schema(feature) for feature in plan.features}
     per_row = "One object per row"
-    columns = {name: _batch(plan, value, "The column's values, one per row") for name, value in values.items()}
+    columns = {f.name: _batch(plan, _value_schema(f), "The column's values, one per row") for f in plan.features}
     return {
         "Record": _closed_object("Record", values),
         "Columns": _closed_object("Columns", columns),
