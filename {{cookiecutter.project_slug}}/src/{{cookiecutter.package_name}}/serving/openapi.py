@@ -1,8 +1,9 @@
 """The OpenAPI description of /predict and /feedback: the operations, their answers and the responses'
 schemas.
 
-The /predict request body is described by the plan that checks it (inputs.request_schemas): its
-columns, types, categories and limits are written there once, beside the checks.
+Request bodies are described where they are checked, so each rule is written in one module: /predict's
+by the plan that parses it (inputs.request_schemas: columns, types, categories, limits), /feedback's
+beside Feedback.parse (feedback.request_schema), a request id's beside request_ids.valid.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from . import request_ids
+from . import feedback, request_ids
 from .inputs import Plan, request_schemas
 from .model import Model
 
@@ -36,13 +37,12 @@ class Problem(BaseModel):
     detail: str = Field(description="What is wrong and where (field and row)")
 
 
-REQUEST_ID_SCHEMA = {"type": "string", "pattern": request_ids.PATTERN, "maxLength": request_ids.MAX_LENGTH}
 REQUEST_ID_HEADER = {
     "X-Request-ID": {
         "description": "The request's id, made by the server (a client's own X-Request-ID is ignored). "
         "Sampled requests are logged under it; send it to /feedback with the true labels.",
         "required": True,
-        "schema": REQUEST_ID_SCHEMA,
+        "schema": request_ids.SCHEMA,
     }
 }
 
@@ -99,27 +99,7 @@ def predict_operation(model: Model) -> dict:
 
 def feedback_schemas(model: Model, max_rows: int) -> tuple[dict, dict]:
     """(components.schemas entries, the /feedback operation's extra OpenAPI fields)."""
-    label: dict[str, Any] = (
-        {"enum": list(model.classes), "description": "One of the model's classes"}
-        if model.classification
-        else {"type": "number", "description": "The true value"}
-    )
-    request = {
-        "type": "object",
-        "title": "FeedbackRequest",
-        "additionalProperties": False,
-        "required": ["request_id", "labels"],
-        "properties": {
-            "request_id": {**REQUEST_ID_SCHEMA, "description": "The X-Request-ID of a logged /predict answer"},
-            "labels": {
-                "type": "array",
-                "items": label,
-                "minItems": 1,
-                "maxItems": max_rows,
-                "description": "One true label per row of that request, in the order the rows were sent",
-            },
-        },
-    }
+    request = feedback.request_schema(model.classes if model.classification else None, max_rows)
     response = FeedbackResponse.model_json_schema(ref_template=REF)
     problem = _body("Problem")
     retry = {"Retry-After": {"description": "Seconds until a request is allowed", "schema": {"type": "integer"}}}
