@@ -5,6 +5,8 @@
     python bench/serve.py --model-uri models:/{{ cookiecutter.project_slug }}@challenger --skip-mlflow
     python bench/serve.py --skip-mlflow --log-url postgresql://... --log-samples 0.1 1 --rounds 5   # the log's cost
     python bench/serve.py --skip-mlflow --batching off 0 0.5 --concurrency 1 8 64   # dynamic batching's effect
+    python bench/serve.py --skip-mlflow --protocol stock no-fast-lane --concurrency 8 --rounds 5   # its protocol layer
+    python bench/serve.py --skip-mlflow --baseline-src ../main/src --rounds 5   # this checkout against another one
 
 Prints a Markdown table (throughput, p50, p99, the server's CPU time per request, start-up time, RSS)
 and the targets. Not a test: the figures depend on the machine; run it on the machine you will serve
@@ -13,6 +15,11 @@ at each of --log-samples ("onnx log 0.1"); each scenario runs on every server in
 machine slows them alike, and a last table says how many sampled requests each wrote or dropped.
 With --batching, the ONNX server also runs with dynamic batching off or at each window given
 ("onnx batching 0 ms"); the table then says how many requests each onnxruntime call merged.
+With --protocol, the same app also runs on uvicorn's stock HTTP protocol with only uvicorn's own settings
+("onnx stock protocol": no header deadline, no head cap on httptools, no /health past MAX_CONNECTIONS),
+and without the fast lane ("onnx no fast lane": every request through FastAPI's router, no metrics,
+no body limits): what serving/protocol.py and serving/fastlane.py cost or save. With --baseline-src,
+the package from another checkout's src/ runs beside this one ("onnx baseline"): did a change slow it?
 """
 
 from __future__ import annotations
@@ -138,6 +145,31 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def stock_uvicorn(port: int, workers: int, app: str, app_dir: Path | None = None) -> list[str]:
+    """`python -m uvicorn` for the app with the speed options and the limits the project's server passes
+    (server.limits), on uvicorn's own HTTP protocol instead of the project's (serving/protocol.py)."""
+    from {{ cookiecutter.package_name }}.serving import server
+    from {{ cookiecutter.package_name }}.serving.settings import Settings
+
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--workers", str(workers)]
+    command += ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+    for option, value in server.limits(Settings.from_env()).items():
+        command += [f"--{option.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return command + (["--app-dir", str(app_dir)] if app_dir else [])
+
+
+def app_without_fast_lane():  # noqa: ANN201 - a FastAPI app; imported by uvicorn in the server process
+    """The server's app minus its fast lane (fastlane.FastLane): every request goes through FastAPI's
+    router; no request metrics and no body limits, so a lower bound on what the router costs."""
+    from {{ cookiecutter.package_name }}.serving.app import create_app
+    from {{ cookiecutter.package_name }}.serving.fastlane import FastLane
+
+    app = create_app()
+    # Starlette builds its middleware stack on the first request: dropping it from the list suffices.
+    app.user_middleware = [middleware for middleware in app.user_middleware if middleware.cls is not FastLane]
+    return app
 
 
 def wrk(url: str, connections: int, duration: int, body: str | None, scratch: Path) -> tuple[float, float, float, int]:
@@ -308,6 +340,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also bench the ONNX server with dynamic batching off, or on with each DYNAMIC_BATCH_WINDOW_MS given",
     )
     parser.add_argument("--batch-rows", type=int, default=64, help="DYNAMIC_BATCH_ROWS when --batching is on")
+    parser.add_argument(
+        "--protocol",
+        nargs="+",
+        default=[],
+        choices=["stock", "no-fast-lane"],
+        help="also bench the app on uvicorn's stock protocol with uvicorn's own settings only (stock), "
+        "and/or there without the fast lane (no-fast-lane)",
+    )
+    parser.add_argument(
+        "--baseline-src", type=Path, help="another checkout's src/: also bench the server from there, interleaved"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -333,26 +376,31 @@ def main(argv: list[str] | None = None) -> int:
         else:
             batching = {"DYNAMIC_BATCH_ROWS": str(args.batch_rows), "DYNAMIC_BATCH_WINDOW_MS": window}
             variants[f"onnx batching {float(window):g} ms"] = batching
+    # name -> (the app uvicorn's stock protocol serves, or None: the project's server; its environment)
+    starts: dict[str, tuple[str | None, dict[str, str]]] = {name: (None, env) for name, env in variants.items()}
+    source = {"PYTHONPATH": str(PROJECT / "src")}
+    if args.baseline_src:
+        starts["onnx baseline"] = None, {"PYTHONPATH": str(args.baseline_src.resolve())}
+    if "stock" in args.protocol:
+        starts["onnx stock protocol"] = f"{PACKAGE}.serving.app:create_app", {}
+    if "no-fast-lane" in args.protocol:
+        starts["onnx no fast lane"] = "serve:app_without_fast_lane", {}  # this file, from --app-dir
     log_counts: list[str] = []
     try:
-        for name, log_env in variants.items():
+        for name, (app, env) in starts.items():
             port = free_port()
+            if app is None:
+                command = [sys.executable, "-m", f"{PACKAGE}.serving", "--port", str(port)]
+                command += ["--workers", str(args.workers)]
+            else:
+                here = Path(__file__).parent if app.startswith("serve:") else None
+                command = stock_uvicorn(port, args.workers, app, here)
             servers[name] = start(
                 name,
-                [
-                    sys.executable,
-                    "-m",
-                    f"{PACKAGE}.serving",
-                    "--model",
-                    str(args.model),
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(args.workers),
-                ],
+                command,
                 f"http://127.0.0.1:{port}/ready",
                 scratch / f"{name}.log",
-                env={"PYTHONPATH": str(PROJECT / "src"), **log_env},
+                env={**source, **env, "MODEL_PATH": str(args.model)},
             )
         if not args.skip_mlflow:
             port = free_port()
@@ -388,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("predict 1000 rows c=1", "/invocations", 1, split(batch)),
             ],
         }
-        for name in variants:
+        for name in starts:
             scenarios[name] = scenarios["onnx"]
         for name, server in servers.items():
             # Warm-up: first requests pay for lazy imports and allocations; not what is measured.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -168,6 +169,9 @@ def test_a_model_that_refuses_unseen_categories_gets_them_refused_by_the_server(
     path = build(tmp_path / "strict.onnx", TASK, unseen_categories="error")
     with TestClient(create_app(Settings(model_path=path))) as strict:
         assert "purpose" in strict.get("/metadata").json()["strict_categories"]
+        # The document comes from the plan that checks requests, built after the probe found this out.
+        purpose = strict.get("/openapi.json").json()["components"]["schemas"]["Record"]["properties"]["purpose"]
+        assert "unseen values are refused" in purpose["description"], purpose
         response = strict.post("/predict", json={"records": [dict(records[0], purpose="spaceship")]})
         assert response.status_code == 422
         assert "records[0].purpose" in response.json()["detail"] and "spaceship" in response.json()["detail"]
@@ -234,6 +238,9 @@ def test_openapi_is_generated_from_the_model_schema(client, records):
     age, sex = record["properties"]["age"]["anyOf"], record["properties"]["sex"]["anyOf"]
     assert [kind["type"] for kind in age] == ["number", "null"]  # null: a missing value
     assert sex[0]["enum"] == ["female", "male"] and sex[1] == {"type": "null"}
+    assert "an unseen value is accepted" in record["properties"]["purpose"]["description"]
+    rows = document["components"]["schemas"]["RecordsRequest"]["properties"]["records"]
+    assert (rows["minItems"], rows["maxItems"]) == (1, 50)  # the client's MAX_BATCH_ROWS
     operation = document["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictRequest")
 
@@ -436,6 +443,32 @@ def test_a_client_that_trickles_its_body_gets_408_and_is_disconnected(served):
         assert "BODY_TIMEOUT" in json.loads(body)["detail"]
         assert 0.8 <= elapsed < 3.0, f"cut off after {elapsed:.2f} s; BODY_TIMEOUT is {LIMITS['BODY_TIMEOUT']} s"
         assert headers["connection"] == "close" and closed_by_server(sock, within=2)
+
+
+@pytest.mark.system
+def test_a_request_still_running_at_shutdown_is_cancelled_after_shutdown_timeout(model_path, tmp_path):
+    """SIGTERM while a body is still arriving (BODY_TIMEOUT 30 s): the server exits after SHUTDOWN_TIMEOUT,
+    not when the body's deadline ends, so its shutdown fits in the pod's grace period."""
+    with serving(model_path, tmp_path / "server.log", SHUTDOWN_TIMEOUT="1", BODY_TIMEOUT="30") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(request_head("POST", "/predict", JSON_TYPE, 1000) + b'{"records": [')
+        time.sleep(0.2)  # the request is under way, waiting for the rest of its body
+        started = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        while still_running(server.pid) and time.monotonic() < started + 10:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        sock.close()
+    assert 0.8 <= elapsed < 5, f"exited {elapsed:.1f} s after SIGTERM; SHUTDOWN_TIMEOUT is 1 s"
+    assert "graceful shutdown exceeded" in (tmp_path / "server.log").read_text()
+
+
+def still_running(pid: int) -> bool:
+    """True while the process has not exited (a zombie, exited but not yet reaped, counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def trickle_bytes(sock: socket.socket, byte: bytes = b" ", every: float = 0.2, seconds: float = 5) -> None:

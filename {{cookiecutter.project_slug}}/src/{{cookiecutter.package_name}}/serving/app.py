@@ -23,7 +23,7 @@ from .fastlane import FastLane
 from .feedback import NO_LOG, Feedback, Gate, Refusal
 from .inputs import InputError, Plan, parse, rows_of
 from .model import Model, load, warm_up
-from .openapi import feedback_schemas, schemas
+from .openapi import feedback_schemas, predict_components, predict_operation
 from .prometheus import Metrics
 from .request_log import RequestLog
 from .settings import Settings
@@ -253,15 +253,23 @@ def add_routes(app: FastAPI, predict_operation: dict, feedback_operation: dict, 
     )
 
 
-def add_openapi(app: FastAPI, components: dict) -> None:
-    """The generated document plus the request and response schemas built from the model."""
+def add_openapi(app: FastAPI, predictor: Predictor, components: dict) -> None:
+    """The generated document plus the schemas of /predict (its request described by the plan that
+    checks requests) and `components` (those of the other routes)."""
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        model = predictor.model
+        # Before the warm-up's probe (Predictor.lifespan) the plan does not know which categories the
+        # model refuses: describe the columns as loaded, and build the document again once it does.
+        plan = predictor.plan or Plan(tuple(model.features), predictor.settings.max_batch_rows)
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(predict_components(plan, model) | components)
+        if predictor.plan is not None:
             app.openapi_schema = document
-        return app.openapi_schema
+        return document
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
@@ -286,14 +294,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=f"{model.task} model from run {description['run_id'] or 'unknown'}; "
         "POST /predict with rows or columns.",
     )
-    components, operation = schemas(model, settings.max_batch_rows)
     feedback_components, feedback_operation = feedback_schemas(model, settings.max_batch_rows)
-    if settings.prediction_log_url and settings.feedback_tokens:
-        components |= feedback_components
-    add_routes(app, operation, feedback_operation, bool(settings.prediction_log_url and settings.feedback_tokens))
+    feedback_on = bool(settings.prediction_log_url and settings.feedback_tokens)
+    add_routes(app, predict_operation(model), feedback_operation, feedback_on)
     if encrypted is not None:
         encrypted.add_routes(app)
-    add_openapi(app, components)
+    add_openapi(app, predictor, feedback_components if feedback_on else {})
     app.state.model = model
     app.state.predictor = predictor
     assert settings.max_body_bytes is not None  # Settings.__post_init__ derives it when unset

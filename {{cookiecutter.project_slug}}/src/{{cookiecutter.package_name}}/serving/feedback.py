@@ -93,6 +93,31 @@ class Gate:
         return source
 
 
+def request_schema(classes: list | None, max_rows: int) -> dict[str, Any]:
+    """What `Feedback.parse` accepts, as JSON Schema (the OpenAPI document's FeedbackRequest)."""
+    label: dict[str, Any] = (  # check_label's two cases
+        {"type": "number", "description": "The true value"}
+        if classes is None
+        else {"enum": list(classes), "description": "One of the model's classes"}
+    )
+    return {
+        "type": "object",
+        "title": "FeedbackRequest",
+        "additionalProperties": False,
+        "required": ["request_id", "labels"],
+        "properties": {
+            "request_id": {**request_ids.SCHEMA, "description": "The X-Request-ID of a logged /predict answer"},
+            "labels": {
+                "type": "array",
+                "items": label,
+                "minItems": 1,
+                "maxItems": max_rows,
+                "description": "One true label per row of that request, in the order the rows were sent",
+            },
+        },
+    }
+
+
 class Feedback:
     def __init__(self, url: str, model: Model, max_rows: int) -> None:
         self.url = url

@@ -9,12 +9,17 @@ model imputes it exactly as it did for the missing values it was trained with.
 Unseen categories are accepted when the model copes with them (the template's encoders ignore
 unknown values: all their one-hot columns are 0); when the start-up probe found that the model
 refuses them, they are rejected here with a 422 naming the row and the known values.
+
+The same plan describes what it accepts as JSON Schema (`request_schemas`, the OpenAPI document's
+request body): each describing function sits beside the check it describes, so a column, a type, a
+category or a limit is written once, and /docs shows what the checks do (strict categories
+included: the plan is built after the probe).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -250,3 +255,60 @@ def parse(body: bytes, plan: Plan) -> dict[str, np.ndarray]:
 
 def rows_of(feeds: dict[str, np.ndarray]) -> int:
     return len(next(iter(feeds.values())))
+
+
+# --- The same rules described as JSON Schema: the request body of the OpenAPI document ------------
+
+MISSING_NOTE = "null when unknown: the model imputes it as it did in training."
+
+
+def _value_schema(feature: Feature) -> dict[str, Any]:
+    """One value that `_column_array` takes for `feature` (a new dict each time: no part of the document
+    is shared, so a tool that edits one place of it edits nothing else)."""
+    null = {"type": "null"}  # a missing value
+    if feature.kind == "number":  # finite and within float32: JSON has no NaN or Infinity to exclude
+        accepted: dict[str, Any] = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+        return {"anyOf": [accepted, null], "description": MISSING_NOTE}
+    if not feature.categories:
+        return {"anyOf": [{"type": "string"}, null], "description": MISSING_NOTE}
+    note = (
+        "Known values listed; unseen values are refused."
+        if feature.strict_categories
+        else "Known values listed; an unseen value is accepted and treated as none of them."
+    )
+    listed = {"type": "string", "enum": list(feature.categories)}
+    return {"anyOf": [listed, null], "description": f"{note} {MISSING_NOTE}"}
+
+
+def _batch(plan: Plan, items: dict[str, Any], description: str) -> dict[str, Any]:
+    """An array of at most MAX_BATCH_ROWS items, not empty (`_check_size`)."""
+    return {"type": "array", "items": items, "minItems": 1, "maxItems": plan.max_rows, "description": description}
+
+
+def _closed_object(title: str, properties: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """An object with exactly these keys: a missing or an unknown one is refused."""
+    return {
+        "type": "object",
+        "title": title,
+        "properties": dict(properties),
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def request_schemas(plan: Plan, ref: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The bodies `parse` accepts, as named JSON Schemas (`ref(name)` is where each one is found):
+    PredictRequest is a RecordsRequest (`_from_records`) or a ColumnsRequest (`_from_columns`)."""
+    values = {feature.name: _value_schema(feature) for feature in plan.features}
+    per_row = "One object per row"
+    columns = {f.name: _batch(plan, _value_schema(f), "The column's values, one per row") for f in plan.features}
+    return {
+        "Record": _closed_object("Record", values),
+        "Columns": _closed_object("Columns", columns),
+        "RecordsRequest": _closed_object("RecordsRequest", {"records": _batch(plan, {"$ref": ref("Record")}, per_row)}),
+        "ColumnsRequest": _closed_object(
+            "ColumnsRequest",
+            {"columns": {"$ref": ref("Columns"), "description": "One array per column, all of the same length"}},
+        ),
+        "PredictRequest": {"anyOf": [{"$ref": ref("RecordsRequest")}, {"$ref": ref("ColumnsRequest")}]},
+    }

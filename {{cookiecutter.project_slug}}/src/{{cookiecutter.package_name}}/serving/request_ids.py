@@ -22,6 +22,7 @@ _REPEAT = "{1," + str(MAX_LENGTH) + "}"
 PATTERN = "^[!-~]" + _REPEAT + "$"  # the OpenAPI form
 _VALID_TEXT = re.compile("[!-~]" + _REPEAT)
 RULE = f"1 to {MAX_LENGTH} visible ASCII characters (no spaces)"
+SCHEMA = {"type": "string", "pattern": PATTERN, "maxLength": MAX_LENGTH}  # `valid`, as JSON Schema
 
 
 def new() -> bytes:

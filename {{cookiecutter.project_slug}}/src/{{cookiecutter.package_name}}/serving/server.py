@@ -11,7 +11,8 @@ import os
 from .settings import Settings
 
 APP_FACTORY = f"{__package__}.app:create_app"
-# uvicorn's protocols plus a deadline and a size cap for request heads (protocol.py).
+# uvicorn's protocols plus a deadline and a size cap for request heads and liveness past the connection cap,
+# which no uvicorn setting gives (protocol.py says what its own settings left open, and the cost).
 PROTOCOLS = {"httptools": f"{__package__}.protocol:GuardedHttpTools", "h11": f"{__package__}.protocol:GuardedH11"}
 OPTIONS = {  # flag -> the environment variable uvicorn's worker processes read it back from
     "model": "MODEL_PATH",
@@ -74,6 +75,7 @@ def limits(settings: Settings) -> dict:
     return {
         "timeout_keep_alive": settings.keep_alive_timeout,  # idle keep-alive connections
         "limit_concurrency": settings.max_connections,  # past it: 503 at once
+        "timeout_graceful_shutdown": settings.shutdown_timeout,  # then running requests are cancelled
         "h11_max_incomplete_event_size": settings.max_header_bytes,  # httptools' cap is in protocol.py
         "ws": "none",  # no WebSocket routes: refuse upgrades instead of handing the socket on
     }

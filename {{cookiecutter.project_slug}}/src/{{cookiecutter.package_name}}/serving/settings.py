@@ -115,6 +115,10 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
+    # On SIGTERM, requests still running this long after it are cancelled, so that the shutdown (the
+    # prediction log's last writes: up to request_log.FLUSH_DEADLINE, 5 s) ends within Kubernetes'
+    # default 30 s grace period instead of being killed by it.
+    shutdown_timeout: float = 20.0
     max_header_bytes: int = 16 * 1024
     # Per worker. Beyond it, requests get 503 at once (a load balancer retries elsewhere) instead of
     # queueing behind work one worker cannot do sooner; each connection may buffer max_body_bytes.
@@ -182,6 +186,7 @@ class Settings:
             header_timeout=_seconds(env, "HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_seconds(env, "BODY_TIMEOUT", cls.body_timeout),
             keep_alive_timeout=_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
+            shutdown_timeout=_seconds(env, "SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
             max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
             max_connections=_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
             model_version=env.get("MODEL_VERSION", "").strip(),
