@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -78,8 +79,10 @@ def user_env(wheels: Path) -> dict[str, str]:
     return {**env, **wheelhouse.install_env(wheels)}
 
 
-def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.monotonic()
+def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, str]:
+    """Run `command` in `project`; return its result and what it spent: wall seconds, and the CPU seconds of
+    the processes it waited for (wall time alone moves with the machine's load, CPU seconds far less)."""
+    started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         ["bash", "-eo", "pipefail", "-c", command],
         cwd=project,
@@ -88,12 +91,13 @@ def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tupl
         text=True,
         timeout=timeout,
     )
-    elapsed = time.monotonic() - started
+    elapsed, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, (
         f"`{command}` in {project} exited {result.returncode} after {elapsed:.0f} s\n"
         f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
     )
-    return result, elapsed
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result, f"{elapsed:.0f} s ({cpu:.0f} CPU-s)"
 
 
 def ci_test_steps(project: Path) -> tuple[dict[str, str], list[str]]:
@@ -144,7 +148,7 @@ def test_a_fresh_bake_installs_runs_and_passes_its_ci_tests_in_its_own_venv(tmp_
         result, times[f"CI test step {number + 1}"] = sh(step, project, this_env, timeout=1800)
         summary = result.stdout.strip().splitlines()[-1]
         assert re.search(r"\d+ passed", summary) and " failed" not in summary and " error" not in summary, summary
-    print(f"{options}: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in times.items()))
+    print(f"{options}: " + ", ".join(f"{name} {spent}" for name, spent in times.items()))
 
 
 def framework_free_left_out(project: Path) -> str:
