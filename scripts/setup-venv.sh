@@ -25,14 +25,22 @@ digest() {
   cat "$@" | sha256sum | cut -d' ' -f1
 }
 
-# venv_for VENV FILE...: create VENV if missing; succeed when the FILEs changed since its last install.
+# venv_for [--lock-pip] VENV FILE...: create VENV if missing; succeed when the FILEs changed since its last
+# install. --lock-pip: leave the new venv's pip as it is (the lock installed next brings its own).
 venv_for() {
+  local upgrade_pip=yes
+  if [ "$1" = --lock-pip ]; then
+    upgrade_pip=no
+    shift
+  fi
   local venv=$1
   shift
   if [ ! -x "$venv/bin/python" ]; then
     echo "--> creating $venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    if [ "$upgrade_pip" = yes ]; then
+      "$venv/bin/python" -m pip install --quiet --upgrade pip
+    fi
   fi
   [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$(digest "$@")" ]
 }
@@ -45,9 +53,15 @@ installed() {
 
 if [ "$WHICH" = demo ]; then
   cookiecutter_pin=$(grep -E '^cookiecutter==' requirements-test.txt)
-  if venv_for "$DEMO_VENV" "$DEMO_LOCK" <(echo "$cookiecutter_pin"); then
+  if venv_for --lock-pip "$DEMO_VENV" "$DEMO_LOCK" <(echo "$cookiecutter_pin"); then
     echo "--> installing the default bake's lock and $cookiecutter_pin into $DEMO_VENV"
-    "$DEMO_VENV/bin/python" -m pip install --quiet -r "$DEMO_LOCK" "$cookiecutter_pin"
+    # As the bake's `make setup` installs it: the lock is pip-compile's whole closure (its own pip included),
+    # so --no-deps leaves pip nothing to resolve, and --no-compile skips byte-compiling every module of every
+    # package (Python compiles the few the pipeline imports when it first imports them). Then cookiecutter,
+    # resolved: the lock holds most of what it needs, pip adds the rest.
+    "$DEMO_VENV/bin/python" -m pip install --quiet --no-deps --no-compile -r "$DEMO_LOCK"
+    "$DEMO_VENV/bin/python" -m pip install --quiet --no-compile "$cookiecutter_pin"
+    "$DEMO_VENV/bin/python" -m pip check
     installed "$DEMO_VENV" "$DEMO_LOCK" <(echo "$cookiecutter_pin")
   fi
   exit 0
