@@ -11,9 +11,19 @@ from pathlib import Path
 
 from . import config as configuration
 {%- if cookiecutter.task == "reinforcement" %}
-from . import lineage, stages
+from . import lineage, stage_docs, stages
 {%- else %}
-from . import encrypted_client, import_model, init_config, label_import, lineage, prediction_log_admin, scoring, stages
+from . import (
+    encrypted_client,
+    import_model,
+    init_config,
+    label_import,
+    lineage,
+    prediction_log_admin,
+    scoring,
+    stage_docs,
+    stages,
+)
 {%- endif %}
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
@@ -45,7 +55,8 @@ COMMAND_MODULES = (
     triton,
     github_ci,
     doctor,
-    registry,{% if cookiecutter.deploy_target == "azureml" %}
+    registry,
+    stage_docs,{% if cookiecutter.deploy_target == "azureml" %}
     azureml,{% endif %}{% if cookiecutter.train_on == "databricks" %}
     databricks_job,{% endif %}
 )
