@@ -155,6 +155,9 @@ def comment_problems(project: Path) -> list[str]:
             if names_a_path(name, template_paths()) and not names_a_path(name, paths):
                 found.append(f"{where}: a comment names {name}, not in this bake")
         found += [f"{where}: `make {name}`" for name in MAKE.findall(text) if name not in targets]
+    phony = re.findall(r"^\.PHONY:((?:.*\\\n)*.*)$", (project / "Makefile").read_text(), re.M)
+    declared = set(" ".join(phony).replace("\\", " ").split())
+    found += [f"Makefile: .PHONY names {name}, no target" for name in sorted(declared - targets)]
     return found
 
 
