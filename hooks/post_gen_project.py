@@ -1,10 +1,12 @@
 """Remove what the chosen options do not use, then say what to run next."""
 
 import ast
+import importlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 TASK = "{{ cookiecutter.task }}"
@@ -139,6 +141,17 @@ def remove_unused(root: Path) -> None:
         shutil.rmtree(leftover)
 
 
+def write_stage_docs(root: Path) -> None:
+    """The stages' help, written once in stages/__init__.py, copied into README.md's table and the Makefile's
+    `## ` lines by the project's own code (`stages --write`; it imports no dependency), so each bake's copies
+    are its own stage list's."""
+    sys.dont_write_bytecode = True  # no __pycache__ left in the new project
+    sys.path.insert(0, str(root / "src"))
+    stage_docs = importlib.import_module(f"{PACKAGE}.stage_docs")
+    for path, text in stage_docs.out_of_date(root).items():
+        path.write_text(text)
+
+
 def remove(root: Path, paths: tuple[str, ...]) -> None:
     for relative in paths:
         path = root / relative
@@ -195,6 +208,7 @@ def write_cruft_state(root: Path, context: dict) -> str | None:
 
 if __name__ == "__main__":
     remove_unused(Path.cwd())
+    write_stage_docs(Path.cwd())
     if problem := write_cruft_state(Path.cwd(), json.loads(CONTEXT)):
         print(f"No .cruft.json written: {problem}. To follow template updates: cruft link <template's git URL>")
     print(f"""

@@ -1,4 +1,5 @@
-"""The cost of encrypted inference (README, "Encrypted inference") for this project's linear model.
+"""The cost of encrypted inference for this project's linear model
+(src/{{ cookiecutter.package_name }}/tabular/README.md, "Encrypted inference (linear models)").
 
 Run after `make pipeline` with `model.estimator: linear`:  python bench/encrypted.py [--rows 1 64 4096]
 

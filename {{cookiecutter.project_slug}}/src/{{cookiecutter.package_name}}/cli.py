@@ -14,7 +14,7 @@ from types import ModuleType
 
 from . import config as configuration
 from . import family as families
-from . import lineage, ops, stages
+from . import lineage, ops, stage_docs, stages
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
 from .ops import container, doctor, github_ci, ray_job, registry
@@ -26,7 +26,7 @@ from .triton import command as triton
 # CheckFailed when it cannot do its job, and main() turns those into exit codes. The family's come
 # first (family.Family.commands), then these, then any other ops module with a COMMANDS table: the
 # deploy target's and the training platform's, which the post-generation hook keeps only when chosen.
-CORE_COMMANDS = (model_card, server, container, triton, github_ci, doctor, registry)
+CORE_COMMANDS = (model_card, server, container, triton, github_ci, doctor, registry, stage_docs)
 
 
 def command_modules() -> list[ModuleType]:

@@ -75,16 +75,29 @@ def names() -> list[str]:
     )
 
 
-@cache
-def current() -> Family:
-    """This project's family: the one family folder the project was generated with."""
+def folder() -> str:
+    """The one family folder the project was generated with."""
     found = names()
     if len(found) != 1:
         raise UsageError(
             f"expected one task family folder in src/{PACKAGE} (a folder with a family.py), found "
             f"{found or 'none'}: bake the project again, or remove the family it does not use"
         )
-    family = import_module(f"{PACKAGE}.{found[0]}.family").FAMILY
+    return found[0]
+
+
+@cache
+def current() -> Family:
+    """This project's family: what its folder's family.py registers."""
+    name = folder()
+    family = import_module(f"{PACKAGE}.{name}.family").FAMILY
     if not isinstance(family, Family):
-        raise UsageError(f"src/{PACKAGE}/{found[0]}/family.py: FAMILY is not a family.Family")
+        raise UsageError(f"src/{PACKAGE}/{name}/family.py: FAMILY is not a family.Family")
     return family
+
+
+def stage_list() -> tuple[Stage, ...]:
+    """The family's stages in order, read from its stages/__init__.py alone (its PIPELINE, which imports
+    nothing but the core's Stage): no config model or other dependency is imported, so the post-generation
+    hook and `stages --write` can run where only the standard library is installed."""
+    return import_module(f"{PACKAGE}.{folder()}.stages").PIPELINE

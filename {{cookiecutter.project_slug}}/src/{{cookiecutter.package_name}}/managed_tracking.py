@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from .errors import UsageError
 
-SEE = 'See README.md, "Tracking on Databricks or Azure ML".'
+SEE = 'See infra/README.md, "Tracking on Databricks or Azure ML".'
 # Newer azureml-mlflow releases require mlflow-skinny<=3.15 and pip silently downgrades MLflow for them.
 AZUREML_PLUGIN = "azureml-mlflow==1.60.0"
 AZUREML_URI = re.compile(
