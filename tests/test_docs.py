@@ -39,13 +39,11 @@ MAKE = re.compile(r"(?:^|(?<=[`$(;&|]))\s*make ([a-z][a-z-]*)", re.M)
 PATH = re.compile(r"^\.?/?([\w.-]+(?:/[\w.-]+)*)/?$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 SECTION = re.compile(r"((?:[\w./-]*/)?README(?:\.md)?), \"([^\"\n]+)\"")
-# What the reinforcement-learning bake still names of the tabular family outside its docs: its config
-# module and pyproject.toml are shared with the tabular family until the family split (issue 28) moves
-# the privacy settings and the monitor's and Ray Tune's extras into the tabular folder; then drop these.
+# What the reinforcement-learning bake still names of the tabular family outside its docs: pyproject.toml is
+# shared (one dependency list with Jinja blocks; the monitor's scipy and Ray Tune's extra are explained there).
 NOT_YET_SPLIT = {
     ("pyproject.toml", "After deployment"),
     ("pyproject.toml", "Hyper-parameter search"),
-    (f"src/{PACKAGE}/config.py", "Differential privacy"),
 }
 
 

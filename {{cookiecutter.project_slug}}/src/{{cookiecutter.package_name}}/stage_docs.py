@@ -3,7 +3,7 @@
 README.md's stage table (between its `stages` markers) and the Makefile's `## ` help of the stage
 targets are copies of the help in PIPELINE (the family's stages/__init__.py; gate and register are the
 core's, in stages/__init__.py): `stages --write` rewrites them (the template's hook runs it at
-generation), `stages --check` fails naming what differs (tests/test_docs.py runs it). So a stage's help
+generation), `stages --check` fails naming what differs (tests/core/test_stage_docs.py runs it). So a stage's help
 is edited in its stage list alone, then `python -m {{ cookiecutter.package_name }} stages --write`.
 Reads the stage list only: no stage module, MLflow or pandas is imported.
 """

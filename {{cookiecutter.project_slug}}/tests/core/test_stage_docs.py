@@ -1,4 +1,4 @@
-"""The stages' help is written once (stages/__init__.py's PIPELINE): README.md's table and the Makefile's
+"""The stages' help is written once (the stage list: the family's stages/__init__.py PIPELINE): README.md's table and the Makefile's
 `## ` lines are copies that `stages --write` keeps, and these tests fail when a copy differs."""
 
 import argparse
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import stage_docs
+from {{ cookiecutter.package_name }} import family, stage_docs
 from {{ cookiecutter.package_name }}.errors import CheckFailed, UsageError
-from {{ cookiecutter.package_name }}.stages import PIPELINE
 
-ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = family.stage_list()
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def command(root: Path, **flags: bool) -> argparse.Namespace:
