@@ -61,6 +61,7 @@ def test_an_rl_project_keeps_no_tabular_code(baked):
         "__init__.py",
         "checks.py",
         "context.py",
+        "export.py",
         "gate.py",
         "register.py",
     ]
