@@ -1,5 +1,6 @@
-"""The stages' help is written once (the stage list: the family's stages/__init__.py PIPELINE): README.md's table and the Makefile's
-`## ` lines are copies that `stages --write` keeps, and these tests fail when a copy differs."""
+"""The stages' help is written once (the stage list: PIPELINE in the family's stages/__init__.py): README.md's
+table and the Makefile's `## ` lines are copies that `stages --write` keeps, and these tests fail when a copy
+differs."""
 
 import argparse
 import re
