@@ -1,6 +1,6 @@
 """The model card of a real pipeline run (`project_with_model`): every figure it shows is read back
 from MLflow and compared, the registered version carries it, and an unanswered model_card.yaml field
-shows as its question. The rendering case by case is the generated project's tests/test_model_card.py."""
+shows as its question. The rendering case by case is the generated project's tests/core/test_model_card.py."""
 
 from __future__ import annotations
 

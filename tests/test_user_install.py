@@ -44,17 +44,18 @@ SYSTEM_TIER = {"sklearn", "pytorch", "tensorflow"}
 # parity, loading its logged files safely, the store moving), and in test_failures.py and
 # test_import_model.py the tests whose outcome the framework decides.
 WHOLE_SYSTEM_TIER = "sklearn"
+TABULAR_TESTS = "tests/tabular"  # FRAMEWORK_FREE's tests are there, in the bake
 FRAMEWORK_FREE = {
-    "tests/test_serving.py": "serves tests/contract_model.py's model (scikit-learn, built without the framework)",
-    "tests/test_failures.py::test_corrupted_data_fails_validation_naming_columns": "validate stops it before train",
-    "tests/test_failures.py::test_gate_out_of_reach_fails_and_registers_nothing": "a threshold no model reaches",
-    "tests/test_failures.py::test_failed_gate_is_never_registered": "thresholds no model reaches",
-    "tests/test_failures.py::test_onnx_changed_after_export_is_refused": "bytes appended to the stored file",
-    "tests/test_failures.py::test_a_file_swapped_between_export_and_register_is_refused": "the file replaced",
-    "tests/test_failures.py::test_a_rewritten_digest_tag_alone_is_refused": "a tag rewritten",
-    "tests/test_failures.py::test_a_run_is_registered_only_from_the_ref_it_was_trained_on": "the git ref",
-    "tests/test_failures.py::test_a_changed_data_file_stops_the_stages_after_train": "the data file's digest",
-    "tests/test_import_model.py::test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
+    "test_serving.py": "serves contract_model.py's model (scikit-learn, built without the framework)",
+    "test_failures.py::test_corrupted_data_fails_validation_naming_columns": "validate stops it before train",
+    "test_failures.py::test_gate_out_of_reach_fails_and_registers_nothing": "a threshold no model reaches",
+    "test_failures.py::test_failed_gate_is_never_registered": "thresholds no model reaches",
+    "test_failures.py::test_onnx_changed_after_export_is_refused": "bytes appended to the stored file",
+    "test_failures.py::test_a_file_swapped_between_export_and_register_is_refused": "the file replaced",
+    "test_failures.py::test_a_rewritten_digest_tag_alone_is_refused": "a tag rewritten",
+    "test_failures.py::test_a_run_is_registered_only_from_the_ref_it_was_trained_on": "the git ref",
+    "test_failures.py::test_a_changed_data_file_stops_the_stages_after_train": "the data file's digest",
+    "test_import_model.py::test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
         "an ONNX file made by scikit-learn, imported: the bake's framework is never used"
     ),
 }
@@ -157,12 +158,12 @@ def framework_free_left_out(project: Path) -> str:
     sklearn lock at the sklearn lock's version."""
     options = []
     for test in FRAMEWORK_FREE:
-        path, _, name = test.partition("::")
+        path, _, name = f"{TABULAR_TESTS}/{test}".partition("::")
         text = (project / path).read_text()
         assert re.search(rf"^@pytest\.mark\.system\ndef {name or 'test_'}", text, re.MULTILINE), (
             f"{test} is no longer a system test of the bake: update FRAMEWORK_FREE"
         )
-        options.append(f"--deselect={test}" if name else f"--ignore={path}")
+        options.append(f"--deselect={path}::{name}" if name else f"--ignore={path}")
     locks = TEMPLATE / "{{cookiecutter.project_slug}}" / "requirements"
     sklearn = dict(pin.split("==") for pin in wheelhouse.pins(locks / "sklearn.lock"))
     own = dict(pin.split("==") for pin in wheelhouse.pins(project / "requirements.lock"))

@@ -32,7 +32,7 @@ other runs put it from 8% below to 16% above, the machine's noise.
 
 What it uses of uvicorn's protocol classes is not public API: `cycle`, `scope`, `transport`, and that
 `limit_concurrency` is read once per request after `scope` holds the method and path. An upgrade that
-changes them fails tests/test_serving.py's system tests (head deadline, 431, liveness past the cap).
+changes them fails tests/tabular/test_serving.py's system tests (head deadline, 431, liveness past the cap).
 """
 
 from __future__ import annotations
