@@ -145,10 +145,10 @@ def wheel(project: Path, folder: Path) -> tuple[list[str], str]:
 
 
 def other_model(project: Path, path: Path) -> Path:
-    """An ONNX model of the same contract from no run of the project (its tests' own contract_model.py):
+    """An ONNX model of the same contract from no run of the project (its tests' own tabular/contract_model.py):
     what a smoke test must refuse as the served model."""
     code = (
-        "import sys; sys.path.insert(0, 'tests'); from contract_model import build; "
+        "import sys; sys.path.insert(0, 'tests/tabular'); from contract_model import build; "
         f"from pathlib import Path; build(Path({str(path)!r}), 'binary')"
     )
     run(project, "-c", code)

@@ -46,7 +46,9 @@ target.to_csv("data/target.csv", index=False)
 SCORE = f"""
 import json, sys
 from pathlib import Path
-from {PACKAGE} import config, data, metrics, predictions
+from {PACKAGE} import config
+from {PACKAGE}.tabular.dataio import data
+from {PACKAGE}.tabular.pure import metrics, predictions
 from {PACKAGE}.tabular.stages.context import attach
 
 settings = config.load(Path("target.yaml"), data=Path("data/target.csv"))
