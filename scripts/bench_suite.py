@@ -6,7 +6,7 @@
     .venv/bin/python scripts/bench_suite.py --report FILE   # the report of an earlier run's FILE only
 
 It runs `bash scripts/test.sh` with `--timings FILE` (tests/suite_timing.py records each test's setup,
-call and teardown seconds), then prints the wall time, each file's total and the slowest tests. A test's
+call and teardown seconds, and the CPU seconds spent meanwhile), then prints the wall time, each file's total and the slowest tests. A test's
 seconds include the fixtures it set up first (a bake, a pipeline run, a server, act's tool cache), so
 compare the same tests across runs, on an idle machine. With two workers the files' totals add up to
 about twice the wall time.
@@ -39,25 +39,27 @@ def load(path: Path) -> dict:
 
 def report(document: dict, slowest: int) -> str:
     tests: dict[str, dict] = document["tests"]
-    files: dict[str, list[float]] = defaultdict(list)
+    files: dict[str, list[dict]] = defaultdict(list)
     for test, entry in tests.items():
-        files[test.split("::")[0]].append(entry["seconds"])
+        files[test.split("::")[0]].append(entry)
     total = sum(entry["seconds"] for entry in tests.values())
+    cpu = sum(entry.get("cpu_seconds", 0.0) for entry in tests.values())
     outcomes: dict[str, int] = defaultdict(int)
     for entry in tests.values():
         outcomes[entry["outcome"]] += 1
     lines = [
         f"wall {document['wall_seconds'] / 60:.1f} min; {len(tests)} tests "
         f"({', '.join(f'{count} {outcome}' for outcome, count in sorted(outcomes.items()))}); "
-        f"their seconds add up to {total / 60:.1f} min",
+        f"their seconds add up to {total / 60:.1f} min, {cpu / 60:.1f} CPU-min (0 when not recorded)",
         "",
-        f"{'seconds':>8}  {'tests':>5}  file",
+        f"{'seconds':>8}  {'CPU-s':>7}  {'tests':>5}  file",
     ]
-    for file, seconds in sorted(files.items(), key=lambda item: -sum(item[1])):
-        lines.append(f"{sum(seconds):8.1f}  {len(seconds):5d}  {file}")
-    lines += ["", f"the {slowest} slowest tests:", f"{'seconds':>8}  worker  test"]
+    for file, entries in sorted(files.items(), key=lambda item: -sum(e["seconds"] for e in item[1])):
+        seconds, cpu_seconds = (sum(e.get(key, 0.0) for e in entries) for key in ("seconds", "cpu_seconds"))
+        lines.append(f"{seconds:8.1f}  {cpu_seconds:7.1f}  {len(entries):5d}  {file}")
+    lines += ["", f"the {slowest} slowest tests:", f"{'seconds':>8}  {'CPU-s':>7}  worker  test"]
     for test, entry in sorted(tests.items(), key=lambda item: -item[1]["seconds"])[:slowest]:
-        lines.append(f"{entry['seconds']:8.1f}  {entry['worker'] or '-':>6}  {test}")
+        lines.append(f"{entry['seconds']:8.1f}  {entry.get('cpu_seconds', 0.0):7.1f}  {entry['worker'] or '-':>6}  {test}")
     return "\n".join(lines)
 
 

@@ -43,10 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fast: in the fast tier (`scripts/test.sh --fast`) and the full one")
     config.addinivalue_line("markers", "fast_only: the fast tier's stand-in for a check the full tier makes whole")
-    if config.getoption("timings") and not hasattr(config, "workerinput"):  # xdist: the controller records
-        from suite_timing import Recorder
+    if config.getoption("timings"):
+        from suite_timing import CpuMeter, Recorder
 
-        config.pluginmanager.register(Recorder(Path(config.getoption("timings"))), "suite-timing")
+        config.pluginmanager.register(CpuMeter(), "suite-cpu")
+        if not hasattr(config, "workerinput"):  # xdist: the controller records
+            config.pluginmanager.register(Recorder(Path(config.getoption("timings"))), "suite-timing")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
