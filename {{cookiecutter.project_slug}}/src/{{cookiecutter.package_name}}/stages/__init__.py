@@ -60,6 +60,23 @@ GATE = Stage("gate", "check thresholds and no-regression against the champion", 
 REGISTER = Stage("register", "register a run that passed gate and parity, as 'challenger'", "stages.register")
 
 
+def own(family: str, name: str, help: str, *, opens_run: bool = False, remote: bool = False) -> Stage:
+    """A family's own stage, the module `<family>.stages.<name>`. `opens_run`: it starts (or continues) the
+    MLflow run once validate passed (train, tune), so it takes no --run-id."""
+    module = f"{family}.stages.{name}"
+    if opens_run:
+        return Stage(name, help, module, attaches=False, needs="validate", remote=remote)
+    return Stage(name, help, module, remote=remote)
+
+
+def family_pipeline(family: str, validate: str, *stages: Stage) -> tuple[Stage, ...]:
+    """Every family's pipeline: its validate (`validate` is its help; it runs before there is a run), its own
+    `stages` (train first), the core's gate, its export (to ONNX, parity-checked) and the core's register."""
+    first = Stage("validate", validate, f"{family}.stages.validate", attaches=False)
+    export = own(family, "export", "convert to ONNX and check onnxruntime parity")
+    return (first, *stages, GATE, export, REGISTER)
+
+
 def pipeline() -> tuple[Stage, ...]:
     """This project's stages in order (its family's)."""
     return families.current().pipeline

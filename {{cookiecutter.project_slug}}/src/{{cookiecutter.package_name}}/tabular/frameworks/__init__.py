@@ -15,11 +15,17 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import UntrustedModel, UsageError
 from .base import Framework
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..pure.predictions import Predictions
 
 __all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load", "use_keras_backend"]
 
@@ -121,6 +127,28 @@ def read_json(uri: str, folder: Path, file: str, expected_type: type) -> Any:
     if not isinstance(value, expected_type):
         raise untrusted(uri, file, f"holds a {type(value).__name__}, not a {expected_type.__name__}")
     return value
+
+
+def log_skops(
+    model: Any, features: pd.DataFrame, predicted: Predictions, trusted: list[str], requirements: Sequence[str] = ()
+) -> str:
+    """A scikit-learn-style model logged to the active run in skops format (no pickle), with five rows as its
+    example and signature; `requirements` are pip pins beyond scikit-learn's and skops'. Returns its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = features.head(5)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        input_example=example,
+        signature=infer_signature(example, predicted.point[:5]),
+        serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
+        skops_trusted_types=trusted,
+        # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
+        pip_requirements=[*mlflow.sklearn.get_default_pip_requirements(include_skops=True), *requirements],
+    )
+    return info.model_uri
 
 
 def read_skops(uri: str, folder: Path, file: str, trusted: list[str], expected_type: type) -> Any:

@@ -12,12 +12,10 @@ import copy
 from importlib.metadata import version
 from typing import Any, TypeAlias
 
-import mlflow
 import numpy as np
 import onnx
 import pandas as pd
 from interpret.glassbox import ExplainableBoostingClassifier, ExplainableBoostingRegressor
-from mlflow.models import infer_signature
 
 from ...errors import UsageError
 from ..config import Model as ModelSettings
@@ -25,7 +23,7 @@ from ..config import Split
 from ..dataio.data import Schema
 from ..dataio.onnx_model import finish
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
-from . import model_files, read_skops, untrusted
+from . import log_skops, model_files, read_skops, untrusted
 from .base import Framework
 
 Ebm: TypeAlias = ExplainableBoostingClassifier | ExplainableBoostingRegressor
@@ -103,20 +101,7 @@ class ExplainableBoosting(Framework[Ebm]):
         return ClassPredictions(model.classes_[probabilities.argmax(axis=1)], probabilities)
 
     def log_model(self, model: Ebm, features: pd.DataFrame, predicted: Predictions) -> str:
-        example = features.head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=example,
-            signature=infer_signature(example, predicted.point[:5]),
-            serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
-            skops_trusted_types=TRUSTED_TYPES,
-            pip_requirements=[
-                *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                f"interpret-core=={version('interpret-core')}",
-            ],
-        )
-        return info.model_uri
+        return log_skops(model, features, predicted, TRUSTED_TYPES, [f"interpret-core=={version('interpret-core')}"])
 
     def load_model(self, uri: str) -> Ebm:
         # Not mlflow.sklearn.load_model: it takes the format and the trusted types from MLmodel, which

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 import numpy as np
 import onnx
 import pandas as pd
-from mlflow.models import infer_signature
 from skl2onnx import to_onnx as skl_to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
@@ -36,7 +34,7 @@ from ..dataio.onnx_model import finish
 from ..pure.attributions import Attributions, as_attributions, fold, origins
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
 from ..training.transfer import Base, check_classes, check_inputs
-from . import model_files, read_skops
+from . import log_skops, model_files, read_skops
 from .base import Framework
 
 # Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds (a
@@ -163,18 +161,7 @@ class ScikitLearn(Framework[Pipeline]):
         return ClassPredictions(model.classes_[probabilities.argmax(axis=1)], probabilities)
 
     def log_model(self, model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
-        example = features.head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=example,
-            signature=infer_signature(example, predicted.point[:5]),
-            serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
-            skops_trusted_types=TRUSTED_TYPES,
-            # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        )
-        return info.model_uri
+        return log_skops(model, features, predicted, TRUSTED_TYPES)
 
     def load_model(self, uri: str) -> Pipeline:
         # Not mlflow.sklearn.load_model: it takes the format (pickle, cloudpickle or skops) and the trusted
