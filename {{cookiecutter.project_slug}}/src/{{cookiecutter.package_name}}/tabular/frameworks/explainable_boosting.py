@@ -41,6 +41,15 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 # 0.002 more AUC); raise outer_bags (smoother shape functions) and interactions in model.params when
 # time allows. One core (n_jobs): CI runners are small.
 DEFAULTS: dict[str, Any] = {"outer_bags": 2, "interactions": 5, "n_jobs": 1}
+# config.yaml's model.params and tune.space, used when config.yaml leaves them out; the generated config.yaml
+# shows them. Plain literals: the project generator reads them without importing this module
+# (frameworks.declared). The search space is the networks' (as the template has always written it).
+PARAMS = {"outer_bags": 2, "interactions": 5}
+TUNE_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.0005, "high": 0.01},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
+    "hidden_units": {"type": "choice", "values": [[64, 32], [128, 64]]},
+}
 
 
 def build(task: str, params: dict[str, Any], seed: int) -> Ebm:

@@ -50,6 +50,17 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 MAX_CATEGORIES = 20
 
 
+# config.yaml's model.params and tune.space for the gradient boosting estimator, used when config.yaml leaves
+# them out; the generated config.yaml shows them. Plain literals: the project generator reads them without
+# importing this module (frameworks.declared). With `estimator: linear`, give LogisticRegression's or
+# Ridge's parameters instead (e.g. {C: 1.0} or {alpha: 1.0}).
+PARAMS = {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+TUNE_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.02, "high": 0.3},
+    "max_leaf_nodes": {"type": "int", "low": 7, "high": 31},
+    "l2_regularization": {"type": "uniform", "low": 0.0, "high": 2.0},
+}
+
 # A linear classifier fitted by lbfgs on a few thousand scaled rows can need more than scikit-learn's
 # default 100 iterations to converge; model.params overrides it.
 LINEAR_CLASSIFIER_DEFAULTS: dict[str, Any] = {"max_iter": 1000}
