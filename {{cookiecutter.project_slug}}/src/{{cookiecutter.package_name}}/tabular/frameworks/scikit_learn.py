@@ -2,7 +2,7 @@
 
 config.yaml's model.estimator picks the model: `gradient_boosting` (the default) or `linear`
 (logistic regression for classes, ridge regression for values), whose numbers are also standardised.
-A linear model is what the server's encrypted endpoint needs (serving/linear.py).
+A linear model is what the server's encrypted endpoint needs (tabular/serving/linear.py).
 
 Transfer learning (model.init_from, ../tabular/training/transfer.py) is a warm start on the base's own pipeline (its
 fitted preprocessing kept): gradient boosting adds model.params.max_iter trees to the base's, fitted
