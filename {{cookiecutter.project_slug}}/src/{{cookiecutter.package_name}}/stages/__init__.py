@@ -1,7 +1,9 @@
 """The stage contract and how stages run: each stage is a module with `run(config, run_id)` and `current(config)`.
 
-A family lists its stages in pipeline order (family.Family.pipeline: its own modules, and the core's
-gate and register below); a stage is one module plus one line there. `run` takes the typed config and the run to attach
+A family lists its stages in pipeline order (family.Family.pipeline, made by family_pipeline below: its
+own modules, and the core's gate and register); a stage is one module plus one line there. What every
+family's train, evaluate and export record the same way is in this folder's train.py, evaluate.py and
+export.py. `run` takes the typed config and the run to attach
 to (None: the one train recorded in outputs/run.json) and returns a StageResult, whose `run_id` is
 the run it worked on. The CLI builds one subcommand per stage from PIPELINE; modules are imported
 only when their stage runs, so `--help` never loads mlflow or Great Expectations.
