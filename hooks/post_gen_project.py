@@ -179,7 +179,7 @@ def yaml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(yaml_value(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{key}: {yaml_value(item)}" for key, item in value.items()) + "}"
+        return "{" + ", ".join(f"{yaml_value(key)}: {yaml_value(item)}" for key, item in value.items()) + "}"
     raise TypeError(f"{value!r}: a framework's PARAMS and TUNE_SPACE hold numbers, strings, lists and dicts only")
 
 
@@ -189,7 +189,7 @@ def fill(text: str, section: str, key: str, values: dict, comment: str) -> str:
     start = lines.index(f"{section}:")
     end = next((i for i in range(start + 1, len(lines)) if re.match(r"[a-z]", lines[i])), len(lines))
     at = lines.index(f"  {key}:", start, end)  # ValueError: the template's config.yaml lost the key
-    body = [f"    # {comment}"] + [f"    {name}: {yaml_value(value)}" for name, value in values.items()]
+    body = [f"    # {comment}"] + [f"    {yaml_value(name)}: {yaml_value(value)}" for name, value in values.items()]
     lines[at : at + 1] = [f"  {key}:", *body] if values else [f"  {key}: " + "{}"]
     return "\n".join(lines)
 
@@ -197,7 +197,7 @@ def fill(text: str, section: str, key: str, values: dict, comment: str) -> str:
 def write_framework_defaults(root: Path) -> None:
     """config.yaml's model.params and tune.space: the framework's PARAMS and TUNE_SPACE, as its module declares
     them (frameworks.declared), so that they are in front of the user. The code uses the same values when
-    config.yaml leaves them out, so this is the one place a framework's defaults are written."""
+    config.yaml leaves them out: the module stays the one place a framework's defaults are written."""
     params, space = project_module(root, "tabular.frameworks").declared(FRAMEWORK)
     declared_in = f"src/{PACKAGE}/tabular/frameworks"
     config = root / "config.yaml"
