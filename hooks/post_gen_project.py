@@ -4,10 +4,12 @@ import ast
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 TASK = "{{ cookiecutter.task }}"
 FRAMEWORK = "{{ cookiecutter.framework }}"
@@ -141,15 +143,68 @@ def remove_unused(root: Path) -> None:
         shutil.rmtree(leftover)
 
 
+def project_module(root: Path, name: str) -> ModuleType:
+    """A module of the new project, imported from its src/ (only modules that need nothing but the standard library)."""
+    sys.dont_write_bytecode = True  # no __pycache__ left in the new project
+    if str(root / "src") not in sys.path:
+        sys.path.insert(0, str(root / "src"))
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
 def write_stage_docs(root: Path) -> None:
     """The stages' help, written once in stages/__init__.py, copied into README.md's table and the Makefile's
     `## ` lines by the project's own code (`stages --write`; it imports no dependency), so each bake's copies
     are its own stage list's."""
-    sys.dont_write_bytecode = True  # no __pycache__ left in the new project
-    sys.path.insert(0, str(root / "src"))
-    stage_docs = importlib.import_module(f"{PACKAGE}.stage_docs")
+    stage_docs = project_module(root, "stage_docs")
     for path, text in stage_docs.out_of_date(root).items():
         path.write_text(text)
+
+
+# Plain YAML words that would not read back as the string they spell.
+YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def yaml_value(value: object) -> str:
+    """A literal from a framework module (numbers, strings, booleans, lists, dicts) as one line of YAML flow."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)  # PyYAML reads 1e-05 as a string: its mantissa needs a point
+        return text if "." in text or "e" not in text else text.replace("e", ".0e", 1)
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[A-Za-z_][\w.-]*", value) and value.lower() not in YAML_WORDS
+        return value if plain else json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(key)}: {yaml_value(item)}" for key, item in value.items()) + "}"
+    raise TypeError(f"{value!r}: a framework's PARAMS and TUNE_SPACE hold numbers, strings, lists and dicts only")
+
+
+def fill(text: str, section: str, key: str, values: dict, comment: str) -> str:
+    """config.yaml with the empty `key:` of top-level `section:` given `values`, one line each."""
+    lines = text.split("\n")
+    start = lines.index(f"{section}:")
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"[a-z]", lines[i])), len(lines))
+    at = lines.index(f"  {key}:", start, end)  # ValueError: the template's config.yaml lost the key
+    body = [f"    # {comment}"] + [f"    {yaml_value(name)}: {yaml_value(value)}" for name, value in values.items()]
+    lines[at : at + 1] = [f"  {key}:", *body] if values else [f"  {key}: " + "{}"]
+    return "\n".join(lines)
+
+
+def write_framework_defaults(root: Path) -> None:
+    """config.yaml's model.params and tune.space: the framework's PARAMS and TUNE_SPACE, as its module declares
+    them (frameworks.declared), so that they are in front of the user. The code uses the same values when
+    config.yaml leaves them out: the module stays the one place a framework's defaults are written."""
+    params, space = project_module(root, "tabular.frameworks").declared(FRAMEWORK)
+    declared_in = f"src/{PACKAGE}/tabular/frameworks"
+    config = root / "config.yaml"
+    text = config.read_text()
+    text = fill(text, "model", "params", params, f"{FRAMEWORK}'s PARAMS (in {declared_in}), also if left out")
+    text = fill(text, "tune", "space", space, f"{FRAMEWORK}'s TUNE_SPACE (in {declared_in}), also if left out")
+    config.write_text(text)
 
 
 def remove(root: Path, paths: tuple[str, ...]) -> None:
@@ -208,6 +263,8 @@ def write_cruft_state(root: Path, context: dict) -> str | None:
 
 if __name__ == "__main__":
     remove_unused(Path.cwd())
+    if FAMILY == "tabular":
+        write_framework_defaults(Path.cwd())
     write_stage_docs(Path.cwd())
     if problem := write_cruft_state(Path.cwd(), json.loads(CONTEXT)):
         print(f"No .cruft.json written: {problem}. To follow template updates: cruft link <template's git URL>")

@@ -17,9 +17,13 @@ PYTHON=${PYTHON:-$template/.venv/bin/python}
 PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 # PyTorch's CPU index, for torch alone (the CUDA build on PyPI drags in GBs of nvidia-* packages).
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
-# A lock per framework, and `reinforcement` (task=reinforcement, whose only framework is pytorch).
+# A lock per framework (cookiecutter.json's choices), and `reinforcement` (task=reinforcement, whose only
+# framework is pytorch).
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(sklearn pytorch keras tensorflow ebm reinforcement)
+if [ ${#frameworks[@]} -eq 0 ]; then
+  read -r -a frameworks <<<"$("$PYTHON" -c 'import json; print(*json.load(open("cookiecutter.json"))["framework"])')"
+  frameworks+=(reinforcement)
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+import yaml
 from cookiecutter.exceptions import FailedHookException
 
-from conftest import bake
+from conftest import TEMPLATE, bake
 
 
 @pytest.mark.parametrize(
@@ -34,3 +37,26 @@ def test_names_derive_from_project_name(tmp_path):
     project = bake(tmp_path, project_name="Loan Default Risk")
     assert project.name == "loan-default-risk"
     assert (project / "src" / "loan_default_risk" / "cli.py").is_file()
+
+
+def test_a_frameworks_defaults_are_written_as_yaml_that_reads_back_the_same():
+    """The post-generation hook writes a framework's PARAMS and TUNE_SPACE into config.yaml (stdlib only)."""
+    spec = importlib.util.spec_from_file_location("post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    declared = {
+        "rate": 1e-05,  # PyYAML reads `1e-05` as a string
+        "big": 1.5e20,
+        "on": True,
+        "units": [[64, 32], [128, 64]],
+        "word": "yes",  # a YAML boolean unless quoted
+        "estimator": "gradient_boosting",
+        "spaced": "two words: here",
+        "range": {"type": "loguniform", "low": 0.0005, "high": 0.01},
+    }
+    template = "model:\n  framework: x\n  params:\n  init_from:\ntune:\n  space:\n"
+    written = hook.fill(template, "model", "params", declared, "the defaults")
+    written = hook.fill(written, "tune", "space", {}, "none")
+    read = yaml.safe_load(written)
+    assert read["model"]["params"] == declared
+    assert read["model"]["init_from"] is None and read["tune"]["space"] == {}

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from {{ cookiecutter.package_name }}.serving import encrypted, linear, model
+from {{ cookiecutter.package_name }}.serving import model
 from {{ cookiecutter.package_name }}.serving.settings import Settings
 from {{ cookiecutter.package_name }}.tabular import config as configuration
 from {{ cookiecutter.package_name }}.tabular.commands import encrypted_client
 from {{ cookiecutter.package_name }}.tabular.dataio import data
+from {{ cookiecutter.package_name }}.tabular.serving import encrypted, linear
 
 
 def timed(call: Callable[[], Any], repeats: int) -> tuple[float, Any]:

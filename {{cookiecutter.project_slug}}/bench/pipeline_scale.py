@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from project_env import add_threads_option, child_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -96,17 +97,7 @@ def write_config(folder: Path, data_file: Path) -> Path:
 
 def run_stage(stage: str, config: Path, log: Path, threads: int | None) -> Measure:
     """One stage as its own process; its peak RSS and CPU time from the kernel's accounting of it."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "MLFLOW_RUN_ID", "GITHUB_"))
-    }
-    env |= {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), env.get("PYTHONPATH")])),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    env = child_env(threads)
     started = time.perf_counter()
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -168,12 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="how the table is written")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (data, outputs, stages.log)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="OMP_NUM_THREADS for the stages (default: the libraries' own choice, one per core); "
-        "on a machine whose cores are busy with other work, 1 trains several times faster",
-    )
+    add_threads_option(parser)
     parser.add_argument("--write-table", type=Path, help=argparse.SUPPRESS)  # the generator's own process
     args = parser.parse_args(argv)
     if args.write_table:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import yaml
+from project_env import add_threads_option, child_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -65,17 +66,7 @@ def prepare(folder: Path) -> Path:
 
 def run_pipeline(config: Path, log: Path, threads: int | None) -> dict[str, float]:
     """One pipeline process: each stage's wall and CPU seconds, start-up, and the process's wall and CPU."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "MLFLOW_RUN_ID", "GITHUB_"))
-    }
-    env |= {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), env.get("PYTHONPATH")])),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    env = child_env(threads)
     measures = log.with_suffix(".jsonl")
     started = time.perf_counter()
     with log.open("wb") as output:
@@ -118,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="one folder for every run: the first creates the store, the later ones find it (and a champion)",
     )
-    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the pipeline (default: one per core)")
+    add_threads_option(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (store, outputs, logs)")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before", file=sys.stderr)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from project_env import child_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -66,11 +67,7 @@ def write_table(path: Path, rows: int, seed: int) -> None:
 
 def run_score(data_file: Path, onnx: Path, chunk_rows: int, log: Path) -> Measure:
     """`score` as its own process; its peak RSS and CPU time from the kernel's accounting of it."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "GITHUB_"))}
-    env |= {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), env.get("PYTHONPATH")])),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
+    env = child_env(dropped=("MLFLOW_", "GITHUB_"))
     command = [
         *(sys.executable, "-m", PACKAGE, "score", "--config", str(PROJECT / "config.yaml")),
         *("--input", str(data_file), "--onnx", str(onnx), "--chunk-rows", str(chunk_rows)),

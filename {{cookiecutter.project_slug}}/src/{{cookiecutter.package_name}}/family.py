@@ -4,6 +4,10 @@ The core never imports a family by name: `current()` finds the one folder of thi
 `family.py` module with a FAMILY (the post-generation hook keeps exactly one) and reads what it
 registers: its config model, its stages in pipeline order, its gate checks and its CLI commands. An
 image family would be one more folder with its own family.py; nothing in the core changes.
+
+Routes a family adds to the server are registered in its folder's serving/__init__.py (EXTENSIONS), not
+here: the serving image holds the core's serving/ and each family's serving/ only, so the server finds them
+by folder (serving/extensions.py) as current() finds this module.
 """
 
 from __future__ import annotations

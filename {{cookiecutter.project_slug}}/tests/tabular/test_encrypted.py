@@ -12,10 +12,11 @@ import json
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.serving import encrypted, linear
+from {{ cookiecutter.package_name }}.serving import extensions
 from {{ cookiecutter.package_name }}.serving.model import load
 from {{ cookiecutter.package_name }}.serving.settings import Settings
 from {{ cookiecutter.package_name }}.tabular.commands import encrypted_client
+from {{ cookiecutter.package_name }}.tabular.serving import encrypted, encrypted_api, linear
 
 from contract_model import build, direct, sample_records
 
@@ -46,6 +47,16 @@ def test_decrypted_predictions_match_onnxruntime(served):
     else:
         assert result["predictions"] == expected["label"].tolist()
         assert np.abs(np.asarray(result["probabilities"]) - expected["probabilities"]).max() < 1e-4
+
+
+def test_the_server_adds_the_encrypted_routes_only_when_turned_on(served):
+    """The tabular folder's serving/ registers the endpoint (serving/extensions.py); its settings are its own."""
+    model, _, path = served
+    settings = Settings(model_path=path)
+    assert extensions.load(model, settings, env={}) == []
+    (endpoint,) = extensions.load(model, settings, env={"ENCRYPTED_INFERENCE": "true", "ENCRYPTED_BODY_TIMEOUT": "2"})
+    assert endpoint.routes == {"/encrypted", "/encrypted/predict"}
+    assert isinstance(endpoint, encrypted_api.EncryptedEndpoint) and endpoint.body_timeout == 2.0
 
 
 def test_a_request_past_the_row_limit_or_for_another_transform_is_refused(served):

@@ -702,9 +702,9 @@ def test_encrypted_requests_are_admitted_before_their_bodies_are_read(model_path
 
 def test_ckks_parameters_other_than_the_published_ones_are_refused_naming_them(model_path):
     ts = pytest.importorskip("tenseal")
-    from {{ cookiecutter.package_name }}.serving import encrypted, linear
     from {{ cookiecutter.package_name }}.serving.model import load
     from {{ cookiecutter.package_name }}.tabular.commands import encrypted_client
+    from {{ cookiecutter.package_name }}.tabular.serving import encrypted, linear
 
     model = load(Settings(model_path=model_path))
     served = linear.extract(model)

@@ -15,10 +15,10 @@ import pytest
 from {{ cookiecutter.package_name }} import lineage, tracking
 from {{ cookiecutter.package_name }}.config import Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.stages import train
 from {{ cookiecutter.package_name }}.tabular import config as configuration
 from {{ cookiecutter.package_name }}.tabular.config import Column, Config, Data, Model, Privacy
 from {{ cookiecutter.package_name }}.tabular.dataio.data import Schema
-from {{ cookiecutter.package_name }}.tabular.stages import train
 from {{ cookiecutter.package_name }}.tabular.training import privacy, transfer, tuned
 
 # --- tuned parameters --------------------------------------------------------------------------------
@@ -41,9 +41,9 @@ def test_training_continues_tunes_run_or_starts_its_own(workspace):
     client = tracking.connect(settings)
     parent = client.create_run(tracking.experiment_id(settings, client)).info.run_id
 
-    with train.open_run(settings, client, tuned.Tuned(run_id=parent, best_params={})) as active:
+    with train.open_run(settings, client, continued=parent) as active:
         assert active.info.run_id == parent
-    with train.open_run(settings, client, None) as active:
+    with train.open_run(settings, client) as active:
         fresh = active.info
     assert fresh.run_id != parent and fresh.experiment_id == tracking.experiment_id(settings, client)
 

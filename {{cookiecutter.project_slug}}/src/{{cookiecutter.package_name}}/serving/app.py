@@ -1,4 +1,4 @@
-"""Routes: /health, /ready, /predict, /feedback, /metadata, /metrics (and /encrypted: encrypted_api.py).
+"""Routes: /health, /ready, /predict, /feedback, /metadata, /metrics (and a family's own: extensions.py).
 
 Start with `python -m <package>.serving` (or the CLI's `serve`); uvicorn calls `create_app()`.
 """
@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from . import prediction_log, request_ids
+from . import extensions, prediction_log, request_ids
 from .batcher import Batcher
 from .fastlane import FastLane
 from .feedback import NO_LOG, Feedback, Gate, Refusal
@@ -278,13 +278,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Load the model (the OpenAPI schema is built from it); the app warms it up before reporting ready."""
     settings = settings or Settings.from_env()
     model = load(settings)
-    encrypted = None
-    if settings.encrypted_inference:  # imported only then: it needs onnx and TenSEAL
-        from .encrypted_api import ROUTES as ENCRYPTED_ROUTES
-        from .encrypted_api import EncryptedEndpoint
-
-        encrypted = EncryptedEndpoint(model, settings)  # refuses a model that is not linear
-    metrics = Metrics(ROUTES | ENCRYPTED_ROUTES if encrypted else ROUTES)
+    # A family's own routes, those its settings turn on (tabular: /encrypted with ENCRYPTED_INFERENCE=true).
+    added = extensions.load(model, settings)
+    metrics = Metrics(ROUTES.union(*(extension.routes for extension in added)))
     predictor = Predictor(model, settings, metrics)
     description = model.describe()
     app = FastAPI(
@@ -297,8 +293,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     feedback_components, feedback_operation = feedback_schemas(model, settings.max_batch_rows)
     feedback_on = bool(settings.prediction_log_url and settings.feedback_tokens)
     add_routes(app, predict_operation(model), feedback_operation, feedback_on)
-    if encrypted is not None:
-        encrypted.add_routes(app)
+    for extension in added:
+        extension.add_routes(app)
     add_openapi(app, predictor, feedback_components if feedback_on else {})
     app.state.model = model
     app.state.predictor = predictor

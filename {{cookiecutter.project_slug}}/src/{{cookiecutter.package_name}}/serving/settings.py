@@ -17,7 +17,7 @@ BODY_BYTES_PER_ROW = 512
 MAX_WINDOW_MS = 100
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
+def env_int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -45,7 +45,7 @@ def _float(
     return value
 
 
-def _seconds(env: dict[str, str], name: str, default: float) -> float:
+def env_seconds(env: dict[str, str], name: str, default: float) -> float:
     expected = "a number of seconds, e.g. 10 or 2.5"
     return _float(env, name, default, expected, lambda value: 0 < value < float("inf"), "a positive number of seconds")
 
@@ -55,7 +55,7 @@ def _fraction(env: dict[str, str], name: str, default: float) -> float:
     return _float(env, name, default, expected, lambda value: 0 <= value <= 1, "from 0 (off) to 1 (every request)")
 
 
-def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+def env_flag(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -138,15 +138,6 @@ class Settings:
     # the requests a minute each token (or client address without one) may send, per worker.
     feedback_tokens: tuple[str, ...] = field(default=(), repr=False)
     feedback_rate_per_minute: int = 600
-    # POST /encrypted/predict for CKKS-encrypted rows (encrypted.py), off by default: it needs a linear
-    # model (the server refuses to start otherwise) and TenSEAL. Its bodies are far larger than /predict's
-    # (about 0.33 MB of base64 per prepared feature per 4096 rows), so they have their own limit.
-    encrypted_inference: bool = False
-    encrypted_max_body_bytes: int = 64 * 1024 * 1024
-    # One encrypted request per worker is read and scored at a time, and its body is read only once
-    # it is its turn (so waiting requests hold no body). A request waits at most this long for its
-    # turn (else 503), and its body must then arrive within this long (else 408): 64 MB at ~1 MB/s.
-    encrypted_body_timeout: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -174,33 +165,30 @@ class Settings:
         sample = _fraction(env, "PREDICTION_LOG_SAMPLE", cls.prediction_log_sample)
         return cls(
             model_path=Path(env.get("MODEL_PATH") or cls.model_path),
-            max_batch_rows=_int(env, "MAX_BATCH_ROWS", cls.max_batch_rows, 1),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 0, 1024) if max_body else None,
-            offload_body_bytes=_int(env, "OFFLOAD_BODY_BYTES", cls.offload_body_bytes, 1),
-            intra_op_threads=_int(env, "ORT_INTRA_OP_THREADS", cls.intra_op_threads, 0),
-            inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", cls.inter_op_threads, 0),
+            max_batch_rows=env_int(env, "MAX_BATCH_ROWS", cls.max_batch_rows, 1),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", 0, 1024) if max_body else None,
+            offload_body_bytes=env_int(env, "OFFLOAD_BODY_BYTES", cls.offload_body_bytes, 1),
+            intra_op_threads=env_int(env, "ORT_INTRA_OP_THREADS", cls.intra_op_threads, 0),
+            inter_op_threads=env_int(env, "ORT_INTER_OP_THREADS", cls.inter_op_threads, 0),
             providers=providers,
-            offload_rows=_int(env, "OFFLOAD_ROWS", cls.offload_rows, 1),
-            dynamic_batch_rows=_int(env, "DYNAMIC_BATCH_ROWS", cls.dynamic_batch_rows, 0),
-            dynamic_batch_window_ms=_int(env, "DYNAMIC_BATCH_WINDOW_MS", cls.dynamic_batch_window_ms, 0),
-            header_timeout=_seconds(env, "HEADER_TIMEOUT", cls.header_timeout),
-            body_timeout=_seconds(env, "BODY_TIMEOUT", cls.body_timeout),
-            keep_alive_timeout=_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
-            shutdown_timeout=_seconds(env, "SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
-            max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
-            max_connections=_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
+            offload_rows=env_int(env, "OFFLOAD_ROWS", cls.offload_rows, 1),
+            dynamic_batch_rows=env_int(env, "DYNAMIC_BATCH_ROWS", cls.dynamic_batch_rows, 0),
+            dynamic_batch_window_ms=env_int(env, "DYNAMIC_BATCH_WINDOW_MS", cls.dynamic_batch_window_ms, 0),
+            header_timeout=env_seconds(env, "HEADER_TIMEOUT", cls.header_timeout),
+            body_timeout=env_seconds(env, "BODY_TIMEOUT", cls.body_timeout),
+            keep_alive_timeout=env_seconds(env, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
+            shutdown_timeout=env_seconds(env, "SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
+            max_header_bytes=env_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
+            max_connections=env_int(env, "MAX_CONNECTIONS", cls.max_connections, 1),
             model_version=env.get("MODEL_VERSION", "").strip(),
             prediction_log_url=_database_url(env, sample),
             prediction_log_sample=sample,
-            prediction_log_queue_bytes=_int(
+            prediction_log_queue_bytes=env_int(
                 env, "PREDICTION_LOG_QUEUE_BYTES", cls.prediction_log_queue_bytes, 64 * 1024
             ),
             feedback_tokens=parse_tokens(env.get("FEEDBACK_TOKEN", "")),
-            feedback_rate_per_minute=_int(env, "FEEDBACK_RATE_PER_MINUTE", cls.feedback_rate_per_minute, 1),
-            encrypted_inference=_flag(env, "ENCRYPTED_INFERENCE", cls.encrypted_inference),
-            encrypted_max_body_bytes=_int(env, "ENCRYPTED_MAX_BODY_BYTES", cls.encrypted_max_body_bytes, 1024 * 1024),
-            encrypted_body_timeout=_seconds(env, "ENCRYPTED_BODY_TIMEOUT", cls.encrypted_body_timeout),
+            feedback_rate_per_minute=env_int(env, "FEEDBACK_RATE_PER_MINUTE", cls.feedback_rate_per_minute, 1),
             host=env.get("HOST") or cls.host,
-            port=_int(env, "PORT", cls.port, 1),
-            workers=_int(env, "WORKERS", cls.workers, 1),
+            port=env_int(env, "PORT", cls.port, 1),
+            workers=env_int(env, "WORKERS", cls.workers, 1),
         )

@@ -1,7 +1,9 @@
 """The stage contract and how stages run: each stage is a module with `run(config, run_id)` and `current(config)`.
 
-A family lists its stages in pipeline order (family.Family.pipeline: its own modules, and the core's
-gate and register below); a stage is one module plus one line there. `run` takes the typed config and the run to attach
+A family lists its stages in pipeline order (family.Family.pipeline, made by family_pipeline below: its
+own modules, and the core's gate and register); a stage is one module plus one line there. What every
+family's train, evaluate and export record the same way is in this folder's train.py, evaluate.py and
+export.py. `run` takes the typed config and the run to attach
 to (None: the one train recorded in outputs/run.json) and returns a StageResult, whose `run_id` is
 the run it worked on. The CLI builds one subcommand per stage from PIPELINE; modules are imported
 only when their stage runs, so `--help` never loads mlflow or Great Expectations.
@@ -58,6 +60,23 @@ class Stage:
 # The core's stages, which every family's pipeline ends with.
 GATE = Stage("gate", "check thresholds and no-regression against the champion", "stages.gate")
 REGISTER = Stage("register", "register a run that passed gate and parity, as 'challenger'", "stages.register")
+
+
+def own(family: str, name: str, help: str, *, opens_run: bool = False, remote: bool = False) -> Stage:
+    """A family's own stage, the module `<family>.stages.<name>`. `opens_run`: it starts (or continues) the
+    MLflow run once validate passed (train, tune), so it takes no --run-id."""
+    module = f"{family}.stages.{name}"
+    if opens_run:
+        return Stage(name, help, module, attaches=False, needs="validate", remote=remote)
+    return Stage(name, help, module, remote=remote)
+
+
+def family_pipeline(family: str, validate: str, *stages: Stage) -> tuple[Stage, ...]:
+    """Every family's pipeline: its validate (`validate` is its help; it runs before there is a run), its own
+    `stages` (train first), the core's gate, its export (to ONNX, parity-checked) and the core's register."""
+    first = Stage("validate", validate, f"{family}.stages.validate", attaches=False)
+    export = own(family, "export", "convert to ONNX and check onnxruntime parity")
+    return (first, *stages, GATE, export, REGISTER)
 
 
 def pipeline() -> tuple[Stage, ...]:

@@ -5,8 +5,10 @@ stage's `mlflow.start_run(run_id=...)`; the family's export stage converts and c
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -16,9 +18,51 @@ from .. import lineage
 from ..config import Config
 from ..errors import CheckFailed
 from ..triton import repository
+from . import StageResult
 
 if TYPE_CHECKING:
     import onnx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Exported(StageResult):
+    """What a family's export stage returns: the ONNX file written, its size, and how far it was from the
+    native model on the rows (or observations) parity compared."""
+
+    run_id: str
+    path: Path
+    max_abs_diff: float
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Parity:
+    """A family's parity check of its ONNX file against the native model."""
+
+    checked_on: str  # what was compared, for the messages: "2000 held-out rows"
+    max_abs_diff: float
+    problems: list[str]  # empty when the file may be written
+    metrics: dict[str, float]  # the check's own measures, logged whatever the verdict
+
+
+def conclude(config: Config, run_id: str, model: onnx.ModelProto, parity: Parity) -> Exported:
+    """The ending of every family's export: the check logged to the run, then refused or published."""
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({"export.parity_max_abs_diff": parity.max_abs_diff} | parity.metrics)
+        if parity.problems:
+            refuse(parity.problems, parity.checked_on)
+        target = publish(config, model)
+    size = target.stat().st_size
+    log.info(
+        "exported %s (%.1f KB); onnxruntime parity on %s: max abs diff %.3g",
+        target,
+        size / 1024,
+        parity.checked_on,
+        parity.max_abs_diff,
+    )
+    return Exported(run_id=run_id, path=target, max_abs_diff=parity.max_abs_diff, size_bytes=size)
 
 
 def refuse(problems: list[str], checked_on: str) -> NoReturn:

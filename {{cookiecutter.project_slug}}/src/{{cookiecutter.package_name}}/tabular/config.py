@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -11,6 +11,7 @@ from .. import config as core
 from ..config import Strict
 from ..errors import UsageError
 from .frameworks import Name as FrameworkName
+from .frameworks import declared
 from .training.transfer import FORMS, REFERENCE
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -142,6 +143,24 @@ class Config(core.Config):
     explain: Explain = Field(default_factory=lambda: Explain.model_validate({}))
     monitor: Monitor = Field(default_factory=lambda: Monitor.model_validate({}))
     privacy: Privacy = Field(default_factory=lambda: Privacy.model_validate({}))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _framework_defaults(cls, raw: Any) -> Any:
+        """model.params and tune.space left out (or left empty, `params:`) are the framework's own PARAMS and
+        TUNE_SPACE (frameworks.declared), which are for its default estimator: with another (sklearn's
+        `linear`), params left out are the library's defaults. `params: {}` is written: the library's too."""
+        if not isinstance(raw, dict) or not isinstance(model := raw.get("model"), dict):
+            return raw
+        if model.get("framework") not in get_args(FrameworkName):
+            return raw  # the field's own validation names the known frameworks
+        params, space = declared(model["framework"])
+        if model.get("params") is None and model.get("estimator") in (None, "gradient_boosting"):
+            raw = raw | {"model": model | {"params": params}}
+        tune = raw.get("tune") or {}
+        if isinstance(tune, dict) and tune.get("space") is None:
+            raw = raw | {"tune": tune | {"space": space}}
+        return raw
 
     @model_validator(mode="after")
     def _private_training_is_pytorch(self) -> Config:

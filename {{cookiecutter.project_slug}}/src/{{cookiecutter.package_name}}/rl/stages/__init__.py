@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from ...stages import GATE, REGISTER, Stage
+from ...stages import family_pipeline, own
 
-PIPELINE = (
-    Stage("validate", "check the environment's spaces against config.yaml", "rl.stages.validate", attaches=False),
-    Stage(
-        "train",
-        "start the MLflow run and train the PPO policy with RLlib",
-        "rl.stages.train",
-        attaches=False,
-        needs="validate",
-    ),
-    Stage("evaluate", "mean, worst and best return of seeded greedy episodes", "rl.stages.evaluate"),
-    GATE,
-    Stage("export", "convert to ONNX and check onnxruntime parity", "rl.stages.export"),
-    REGISTER,
+PIPELINE = family_pipeline(
+    "rl",
+    "check the environment's spaces against config.yaml",
+    own("rl", "train", "start the MLflow run and train the PPO policy with RLlib", opens_run=True),
+    own("rl", "evaluate", "mean, worst and best return of seeded greedy episodes"),
 )
-STAGES = {stage.name: stage for stage in PIPELINE}

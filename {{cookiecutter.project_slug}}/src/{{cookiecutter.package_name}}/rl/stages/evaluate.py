@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 
 import mlflow
 import numpy as np
 
 from ... import lineage
-from ...stages import StageResult
+from ...stages.evaluate import Evaluated, record
 from .. import episodes, policy
 from ..config import Config
 from .context import attach
@@ -18,12 +16,6 @@ from .context import attach
 log = logging.getLogger(__name__)
 # Evaluation episodes start from seeds training's sampling does not use.
 SEED_OFFSET = 10_000
-
-
-@dataclass(frozen=True)
-class Evaluated(StageResult):
-    run_id: str
-    scores: dict[str, float]
 
 
 def run(config: Config, run_id: str | None = None) -> Evaluated:
@@ -45,15 +37,12 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
         "evaluate.episodes": float(len(returns)),
     }
     with mlflow.start_run(run_id=context.run_id):
-        mlflow.log_metrics(scores)
         mlflow.log_dict({"first_seed": first_seed, "returns": returns, "policy": "greedy"}, lineage.EPISODES_ARTIFACT)
-        mlflow.set_tag(lineage.stage_tag("evaluate"), lineage.DONE)
-    config.outputs.mkdir(parents=True, exist_ok=True)
-    (config.outputs / lineage.EVALUATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
+        evaluated = record(config, context.run_id, scores)
     log.info(
         "evaluated %d greedy episodes of %s: %s",
         len(returns),
         config.rl.environment,
         ", ".join(f"{name}={value:.1f}" for name, value in scores.items()),
     )
-    return Evaluated(run_id=context.run_id, scores=scores)
+    return evaluated

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from pathlib import Path
-
-import mlflow
 import numpy as np
 
 from ... import lineage
-from ...stages import StageResult
-from ...stages import export as core_export
+from ...stages.export import Exported, Parity, conclude
 from .. import episodes, onnx_policy, policy
 from ..config import Config
 from .context import attach
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Exported(StageResult):
-    run_id: str
-    path: Path
-    max_abs_diff: float
-    size_bytes: int
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -60,17 +44,8 @@ def run(config: Config, run_id: str | None = None) -> Exported:
             f"action probabilities differ by up to {worst:.3g} (tolerance {config.export.parity_tolerance:g})"
         )
 
-    with mlflow.start_run(run_id=context.run_id):
-        mlflow.log_metrics({"export.parity_max_abs_diff": worst, "export.parity_action_mismatches": float(mismatched)})
-        if problems:
-            core_export.refuse(problems, f"{len(observations)} observations")
-        target = core_export.publish(config, model)
-    size = target.stat().st_size
-    log.info(
-        "exported %s (%.1f KB); onnxruntime picks RLlib's greedy action on all %d observations (max prob diff %.3g)",
-        target,
-        size / 1024,
-        len(observations),
-        worst,
+    # The action mismatches are logged (a metric) whatever the verdict; the probabilities' gap is the max abs diff.
+    checked = Parity(
+        f"{len(observations)} observations", worst, problems, {"export.parity_action_mismatches": float(mismatched)}
     )
-    return Exported(run_id=context.run_id, path=target, max_abs_diff=worst, size_bytes=size)
+    return conclude(config, context.run_id, model, checked)

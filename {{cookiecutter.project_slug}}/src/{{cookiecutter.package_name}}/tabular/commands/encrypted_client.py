@@ -6,7 +6,7 @@ prepared feature for up to 4096 rows -> a request file to POST to /encrypted/pre
 goes to a local file (mode 0600) that is never sent. decrypt-response: the server's response and
 that file -> the scores, and the predictions through the model's link function, applied here.
 
-The encryption parameters are this project's own (serving/encrypted.py), never taken from the
+The encryption parameters are this project's own (tabular/serving/encrypted.py), never taken from the
 server: a server cannot talk its clients into weaker ones.
 """
 
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
-from ...serving import contract, encrypted
+from ...serving import contract
+from ..serving import encrypted
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def decrypt(response: dict, secret: dict) -> dict:
     """The predictions in /predict's shape, plus the decrypted scores."""
     import tenseal as ts
 
-    from ...serving.linear import linked
+    from ..serving.linear import linked
 
     if response.get("transform_sha256") != secret["transform_sha256"] or response.get("rows") != secret["rows"]:
         raise UsageError(

@@ -270,27 +270,26 @@ def record(config: Config, judged: Judged, candidate: Candidate, source: Path, r
     import mlflow
 
     from ... import tracking
+    from ...stages.train import finish, record_origin
     from ..stages.train import log_test_split
 
     client = tracking.connect(config)
-    validation = validated(config)
+    validated(config)  # outputs/validation.json, which record_origin logs with the run
     digest = lineage.sha256_of(source)
     experiment_id = tracking.experiment_id(config, client)
     run_id = None
     try:
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as active:
             run_id = active.info.run_id
-            mlflow.set_tags(
+            record_origin(
+                config,
+                candidate.framework.name,
                 {
-                    lineage.GIT_SHA: lineage.git_sha(config.root),
-                    lineage.SOURCE_REF: lineage.source_ref(),
-                    lineage.FRAMEWORK: candidate.framework.name,
-                    lineage.TASK: config.task,
                     lineage.ORIGIN: lineage.IMPORTED,
                     lineage.IMPORT_SOURCE: source.name,
                     lineage.IMPORT_SHA256: digest,
                     lineage.IMPORT_FORMAT: candidate.format,
-                }
+                },
             )
             mlflow.log_params(
                 {
@@ -304,14 +303,10 @@ def record(config: Config, judged: Judged, candidate: Candidate, source: Path, r
                     "import.source": source.name,
                 }
             )
-            mlflow.log_artifact(str(validation), lineage.VALIDATION_FOLDER)
             mlflow.log_dict(judged.schema.as_dict(), lineage.SCHEMA_ARTIFACT)
-            mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
             model_uri = candidate.framework.log_model(candidate.model, judged.features, candidate.predicted)
-            mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(candidate.classes)})
             log_test_split(judged.test)
-            mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
-            lineage.RunRecord(run_id, active.info.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
+            finish(config, active.info, model_uri, candidate.classes)
     except BaseException:
         if run_id is not None:  # no half-recorded run (or model) for a later stage to find
             for logged in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):

@@ -1,7 +1,8 @@
 """Model frameworks behind one interface (base.Framework), so every stage is the same whatever trains the model.
 
-Adding a framework: a module here with one Framework subclass whose `name` is its key below, that
-key in Name and MODULES, and its dependencies in pyproject.toml (in the template: its own block there
+Adding a framework: a module here with one Framework subclass whose `name` is its key below and its
+default PARAMS and TUNE_SPACE (config.yaml's model.params and tune.space, as literals), that key in Name
+and MODULES, and its dependencies in pyproject.toml (in the template: its own block there, its lock file
 and the name in the `framework` choices; the template's tests/test_frameworks.py checks they agree).
 The template's post-generation hook reads MODULES to delete the frameworks a project was not generated for.
 IMPORTED lists the frameworks of models brought in with `import-model` (not trained here): in no
@@ -10,18 +11,25 @@ framework's MODULES, so every project keeps them.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import UntrustedModel, UsageError
 from .base import Framework
 
-__all__ = ["IMPORTED", "MODULES", "Framework", "Name", "load", "use_keras_backend"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..pure.predictions import Predictions
+
+__all__ = ["IMPORTED", "MODULES", "Framework", "Name", "declared", "load", "use_keras_backend"]
 
 # config.yaml's model.framework.
 Name = Literal["sklearn", "pytorch", "keras", "tensorflow", "ebm"]
@@ -61,6 +69,27 @@ def load(name: str) -> Framework:
         if isinstance(value, type) and issubclass(value, Framework) and vars(value).get("name") == name
     ]
     return kind()
+
+
+def declared(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The framework's PARAMS and TUNE_SPACE (config.yaml's model.params and tune.space when it leaves them out),
+    from the first of its MODULES that assigns them; ({}, {}) for one that declares none (an imported model's).
+
+    Read from the source as literals, never imported: config.yaml is read by every command (torch and keras
+    take seconds to import), and the project generator reads them with the standard library alone.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    modules: dict[str, tuple[str, ...]] = {str(key): value for key, value in MODULES.items()}
+    for module in modules.get(name, ()):
+        path = Path(__file__).with_name(f"{module}.py")
+        if not path.is_file():  # ../training's modules declare no parameters
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+                continue
+            if (variable := node.targets[0].id) in ("PARAMS", "TUNE_SPACE") and variable not in found:
+                found[variable] = ast.literal_eval(node.value)
+    return found.get("PARAMS", {}), found.get("TUNE_SPACE", {})
 
 
 def use_keras_backend(backend: str) -> None:
@@ -121,6 +150,28 @@ def read_json(uri: str, folder: Path, file: str, expected_type: type) -> Any:
     if not isinstance(value, expected_type):
         raise untrusted(uri, file, f"holds a {type(value).__name__}, not a {expected_type.__name__}")
     return value
+
+
+def log_skops(
+    model: Any, features: pd.DataFrame, predicted: Predictions, trusted: list[str], requirements: Sequence[str] = ()
+) -> str:
+    """A scikit-learn-style model logged to the active run in skops format (no pickle), with five rows as its
+    example and signature; `requirements` are pip pins beyond scikit-learn's and skops'. Returns its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = features.head(5)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        input_example=example,
+        signature=infer_signature(example, predicted.point[:5]),
+        serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
+        skops_trusted_types=trusted,
+        # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
+        pip_requirements=[*mlflow.sklearn.get_default_pip_requirements(include_skops=True), *requirements],
+    )
+    return info.model_uri
 
 
 def read_skops(uri: str, folder: Path, file: str, trusted: list[str], expected_type: type) -> Any:

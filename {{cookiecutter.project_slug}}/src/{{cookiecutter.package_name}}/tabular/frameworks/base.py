@@ -25,6 +25,8 @@ class Framework(ABC, Generic[Model]):
     """A framework: one subclass with a `name` (config.yaml's model.framework) in one module of this folder."""
 
     name: ClassVar[str]
+    trains_privately: ClassVar[bool] = False  # its training loop honours `privacy` (DP-SGD)
+    privacy: Privacy | None = None  # DP-SGD's settings, while train_private runs
 
     @abstractmethod
     def train(
@@ -60,11 +62,18 @@ class Framework(ABC, Generic[Model]):
         split: Split,
         privacy: Privacy,
     ) -> Model:
-        """As `train`, with differential privacy (config.yaml's privacy section); only some frameworks can."""
-        raise UsageError(
-            f"privacy.enabled: {self.name} cannot train with differential privacy (pytorch can); "
-            "set privacy.enabled: false"
-        )
+        """As `train`, with differential privacy (config.yaml's privacy section); only frameworks that set
+        `trains_privately` can, by reading `self.privacy` in their training loop."""
+        if not self.trains_privately:
+            raise UsageError(
+                f"privacy.enabled: {self.name} cannot train with differential privacy (pytorch can); "
+                "set privacy.enabled: false"
+            )
+        self.privacy = privacy
+        try:
+            return self.train(features, target, schema, settings, split)
+        finally:
+            self.privacy = None
 
     @abstractmethod
     def classes(self, model: Model) -> list:

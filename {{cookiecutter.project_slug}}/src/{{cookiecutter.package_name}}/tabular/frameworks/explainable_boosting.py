@@ -12,12 +12,10 @@ import copy
 from importlib.metadata import version
 from typing import Any, TypeAlias
 
-import mlflow
 import numpy as np
 import onnx
 import pandas as pd
 from interpret.glassbox import ExplainableBoostingClassifier, ExplainableBoostingRegressor
-from mlflow.models import infer_signature
 
 from ...errors import UsageError
 from ..config import Model as ModelSettings
@@ -25,7 +23,7 @@ from ..config import Split
 from ..dataio.data import Schema
 from ..dataio.onnx_model import finish
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
-from . import model_files, read_skops, untrusted
+from . import log_skops, model_files, read_skops, untrusted
 from .base import Framework
 
 Ebm: TypeAlias = ExplainableBoostingClassifier | ExplainableBoostingRegressor
@@ -43,6 +41,15 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 # 0.002 more AUC); raise outer_bags (smoother shape functions) and interactions in model.params when
 # time allows. One core (n_jobs): CI runners are small.
 DEFAULTS: dict[str, Any] = {"outer_bags": 2, "interactions": 5, "n_jobs": 1}
+# config.yaml's model.params and tune.space, used when config.yaml leaves them out; the generated config.yaml
+# shows them. Plain literals: the project generator reads them without importing this module
+# (frameworks.declared). The search space is the networks' (as the template has always written it).
+PARAMS = {"outer_bags": 2, "interactions": 5}
+TUNE_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.0005, "high": 0.01},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
+    "hidden_units": {"type": "choice", "values": [[64, 32], [128, 64]]},
+}
 
 
 def build(task: str, params: dict[str, Any], seed: int) -> Ebm:
@@ -103,20 +110,7 @@ class ExplainableBoosting(Framework[Ebm]):
         return ClassPredictions(model.classes_[probabilities.argmax(axis=1)], probabilities)
 
     def log_model(self, model: Ebm, features: pd.DataFrame, predicted: Predictions) -> str:
-        example = features.head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=example,
-            signature=infer_signature(example, predicted.point[:5]),
-            serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
-            skops_trusted_types=TRUSTED_TYPES,
-            pip_requirements=[
-                *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                f"interpret-core=={version('interpret-core')}",
-            ],
-        )
-        return info.model_uri
+        return log_skops(model, features, predicted, TRUSTED_TYPES, [f"interpret-core=={version('interpret-core')}"])
 
     def load_model(self, uri: str) -> Ebm:
         # Not mlflow.sklearn.load_model: it takes the format and the trusted types from MLmodel, which

@@ -29,6 +29,7 @@ import onnx
 from mlflow.models import ModelSignature
 
 from . import reason, tabular, untrusted
+from .tabular import Board, Prepared, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,7 @@ class Keras(tabular.NeuralNetwork):
     backend_package: ClassVar[str]  # the distribution that runs this backend (pyproject.toml's dependencies)
 
     def fit(
-        self,
-        data: tabular.Prepared,
-        settings: dict[str, Any],
-        seed: int,
-        board: tabular.Board,
-        start: tabular.Transfer | None = None,
+        self, data: Prepared, settings: dict[str, Any], seed: int, board: Board, start: Transfer | None = None
     ) -> tuple[keras.Model, int]:
         keras.utils.set_random_seed(seed)
         self.deterministic()

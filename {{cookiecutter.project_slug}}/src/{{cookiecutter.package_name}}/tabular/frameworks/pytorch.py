@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import numpy as np
 import onnx
-import pandas as pd
 import torch
 from mlflow.models import ModelSignature
 from torch import nn
@@ -27,10 +26,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from ...errors import CheckFailed
-from ..config import Model as ModelSettings
-from ..config import Privacy, Split
-from ..dataio.data import Schema
 from . import read_json, reason, tabular, untrusted
+from .tabular import Board, Prepared, Transfer
 
 if TYPE_CHECKING:
     from ..training import dp_sgd
@@ -68,30 +65,10 @@ class Network(nn.Module):
 
 class PyTorch(tabular.NeuralNetwork):
     name = "pytorch"
-    privacy: Privacy | None = None  # DP-SGD's settings, for the one training train_private runs
-
-    def train_private(
-        self,
-        features: pd.DataFrame,
-        target: pd.Series,
-        schema: Schema,
-        settings: ModelSettings,
-        split: Split,
-        privacy: Privacy,
-    ) -> tabular.TabularModel:
-        self.privacy = privacy
-        try:
-            return self.train(features, target, schema, settings, split)
-        finally:
-            self.privacy = None
+    trains_privately = True  # fit runs DP-SGD while train_private sets self.privacy
 
     def fit(
-        self,
-        data: tabular.Prepared,
-        settings: dict[str, Any],
-        seed: int,
-        board: tabular.Board,
-        start: tabular.Transfer | None = None,
+        self, data: Prepared, settings: dict[str, Any], seed: int, board: Board, start: Transfer | None = None
     ) -> tuple[Network, int]:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)

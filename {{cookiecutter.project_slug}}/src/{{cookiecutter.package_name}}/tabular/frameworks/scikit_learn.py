@@ -2,7 +2,7 @@
 
 config.yaml's model.estimator picks the model: `gradient_boosting` (the default) or `linear`
 (logistic regression for classes, ridge regression for values), whose numbers are also standardised.
-A linear model is what the server's encrypted endpoint needs (serving/linear.py).
+A linear model is what the server's encrypted endpoint needs (tabular/serving/linear.py).
 
 Transfer learning (model.init_from, ../tabular/training/transfer.py) is a warm start on the base's own pipeline (its
 fitted preprocessing kept): gradient boosting adds model.params.max_iter trees to the base's, fitted
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 import numpy as np
 import onnx
 import pandas as pd
-from mlflow.models import infer_signature
 from skl2onnx import to_onnx as skl_to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
@@ -36,7 +34,7 @@ from ..dataio.onnx_model import finish
 from ..pure.attributions import Attributions, as_attributions, fold, origins
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions
 from ..training.transfer import Base, check_classes, check_inputs
-from . import model_files, read_skops
+from . import log_skops, model_files, read_skops
 from .base import Framework
 
 # Beyond what skops trusts by default, the two types a fitted HistGradientBoosting pipeline holds (a
@@ -51,6 +49,17 @@ MODEL_FILE = "model.skops"  # where mlflow.sklearn.log_model writes a skops mode
 # alone is GBs, and the trees' training time grows with its width.
 MAX_CATEGORIES = 20
 
+
+# config.yaml's model.params and tune.space for the gradient boosting estimator, used when config.yaml leaves
+# them out; the generated config.yaml shows them. Plain literals: the project generator reads them without
+# importing this module (frameworks.declared). With `estimator: linear`, give LogisticRegression's or
+# Ridge's parameters instead (e.g. {C: 1.0} or {alpha: 1.0}).
+PARAMS = {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+TUNE_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.02, "high": 0.3},
+    "max_leaf_nodes": {"type": "int", "low": 7, "high": 31},
+    "l2_regularization": {"type": "uniform", "low": 0.0, "high": 2.0},
+}
 
 # A linear classifier fitted by lbfgs on a few thousand scaled rows can need more than scikit-learn's
 # default 100 iterations to converge; model.params overrides it.
@@ -163,18 +172,7 @@ class ScikitLearn(Framework[Pipeline]):
         return ClassPredictions(model.classes_[probabilities.argmax(axis=1)], probabilities)
 
     def log_model(self, model: Pipeline, features: pd.DataFrame, predicted: Predictions) -> str:
-        example = features.head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=example,
-            signature=infer_signature(example, predicted.point[:5]),
-            serialization_format="skops",  # stated: with a Databricks tracking URI, MLflow would pick cloudpickle
-            skops_trusted_types=TRUSTED_TYPES,
-            # Stated, not inferred: inference re-loads the model in a subprocess (seconds per run).
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        )
-        return info.model_uri
+        return log_skops(model, features, predicted, TRUSTED_TYPES)
 
     def load_model(self, uri: str) -> Pipeline:
         # Not mlflow.sklearn.load_model: it takes the format (pickle, cloudpickle or skops) and the trusted

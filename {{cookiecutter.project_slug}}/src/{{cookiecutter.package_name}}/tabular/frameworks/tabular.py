@@ -61,7 +61,10 @@ EXTRAS = "tabular"  # folder inside the logged model holding the preprocessing a
 TRUSTED_TYPES = ["numpy.dtype"]  # beyond skops' defaults, all a fitted ColumnTransformer of ours holds
 
 
-DEFAULTS = {
+# config.yaml's model.params and tune.space for every network framework, used when config.yaml leaves them
+# out; the generated config.yaml shows them. Plain literals: the project generator reads them without
+# importing this module (frameworks.declared). A key model.params leaves out keeps its value here.
+PARAMS = {
     "hidden_units": [64, 32],
     "dropout": 0.1,
     "epochs": 25,
@@ -71,6 +74,11 @@ DEFAULTS = {
     # Used only when training starts from a base model (model.init_from); see this module's docstring.
     "freeze": False,
     "fine_tune_lr_factor": 0.1,
+}
+TUNE_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.0005, "high": 0.01},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
+    "hidden_units": {"type": "choice", "values": [[64, 32], [128, 64]]},
 }
 
 
@@ -306,12 +314,12 @@ class NeuralNetwork(Framework[TabularModel]):
 
     def settings(self, params: dict[str, Any]) -> dict[str, Any]:
         """config.yaml's model.params over the defaults; a misspelt key is an error, not ignored."""
-        unknown = set(params) - set(DEFAULTS)
+        unknown = set(params) - set(PARAMS)
         if unknown:
             raise UsageError(
-                f"model.params: unknown for {self.name}: {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})"
+                f"model.params: unknown for {self.name}: {', '.join(sorted(unknown))} (known: {', '.join(PARAMS)})"
             )
-        return DEFAULTS | params
+        return PARAMS | params
 
     def classes(self, model: TabularModel) -> list:
         return model.classes

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
 from ... import lineage
-from ...stages import StageResult
+from ...stages.evaluate import Evaluated, record
 from ..config import Config
 from ..dataio import data
 from ..pure import fairness, metrics, plots, predictions
 from .context import attach
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Evaluated(StageResult):
-    run_id: str
-    scores: dict[str, float]
 
 
 def run(config: Config, run_id: str | None = None) -> Evaluated:
@@ -43,18 +35,15 @@ def run(config: Config, run_id: str | None = None) -> Evaluated:
     scores |= {f"fairness.{name}": value for name, value in audit.items()}
 
     with mlflow.start_run(run_id=context.run_id):
-        mlflow.log_metrics(scores)
         for feature, table in by_group.items():
             mlflow.log_table(table.reset_index(), f"{lineage.FAIRNESS_FOLDER}/{feature}{lineage.FAIRNESS_SUFFIX}")
         with tempfile.TemporaryDirectory() as folder:
             for path in plots.draw(context.schema.task, y_true, predicted, context.classes, by_group, Path(folder)):
                 mlflow.log_artifact(str(path), lineage.PLOTS_FOLDER)
-        mlflow.set_tag(lineage.stage_tag("evaluate"), lineage.DONE)
-    config.outputs.mkdir(parents=True, exist_ok=True)
-    (config.outputs / lineage.EVALUATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
+        evaluated = record(config, context.run_id, scores)
     log.info(
         "evaluated on %d held-out rows: %s",
         len(rows),
         ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
     )
-    return Evaluated(run_id=context.run_id, scores=scores)
+    return evaluated

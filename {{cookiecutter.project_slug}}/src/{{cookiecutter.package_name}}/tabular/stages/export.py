@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from pathlib import Path
-
-import mlflow
 import numpy as np
 
 from ... import lineage
-from ...stages import StageResult
-from ...stages import export as core_export
+from ...stages.export import Exported, Parity, conclude
 from ..config import Config
 from ..dataio import data, onnx_model
 from ..pure.predictions import ClassPredictions, Predictions, ValuePredictions, in_chunks
 from .context import attach
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Exported(StageResult):
-    run_id: str
-    path: Path
-    max_abs_diff: float
-    size_bytes: int
 
 
 def parity(native: Predictions, exported: Predictions, tolerance: float) -> tuple[float, list[str]]:
@@ -87,13 +71,4 @@ def run(config: Config, run_id: str | None = None) -> Exported:
     )
     worst, problems = parity(native, exported, config.export.parity_tolerance)
 
-    with mlflow.start_run(run_id=context.run_id):
-        mlflow.log_metric("export.parity_max_abs_diff", worst)
-        if problems:
-            core_export.refuse(problems, f"{len(rows)} held-out rows")
-        target = core_export.publish(config, stamped)
-    size = target.stat().st_size
-    log.info(
-        "exported %s (%.1f KB); onnxruntime parity on %d rows: max abs diff %.3g", target, size / 1024, len(rows), worst
-    )
-    return Exported(run_id=context.run_id, path=target, max_abs_diff=worst, size_bytes=size)
+    return conclude(config, context.run_id, stamped, Parity(f"{len(rows)} held-out rows", worst, problems, {}))

@@ -7,33 +7,22 @@ helpers below it, top to bottom.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlflow
 import pandas as pd
 
 from ... import lineage, tracking
-from ...stages import StageResult
+from ...stages import train as core_train
+from ...stages.train import Trained
 from .. import frameworks
 from ..config import Config, Task
 from ..dataio import data
 from ..pure import metrics, predictions
 from ..training import privacy, transfer, tuned
 
-if TYPE_CHECKING:
-    from mlflow.entities import RunInfo
-    from mlflow.tracking import MlflowClient
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Trained(StageResult):
-    run_id: str
-    model_uri: str
 
 
 def run(config: Config, run_id: str | None = None) -> Trained:
@@ -48,19 +37,20 @@ def run(config: Config, run_id: str | None = None) -> Trained:
     base = transfer.base_for(client, config.model, config.privacy.enabled)  # None unless model.init_from
     released = privacy.group_statistics(config, split.train, schema)  # None unless privacy.report_epsilon
 
-    with open_run(config, client, search) as active:
+    with core_train.open_run(config, client, search.run_id if search else None) as active:
         log_inputs(config, schema, split, base)
         privacy.log_group_statistics(released)
         features, target = data.features(split.train, schema), data.target(split.train, schema)
         model = fit(framework, config, base, features, target, schema)
         scores, model_uri = log_trained(config.task, framework, model, features, target)
-        finish(config, active.info, split.test)
+        log_test_split(split.test)
+        trained = core_train.finish(config, active.info, model_uri, framework.classes(model))
     log.info(
         "trained %s; train %s",
         config.model.framework,
         ", ".join(f"{name}={value:.4f}" for name, value in scores.items()),
     )
-    return Trained(run_id=active.info.run_id, model_uri=model_uri)
+    return trained
 
 
 def read_split(config: Config) -> tuple[data.Schema, data.Partition]:
@@ -71,28 +61,10 @@ def read_split(config: Config) -> tuple[data.Schema, data.Partition]:
     return schema, data.split(frame, schema, config.split.test_size, config.split.seed)
 
 
-def open_run(config: Config, client: MlflowClient, search: tuned.Tuned | None) -> mlflow.ActiveRun:
-    """tune's run when it searched (its trials are its children), else a new run in the experiment."""
-    if search is not None:
-        active = mlflow.start_run(run_id=search.run_id)
-    else:
-        active = mlflow.start_run(experiment_id=tracking.experiment_id(config, client))
-    log.info("run %s %s in %s", active.info.run_id, "continued" if search else "started", mlflow.get_tracking_uri())
-    return active
-
-
 def log_inputs(config: Config, schema: data.Schema, split: data.Partition, base: transfer.Base | None) -> None:
     """What the model is trained from and how: tags, params, validate's report and the schema."""
     started_from = transfer.lineage_of(base)  # {} from scratch
-    mlflow.set_tags(
-        {
-            lineage.GIT_SHA: lineage.git_sha(config.root),
-            lineage.SOURCE_REF: lineage.source_ref(),
-            lineage.FRAMEWORK: config.model.framework,
-            lineage.TASK: config.task,
-        }
-        | started_from
-    )
+    core_train.record_origin(config, config.model.framework, started_from)
     mlflow.log_params(
         {
             "framework": config.model.framework,
@@ -109,9 +81,7 @@ def log_inputs(config: Config, schema: data.Schema, split: data.Partition, base:
         }
         | started_from
     )
-    mlflow.log_artifact(str(config.outputs / lineage.VALIDATION_FILE), lineage.VALIDATION_FOLDER)
     mlflow.log_dict(schema.as_dict(), lineage.SCHEMA_ARTIFACT)
-    mlflow.set_tag(lineage.stage_tag("validate"), lineage.DONE)
 
 
 def fit(
@@ -134,21 +104,11 @@ def fit(
 def log_trained(
     task: Task, framework: frameworks.Framework, model: Any, features: pd.DataFrame, target: pd.Series
 ) -> tuple[dict[str, float], str]:
-    """The model's scores on its training rows, logged with the model and its classes: (scores, model URI)."""
+    """The model's scores on its training rows, logged with the model: (scores, model URI)."""
     predicted = predictions.in_chunks(lambda rows: framework.predict(model, rows), features)
     scores = metrics.compute(task, target.to_numpy(), predicted, framework.classes(model))
     mlflow.log_metrics({f"train.{name}": value for name, value in scores.items()})
-    model_uri = framework.log_model(model, features, predicted)
-    mlflow.set_tags({lineage.MODEL_URI: model_uri, lineage.MODEL_CLASSES: json.dumps(framework.classes(model))})
-    return scores, model_uri
-
-
-def finish(config: Config, run: RunInfo, test_rows: pd.DataFrame) -> None:
-    """The held-out rows' digest, the stage's tag, and outputs/run.json: only a finished run becomes the
-    one later stages attach to."""
-    log_test_split(test_rows)
-    mlflow.set_tag(lineage.stage_tag("train"), lineage.DONE)
-    lineage.RunRecord(run.run_id, run.experiment_id, tracking.tracking_uri(config)).save(config.outputs)
+    return scores, framework.log_model(model, features, predicted)
 
 
 def log_test_split(rows: pd.DataFrame) -> None:

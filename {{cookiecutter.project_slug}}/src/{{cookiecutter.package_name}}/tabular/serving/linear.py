@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
-from . import contract
-from .model import Model, ModelError
+from ...serving import contract
+from ...serving.model import Model, ModelError
 
 if TYPE_CHECKING:  # onnx is imported only when the encrypted endpoint is on
     from onnx import ModelProto, NodeProto

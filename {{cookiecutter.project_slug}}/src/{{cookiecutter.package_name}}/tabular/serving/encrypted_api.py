@@ -1,4 +1,4 @@
-"""GET /encrypted and POST /encrypted/predict: present only when ENCRYPTED_INFERENCE is on (settings.py).
+"""GET /encrypted and POST /encrypted/predict: present only when ENCRYPTED_INFERENCE is on (EncryptedSettings).
 
 Bodies are large (up to ENCRYPTED_MAX_BODY_BYTES, 64 MB) and scoring takes seconds of CPU, so one
 request per worker at a time is admitted, *before* its body is read: the others wait with their
@@ -11,6 +11,7 @@ turn that long at most. Refusals close the connection.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import orjson
 from fastapi import FastAPI, Request
@@ -18,13 +19,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from ...serving.fastlane import content_type_problem
+from ...serving.model import Model, ModelError
+from ...serving.settings import Settings, env_flag, env_int, env_seconds
 from . import encrypted, linear
-from .fastlane import content_type_problem
-from .model import Model, ModelError
-from .settings import Settings
 
 JSON = "application/json"
-ROUTES = {"/encrypted", "/encrypted/predict"}
+ROUTES = frozenset({"/encrypted", "/encrypted/predict"})
 REQUEST_SCHEMA = {
     "type": "object",
     "required": ["context", "transform_sha256", "rows", "packs"],
@@ -49,8 +50,39 @@ class TooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class EncryptedSettings:
+    """The endpoint's environment variables, beside the server's own (serving/settings.py)."""
+
+    # POST /encrypted/predict for CKKS-encrypted rows, off by default: it needs a linear model (the server
+    # refuses to start otherwise) and TenSEAL. Its bodies are far larger than /predict's (about 0.33 MB
+    # of base64 per prepared feature per 4096 rows), so they have their own limit.
+    enabled: bool = False
+    max_body_bytes: int = 64 * 1024 * 1024
+    # One encrypted request per worker is read and scored at a time, and its body is read only once
+    # it is its turn (so waiting requests hold no body). A request waits at most this long for its
+    # turn (else 503), and its body must then arrive within this long (else 408): 64 MB at ~1 MB/s.
+    body_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> EncryptedSettings:
+        return cls(
+            enabled=env_flag(env, "ENCRYPTED_INFERENCE", cls.enabled),
+            max_body_bytes=env_int(env, "ENCRYPTED_MAX_BODY_BYTES", cls.max_body_bytes, 1024 * 1024),
+            body_timeout=env_seconds(env, "ENCRYPTED_BODY_TIMEOUT", cls.body_timeout),
+        )
+
+
+def extension(model: Model, settings: Settings, env: dict[str, str]) -> EncryptedEndpoint | None:
+    """The endpoint when ENCRYPTED_INFERENCE is on (serving/extensions.py); it refuses a model that is not linear."""
+    own = EncryptedSettings.from_env(env)
+    return EncryptedEndpoint(model, settings, own) if own.enabled else None
+
+
 class EncryptedEndpoint:
-    def __init__(self, model: Model, settings: Settings):
+    routes = ROUTES
+
+    def __init__(self, model: Model, settings: Settings, own: EncryptedSettings):
         try:
             import tenseal  # noqa: F401  # missing: fail at start-up, not on the first request
         except ImportError as error:
@@ -60,8 +92,8 @@ class EncryptedEndpoint:
             ) from error
         self.linear = linear.extract(model)
         self.spec = orjson.dumps(encrypted.spec(self.linear, model.describe(), settings.max_batch_rows))
-        self.max_body_bytes = settings.encrypted_max_body_bytes
-        self.body_timeout = settings.encrypted_body_timeout
+        self.max_body_bytes = own.max_body_bytes
+        self.body_timeout = own.body_timeout
         self.max_rows = settings.max_batch_rows
         # CPU-bound for up to seconds: one at a time per worker, taken before the body is read, so
         # requests queue with their bodies unread instead of each holding one while they wait.
