@@ -29,7 +29,7 @@ TRAIN_TASK = "train"
 def main(argv: list[str] | None = None) -> None:
     """A task of the Databricks job: `[--git-sha SHA] [--git-ref REF] [--experiment NAME] <command> [args]`,
     exit code as the CLI's."""
-    from ..cli import main as cli_main
+    from ...cli import main as cli_main
 
     parser = argparse.ArgumentParser(prog="databricks-task")
     parser.add_argument("--git-sha", default="unknown")
