@@ -35,32 +35,14 @@ ABBREVIATIONS = {
 }
 # What cookiecutter adds to the context about this one run: no part of the project's template state.
 RUN_ONLY = ("_output_dir", "_repo_dir", "_checkout")
-# What each deployment target alone uses (paths from the project root); the others' are removed.
-DEPLOY_FILES = {
-    "kubernetes": (
-        "deploy/README.md",
-        "deploy/deploy.sh",
-        "deploy/kubeconfig.sh",
-        "deploy/k8s",
-        "deploy/smoke-request-v2.json",
-        ".github/actions/deploy",
-    ),
-    "azureml": (
-        "deploy/azureml",
-        ".github/workflows/_deploy-azureml.yml",
-        f"src/{PACKAGE}/ops/azureml.py",
-        f"src/{PACKAGE}/ops/traffic.py",
-        "tests/core/test_azureml_traffic.py",
-    ),
-}
-# What only a project that trains on Databricks has (README, "Training on Databricks").
-DATABRICKS_FILES = (
-    "databricks.yml",
-    "resources",
-    ".github/workflows/_train-databricks.yml",
-    f"src/{PACKAGE}/ops/databricks_job.py",
-    "tests/core/test_databricks_job.py",
-)
+# One folder per target (src/<package>/targets/<name>/, its tests in tests/targets/<name>/) and its one CI file,
+# named for it (.github/workflows/_<verb>-<name>.yml or .github/actions/<verb>-<name>/): the chosen deploy target's
+# and training platform's stay, every other target's go whole. Training on GitHub has no folder of its own.
+# `<name>.yml` at the root is databricks.yml: the Databricks CLI takes the folder holding it as the bundle's root.
+CHOSEN_TARGETS = {DEPLOY_TARGET, TRAIN_ON}
+TARGETS = f"src/{PACKAGE}/targets"
+TARGET_TESTS = "tests/targets"
+NAMED_FOR_TARGET = (".github/workflows/_*-{name}.yml", ".github/actions/*-{name}", "{name}.yml")
 
 # One folder per task family in the package and in the tests: the chosen family's stays, the others go whole.
 FAMILY = "rl" if TASK == "reinforcement" else "tabular"
@@ -132,13 +114,7 @@ def remove_unused(root: Path) -> None:
     if (chosen := locks / f"{lock}.lock").is_file():
         chosen.replace(root / "requirements.lock")
     shutil.rmtree(locks, ignore_errors=True)
-    for target, paths in DEPLOY_FILES.items():
-        if target != DEPLOY_TARGET:
-            remove(root, paths)
-    if (actions := root / ".github" / "actions").is_dir() and not any(actions.iterdir()):
-        actions.rmdir()
-    if TRAIN_ON != "databricks":
-        remove(root, DATABRICKS_FILES)
+    remove_other_targets(root)
     for leftover in root.rglob("__pycache__"):
         shutil.rmtree(leftover)
 
@@ -149,6 +125,16 @@ def project_module(root: Path, name: str) -> ModuleType:
     if str(root / "src") not in sys.path:
         sys.path.insert(0, str(root / "src"))
     return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def remove_other_targets(root: Path) -> None:
+    for folder in sorted((root / TARGETS).iterdir()):
+        if folder.is_dir() and folder.name not in CHOSEN_TARGETS:
+            named = [path for pattern in NAMED_FOR_TARGET for path in root.glob(pattern.format(name=folder.name))]
+            tests = root / TARGET_TESTS / folder.name
+            remove(root, tuple(str(path.relative_to(root)) for path in (folder, *named, tests) if path.exists()))
+    if (tests := root / TARGET_TESTS).is_dir() and not any(tests.iterdir()):
+        tests.rmdir()
 
 
 def write_stage_docs(root: Path) -> None:

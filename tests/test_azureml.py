@@ -35,21 +35,12 @@ OVERRIDES = [
     {"endpoint_name": f"{SLUG}-staging"},
     {"environment.image": f"myregistry.azurecr.io/{SLUG}@{DIGEST}"},
 ]
-K8S_ONLY = [
-    "deploy/README.md",
-    "deploy/deploy.sh",
-    "deploy/kubeconfig.sh",
-    "deploy/k8s",
-    "deploy/smoke-request-v2.json",
-    ".github/actions/deploy",
-]
-AZUREML_ONLY = [
-    "deploy/azureml",
-    ".github/workflows/_deploy-azureml.yml",
-    f"src/{PACKAGE}/ops/azureml.py",
-    f"src/{PACKAGE}/ops/traffic.py",
-    "tests/core/test_azureml_traffic.py",
-]
+TARGETS = f"src/{PACKAGE}/targets"
+AZUREML = f"{TARGETS}/azureml"
+# Each target is its folder, its tests' folder and its one CI file (the post-generation hook's rule).
+K8S_ONLY = [f"{TARGETS}/kubernetes", ".github/actions/deploy-kubernetes"]
+AZUREML_ONLY = [AZUREML, "tests/targets/azureml", ".github/workflows/_deploy-azureml.yml"]
+SHARED = [f"{TARGETS}/__init__.py", f"{TARGETS}/smoke-request.json"]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +54,10 @@ def test_each_target_keeps_only_its_own_files(project, baked):
             text = path.read_text()
             assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
     assert [path for path in K8S_ONLY if (project / path).exists()] == []
-    assert [path for path in AZUREML_ONLY if not (project / path).exists()] == []
+    assert [path for path in [*AZUREML_ONLY, *SHARED] if not (project / path).exists()] == []
     default = baked()
     assert [path for path in AZUREML_ONLY if (default / path).exists()] == []
+    assert [path for path in [*K8S_ONLY, *SHARED] if not (default / path).exists()] == []
     assert "azureml" not in (default / "src" / PACKAGE / "cli.py").read_text()
 
 
@@ -81,7 +73,7 @@ def test_the_config_refuses_triton_which_the_endpoint_cannot_probe(project, tmp_
 
 
 def test_endpoint_loads_and_validates_with_the_sdk(project):
-    endpoint = load_online_endpoint(project / "deploy" / "azureml" / "endpoint.yml")
+    endpoint = load_online_endpoint(project / AZUREML / "endpoint.yml")
     assert isinstance(endpoint, ManagedOnlineEndpoint)
     assert endpoint.auth_mode == "aml_token" and not endpoint.traffic  # the workflow owns the traffic
     # What `create` sends: the SDK checks the name and identity while building it.
@@ -90,7 +82,7 @@ def test_endpoint_loads_and_validates_with_the_sdk(project):
 
 
 def test_deployment_loads_and_validates_as_the_workflow_sets_it(project):
-    deployment = load_online_deployment(project / "deploy" / "azureml" / "deployment.yml", params_override=OVERRIDES)
+    deployment = load_online_deployment(project / AZUREML / "deployment.yml", params_override=OVERRIDES)
     assert isinstance(deployment, ManagedOnlineDeployment)
     deployment._validate()  # the entity's own checks: name rules, managed scale settings
     rest = deployment._to_rest_object(location="westeurope").as_dict()["properties"]
@@ -120,11 +112,9 @@ def test_deployment_loads_and_validates_as_the_workflow_sets_it(project):
     assert float(rest["environmentVariables"]["KEEP_ALIVE_TIMEOUT"]) > settings["keep_alive_timeout"]
 
     # The checked-in image is the placeholder nobody can pull; an ill-named slot is refused by the SDK.
-    placeholder = load_online_deployment(project / "deploy" / "azureml" / "deployment.yml")
+    placeholder = load_online_deployment(project / AZUREML / "deployment.yml")
     assert placeholder.environment.image.endswith("@sha256:" + "0" * 64)
-    badly_named = load_online_deployment(
-        project / "deploy" / "azureml" / "deployment.yml", params_override=[{"name": "x"}]
-    )
+    badly_named = load_online_deployment(project / AZUREML / "deployment.yml", params_override=[{"name": "x"}])
     with pytest.raises(ValidationException, match="must be at least 3 and at most 32 characters"):
         badly_named._validate()
 
@@ -142,7 +132,7 @@ def test_deployment_loads_and_validates_as_the_workflow_sets_it(project):
     ids=["unknown-key", "wrong-type", "unknown-nested-key"],
 )
 def test_a_broken_deployment_fails_with_the_sdks_message(project, tmp_path, change, message):
-    document = yaml.safe_load((project / "deploy" / "azureml" / "deployment.yml").read_text())
+    document = yaml.safe_load((project / AZUREML / "deployment.yml").read_text())
     change(document)
     broken = tmp_path / "deployment.yml"
     broken.write_text(yaml.safe_dump(document))
@@ -153,7 +143,7 @@ def test_a_broken_deployment_fails_with_the_sdks_message(project, tmp_path, chan
 
 
 def test_a_broken_endpoint_fails_with_the_sdks_message(project, tmp_path):
-    document = yaml.safe_load((project / "deploy" / "azureml" / "endpoint.yml").read_text())
+    document = yaml.safe_load((project / AZUREML / "endpoint.yml").read_text())
     document["auth_mode"] = "password"
     broken = tmp_path / "endpoint.yml"
     broken.write_text(yaml.safe_dump(document))
@@ -209,7 +199,7 @@ def test_staging_and_production_log_in_as_identities_of_their_own(project):
     assert "/.github/workflows/_image.yml@refs/heads/main" in verify and "--source-ref refs/heads/main" in verify
     assert '--source-digest "$GITHUB_SHA"' in verify
 
-    setup = (project / "deploy" / "azureml" / "README.md").read_text()
+    setup = (project / AZUREML / "README.md").read_text()
     assert "one per environment" in setup and "`AZURE_CLIENT_ID` | this environment's own identity" in setup
     assert f"--name {SLUG}-deploy-$env" in setup and "environment:$env --audiences" in setup
     assert "deployment branches `main` only" in setup and "v*.*.*" not in setup
@@ -220,10 +210,10 @@ def test_staging_and_production_log_in_as_identities_of_their_own(project):
 def test_the_projects_own_traffic_code_is_tested_lint_clean_and_typed(project, tmp_path):
     """Only what this target adds: every other file is the default bake's, which test_bake.py and
     test_generated.py check (ruff, mypy, the whole suite)."""
-    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_azureml_traffic.py")
+    result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/targets/azureml")
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-3000:]
-    ops = [f"src/{PACKAGE}/ops/azureml.py", f"src/{PACKAGE}/ops/traffic.py"]
-    files = [*ops, f"src/{PACKAGE}/cli.py", "tests/core/test_azureml_traffic.py"]
+    ops = [AZUREML]
+    files = [*ops, f"src/{PACKAGE}/cli.py", "tests/targets/azureml"]
     run(project, "-m", "ruff", "format", "--no-cache", "--check", *files)
     run(project, "-m", "ruff", "check", "--no-cache", *files)
     run(project, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *ops)
@@ -251,7 +241,7 @@ def server(project_with_model, tmp_path_factory):
 
 
 def probe(project: Path, tmp_path: Path, scoring_uri: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """deploy/azureml/probe.sh with a stand-in `az` that points it at `scoring_uri`."""
+    """targets/azureml/probe.sh with a stand-in `az` that points it at `scoring_uri`."""
     (tmp_path / "bin").mkdir(exist_ok=True)
     az = tmp_path / "bin" / "az"
     az.write_text(STAND_IN_AZ)
@@ -260,7 +250,7 @@ def probe(project: Path, tmp_path: Path, scoring_uri: str, *args: str, **env: st
     environment.update(SCORING_URI=scoring_uri, PROBE_INTERVAL="0.2", **env)
     environment.pop("GITHUB_ACTIONS", None)
     return subprocess.run(
-        ["bash", "deploy/azureml/probe.sh", f"{SLUG}-staging", "green", *args],
+        ["bash", f"{AZUREML}/probe.sh", f"{SLUG}-staging", "green", *args],
         cwd=project,
         env=environment,
         capture_output=True,
@@ -271,16 +261,14 @@ def probe(project: Path, tmp_path: Path, scoring_uri: str, *args: str, **env: st
 
 def test_probe_smoke_tests_the_real_server_and_fails_on_a_bad_answer(project, server, tmp_path):
     assert shutil.which("curl"), "curl is needed (the runner has it)"
-    subprocess.run(
-        [str(Path(sys.executable).parent / "shellcheck"), "deploy/azureml/probe.sh"], cwd=project, check=True
-    )
+    subprocess.run([str(Path(sys.executable).parent / "shellcheck"), f"{AZUREML}/probe.sh"], cwd=project, check=True)
 
     smoke = probe(project, tmp_path, f"{server}/predict", "0")
     assert smoke.returncode == 0 and "deployment green answered the smoke request" in smoke.stdout, smoke
     window = probe(project, tmp_path, f"{server}/predict", "1")
     assert window.returncode == 0 and "answered 2xx, by green directly and through the traffic split" in window.stdout
 
-    request = json.loads((project / "deploy" / "smoke-request.json").read_text())
+    request = json.loads((project / TARGETS / "smoke-request.json").read_text())
     del request["records"][0]["income"]
     (tmp_path / "bad.json").write_text(json.dumps(request))
     refused = probe(project, tmp_path, f"{server}/predict", "0", SMOKE_REQUEST=str(tmp_path / "bad.json"))

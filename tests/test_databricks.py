@@ -17,7 +17,9 @@ import yaml
 
 from conftest import PACKAGE, SLUG, project_env, wheel
 
-BUNDLE_FILES = ("databricks.yml", "resources", ".github/workflows/_train-databricks.yml")
+TARGET = f"src/{PACKAGE}/targets/databricks"
+# The target's folder, its tests, its workflow, and databricks.yml at the root (the bundle's root).
+BUNDLE_FILES = ("databricks.yml", TARGET, "tests/targets/databricks", ".github/workflows/_train-databricks.yml")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,8 @@ def project(baked) -> Path:
 
 def load_bundle(project: Path, target: str, folder: Path) -> tuple[int, dict, list[dict]]:
     """What `databricks bundle deploy` does first: databricks.yml as JSON in, the resources' Python run by
-    `python -m databricks.bundles.build` (the venv's, cwd the bundle root), the expanded bundle out."""
+    `python -m databricks.bundles.build` (the venv's, where `make setup` installed the package; cwd the bundle
+    root), the expanded bundle out."""
     config = yaml.safe_load((project / "databricks.yml").read_text())
     config["bundle"]["target"] = target
     paths = {name: folder / f"{target}-{name}.json" for name in ("input", "output", "diagnostics", "locations")}
@@ -36,6 +39,7 @@ def load_bundle(project: Path, target: str, folder: Path) -> tuple[int, dict, li
         [sys.executable, "-m", "databricks.bundles.build", "--phase", "load_resources"]
         + [f"--{name}={path}" for name, path in paths.items()],
         cwd=project,
+        env=project_env(project),
         capture_output=True,
         text=True,
         timeout=120,
@@ -63,7 +67,7 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
         own = [] if target == "prod" else ["--experiment", f"{experiment}-dev"]
         for name, task in tasks.items():
             wheel = task.python_wheel_task
-            assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.ops.databricks_job:main"
+            assert wheel.package_name == SLUG and scripts[wheel.entry_point] == f"{PACKAGE}.targets.databricks.job:main"
             assert wheel.parameters[4 : len(own) + 7] == [*own, name, "--config", "${workspace.file_path}/config.yaml"]
         for attached in ("evaluate", "explain"):
             assert tasks[attached].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
@@ -76,7 +80,7 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
 
 def test_a_misspelt_key_fails_with_the_librarys_message(project, tmp_path):
     broken = shutil.copytree(project, tmp_path / SLUG)
-    source = broken / "resources" / "train_job.py"
+    source = broken / TARGET / "train_job.py"
     source.write_text(source.read_text().replace('"max_concurrent_runs"', '"max_concurent_runs"'))
     code, _, diagnostics = load_bundle(broken, "prod", tmp_path)
     assert code == 1
@@ -93,17 +97,17 @@ def test_the_wheel_the_bundle_builds_has_the_tasks_entry_point(project, tmp_path
             assert "{%" not in text and "cookiecutter." not in text, f"unrendered Jinja in {path}"
     # databricks.yml's artifact build command; Databricks finds the task's entry point in the wheel's metadata.
     names, entry_points = wheel(project, tmp_path)
-    assert f"{SLUG}-databricks-task = {PACKAGE}.ops.databricks_job:main" in entry_points
-    assert f"{PACKAGE}/ops/databricks_job.py" in names
+    assert f"{SLUG}-databricks-task = {PACKAGE}.targets.databricks.job:main" in entry_points
+    assert f"{PACKAGE}/targets/databricks/job.py" in names
 
 
 def test_databricks_bake_is_lint_clean_and_its_own_tests_pass(project):
     bin_ = Path(sys.executable).parent
     for command in (
-        [bin_ / "ruff", "check", "src", "tests", "resources"],
-        [bin_ / "ruff", "format", "--check", "src", "tests", "resources"],
-        [sys.executable, "-m", "mypy", "resources", "--disallow-untyped-defs", "--ignore-missing-imports"],
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_databricks_job.py"],
+        [bin_ / "ruff", "check", "src", "tests"],
+        [bin_ / "ruff", "format", "--check", "src", "tests"],
+        [sys.executable, "-m", "mypy", TARGET],  # the project's own settings (pyproject.toml)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/targets/databricks"],
     ):
         result = subprocess.run(
             [str(part) for part in command],
@@ -119,7 +123,6 @@ def test_databricks_bake_is_lint_clean_and_its_own_tests_pass(project):
 def test_the_default_bake_trains_on_github_only(baked):
     default = baked()
     assert not [name for name in BUNDLE_FILES if (default / name).exists()]
-    assert not (default / "src" / PACKAGE / "ops" / "databricks_job.py").exists()
     text = "".join(path.read_text() for path in (default / ".github" / "workflows").glob("*.yml"))
     assert "DATABRICKS" not in text and "_train-databricks" not in text
 
@@ -138,7 +141,7 @@ def test_branch_runs_record_apart_and_the_job_parameters_cannot_be_injected(proj
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ref = "refs/heads/a,git_sha=evil"  # what `--params git_ref=...,` would have split
     code = (
-        f"from {PACKAGE}.ops import databricks_job; databricks_job.main(['--git-sha', {'a' * 40!r}, "
+        f"from {PACKAGE}.targets.databricks import job; job.main(['--git-sha', {'a' * 40!r}, "
         f"'--git-ref', {ref!r}, '--experiment', '/Shared/{SLUG}-dev', 'train', '--config', 'config.yaml'])"
     )
     result = subprocess.run(

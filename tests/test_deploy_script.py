@@ -1,4 +1,4 @@
-"""deploy/deploy.sh's decisions, run for real against a stand-in `kubectl` (no cluster here).
+"""The Kubernetes target's deploy.sh decisions, run for real against a stand-in `kubectl` (no cluster here).
 
 The stand-in answers `kubectl kustomize` with the real kubectl (so the baked overlays are rendered
 for real), reports the Deployment's available replicas before the deploy, fails or passes the
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLUG
+from conftest import PACKAGE, SLUG
 
 BIN = Path(sys.executable).parent
 PLACEHOLDER = "sha256:" + "0" * 64
 REAL_DIGEST = "sha256:" + "ab" * 32
+KUBERNETES = f"src/{PACKAGE}/targets/kubernetes"  # the target's folder, from the project root
 
 FAKE_KUBECTL = """#!/usr/bin/env bash
 echo "$*" >> "$CALLS"
@@ -49,7 +50,7 @@ def deploy(baked, tmp_path):
     calls = tmp_path / "calls.log"
 
     def run(*, image_set: bool = True, available: str = "", rollout_rc: int = 0, curl_rc: int = 0):
-        overlay = project / "deploy" / "k8s" / "overlays" / "staging"
+        overlay = project / KUBERNETES / "k8s" / "overlays" / "staging"
         if image_set:  # what the release's `kustomize edit set image model-server=...@sha256:...` does
             kustomization = overlay / "kustomization.yaml"
             kustomization.write_text(kustomization.read_text().replace(PLACEHOLDER, REAL_DIGEST))
@@ -65,7 +66,7 @@ def deploy(baked, tmp_path):
             "ROLLOUT_TIMEOUT": "5s",
         }
         result = subprocess.run(
-            ["bash", "deploy/deploy.sh", str(overlay), f"{SLUG}-staging"],
+            ["bash", f"{KUBERNETES}/deploy.sh", str(overlay), f"{SLUG}-staging"],
             cwd=project,
             env=env,
             capture_output=True,

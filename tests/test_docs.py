@@ -180,6 +180,7 @@ def test_the_readmes_are_where_their_folders_are(bakes):
         other = "tabular" if family == "rl" else "rl"
         assert (project / "src" / PACKAGE / family / "README.md").is_file(), name
         assert not (project / "src" / PACKAGE / other).exists(), name
-        assert (project / "resources" / "README.md").is_file() == (name == "databricks"), name
-        assert (project / "deploy" / "azureml" / "README.md").is_file() == (name == "azureml"), name
-        assert (project / "deploy" / "k8s").is_dir() == (name != "azureml"), name
+        targets = project / "src" / PACKAGE / "targets"
+        assert (targets / "databricks" / "README.md").is_file() == (name == "databricks"), name
+        assert (targets / "azureml" / "README.md").is_file() == (name == "azureml"), name
+        assert (targets / "kubernetes" / "README.md").is_file() == (name != "azureml"), name

@@ -1,14 +1,16 @@
-"""The pre-generation hook refuses names that would give a broken project, and leaves nothing behind."""
+"""The pre-generation hook refuses names that would give a broken project, and leaves nothing behind; the
+post-generation hook keeps the chosen targets' folders and deletes every other target whole."""
 
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
 
-from conftest import TEMPLATE, bake
+from conftest import PACKAGE, SOURCE, TEMPLATE, bake
 
 
 @pytest.mark.parametrize(
@@ -60,3 +62,34 @@ def test_a_frameworks_defaults_are_written_as_yaml_that_reads_back_the_same():
     read = yaml.safe_load(written)
     assert read["model"]["params"] == declared
     assert read["model"]["init_from"] is None and read["tune"]["space"] == {}
+TEMPLATE_TARGETS = SOURCE / "targets"
+
+
+def ci_files(root: Path, target: str) -> list[str]:
+    """The one CI file named for a target: a reusable workflow `_<verb>-<target>.yml` or a local action."""
+    named = [*root.glob(f".github/workflows/_*-{target}.yml"), *root.glob(f".github/actions/*-{target}")]
+    return sorted(str(path.relative_to(root)) for path in named)
+
+
+def test_each_target_in_the_template_is_one_folder_and_one_ci_file():
+    targets = sorted(folder.name for folder in TEMPLATE_TARGETS.iterdir() if folder.is_dir())
+    assert targets == ["azureml", "databricks", "kubernetes"]
+    for target in targets:
+        assert len(ci_files(TEMPLATE / "{{cookiecutter.project_slug}}", target)) == 1, target
+
+
+@pytest.mark.parametrize(
+    ("context", "kept"),
+    [({}, {"kubernetes"}), ({"deploy_target": "azureml", "train_on": "databricks"}, {"azureml", "databricks"})],
+    ids=["defaults", "azureml-databricks"],
+)
+def test_the_hook_keeps_the_chosen_targets_and_deletes_the_others_whole(tmp_path, context, kept):
+    project = bake(tmp_path, **context)
+    targets = project / "src" / PACKAGE / "targets"
+    assert {folder.name for folder in targets.iterdir() if folder.is_dir()} == kept
+    tests = project / "tests" / "targets"
+    tested = {folder.name for folder in tests.iterdir()} if tests.is_dir() else set()
+    assert tested == kept - {"kubernetes"}  # the Kubernetes target's scripts are tested by the template's tests
+    for target in ("azureml", "databricks", "kubernetes"):
+        assert bool(ci_files(project, target)) == (target in kept), target
+    assert (project / "databricks.yml").is_file() == ("databricks" in kept)

@@ -26,7 +26,7 @@ import pytest
 import tritonclient.http as triton_http
 import yaml
 
-from conftest import SLUG, TEMPLATE, cli, other_model
+from conftest import PACKAGE, SLUG, TEMPLATE, cli, other_model
 from processes import free_port, start, stop, wait_for_http
 
 TRITON_VENV = Path(os.environ.get("TRITON_VENV", TEMPLATE / ".venv-triton"))
@@ -185,7 +185,7 @@ def test_triton_image_and_deployment_are_lint_clean(baked, tmp_path):
     )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
     # The deploy action's `kustomize edit add component`, on a copy of the staging overlay.
-    deploy = shutil.copytree(project / "deploy", tmp_path / "deploy")
+    deploy = shutil.copytree(project / "src" / PACKAGE / "targets" / "kubernetes", tmp_path / "kubernetes")
     overlay = deploy / "k8s" / "overlays" / "staging"
     with (overlay / "kustomization.yaml").open("a") as handle:
         handle.write("components: [../../components/triton]\n")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from act_support import run_act
-from conftest import FRAMEWORKS, SLUG, TEMPLATE
+from conftest import FRAMEWORKS, PACKAGE, SLUG, TEMPLATE
 from processes import free_port, start, stop, wait_for_http
 
 TASKS = ("binary", "multiclass", "regression")
@@ -29,6 +29,7 @@ VARIANTS = [pytest.param("sklearn", task, id=f"sklearn-{task}") for task in TASK
 BIN = Path(sys.executable).parent
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 OWNER = "your-org"  # cookiecutter.json's github_owner
+KUBERNETES = Path("src") / PACKAGE / "targets" / "kubernetes"  # the target's folder in a bake
 
 
 def tool(name: str) -> str:
@@ -109,7 +110,7 @@ def test_option_workflows_lint_clean(baked, options):
 def test_dependabot_and_deploy_script_lint_clean(variant, framework, task):
     project = variant(framework, task)
     check(tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", project / ".github" / "dependabot.yml")
-    check(tool("shellcheck"), project / "deploy" / "deploy.sh", project / "deploy" / "kubeconfig.sh")
+    check(tool("shellcheck"), project / KUBERNETES / "deploy.sh", project / KUBERNETES / "kubeconfig.sh")
 
 
 @pytest.mark.parametrize(("framework", "task"), VARIANTS)
@@ -117,7 +118,8 @@ def test_overlays_render_to_valid_kubernetes(variant, framework, task, tmp_path)
     project = variant(framework, task)
     for environment in ("staging", "production"):
         rendered = tmp_path / f"{environment}.yaml"
-        rendered.write_text(check(tool("kubectl"), "kustomize", project / "deploy" / "k8s" / "overlays" / environment))
+        overlay = project / KUBERNETES / "k8s" / "overlays" / environment
+        rendered.write_text(check(tool("kubectl"), "kustomize", overlay))
         check(tool("kubernetes-validate"), "--strict", rendered)
         documents = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered.read_text())}
         assert documents["Deployment"]["metadata"]["namespace"] == f"{SLUG}-{environment}"
@@ -138,9 +140,9 @@ def test_the_environments_prediction_log_url_reaches_the_server_as_a_generated_s
     secret`, written out here: kubectl has no `edit`): the rendered pods read URL and sample rate from
     the generated Secret, and without one they read nothing (the reference is optional)."""
     project = baked()
-    action = (project / ".github" / "actions" / "deploy" / "action.yml").read_text()
+    action = (project / ".github" / "actions" / "deploy-kubernetes" / "action.yml").read_text()
     assert "kustomize edit add secret prediction-log --from-file=url=prediction-log-url" in action
-    overlay = shutil.copytree(project / "deploy" / "k8s", tmp_path / "k8s") / "overlays" / "production"
+    overlay = shutil.copytree(project / KUBERNETES / "k8s", tmp_path / "k8s") / "overlays" / "production"
     (overlay / "prediction-log-url").write_text("postgresql://credit_model_log_server:pw@db.internal:5432/log")
     with (overlay / "kustomization.yaml").open("a") as kustomization:
         kustomization.write(

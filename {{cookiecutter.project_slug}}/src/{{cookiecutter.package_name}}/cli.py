@@ -14,7 +14,7 @@ from types import ModuleType
 
 from . import config as configuration
 from . import family as families
-from . import lineage, ops, stage_docs, stages
+from . import lineage, ops, stage_docs, stages, targets
 from .errors import CheckFailed, UsageError
 from .modelcard import command as model_card
 from .ops import container, doctor, github_ci, ray_job, registry
@@ -24,8 +24,8 @@ from .triton import command as triton
 
 # Modules with a COMMANDS table {name: (help, add_arguments, run)}; run(args) raises UsageError or
 # CheckFailed when it cannot do its job, and main() turns those into exit codes. The family's come
-# first (family.Family.commands), then these, then any other ops module with a COMMANDS table: the
-# deploy target's and the training platform's, which the post-generation hook keeps only when chosen.
+# first (family.Family.commands), then these, then any other ops module's, then each target's (a folder
+# in targets/ whose __init__.py has a COMMANDS table: the post-generation hook keeps only the chosen ones).
 CORE_COMMANDS = (model_card, server, container, triton, github_ci, doctor, registry, stage_docs)
 
 
@@ -36,7 +36,12 @@ def command_modules() -> list[ModuleType]:
         for info in pkgutil.iter_modules(ops.__path__)
         if hasattr(module := import_module(f"{ops.__name__}.{info.name}"), "COMMANDS") and module not in CORE_COMMANDS
     ]
-    return [*family, *CORE_COMMANDS, *other_ops]
+    chosen_targets = [
+        module
+        for info in pkgutil.iter_modules(targets.__path__)
+        if info.ispkg and hasattr(module := import_module(f"{targets.__name__}.{info.name}"), "COMMANDS")
+    ]
+    return [*family, *CORE_COMMANDS, *other_ops, *chosen_targets]
 
 
 log = logging.getLogger("{{ cookiecutter.package_name }}")

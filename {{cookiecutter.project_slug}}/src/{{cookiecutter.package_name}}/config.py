@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import family as families
 from .errors import UsageError
 
-# A project deployed to Azure ML has ops/azureml.py (the post-generation hook removes it otherwise).
-DEPLOYS_TO_AZUREML = find_spec(f"{__package__}.ops.azureml") is not None
+# A project deployed to Azure ML has the folder targets/azureml/ (the post-generation hook removes it otherwise).
+DEPLOYS_TO_AZUREML = find_spec(f"{__package__}.targets.azureml") is not None
 
 
 class Strict(BaseModel):
@@ -67,7 +67,7 @@ class Serve(Strict):
     @field_validator("server")
     @classmethod
     def _azureml_runs_the_builtin_server(cls, server: str) -> str:
-        # deploy/azureml/deployment.yml probes and scores through this server's own routes (/health,
+        # targets/azureml/deployment.yml probes and scores through this server's own routes (/health,
         # /ready, /predict); Triton answers on others, so the endpoint would never become ready.
         if server == "triton" and DEPLOYS_TO_AZUREML:
             raise ValueError(

@@ -1,7 +1,7 @@
 """The training job: validate -> train -> evaluate -> explain, a wheel task per stage, as `_train.yml` runs them.
 
 Each task is the project's own CLI from its wheel (entry point `{{ cookiecutter.project_slug }}-databricks-task`,
-ops/databricks_job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
+job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
 twice: as the task value `run_id`, which `evaluate` and `explain` attach to, and as a `run_id=<id>` line in its
 output, which `databricks bundle run --output json` returns to the GitHub workflow for gate and export.
 """
@@ -14,7 +14,9 @@ import yaml
 from databricks.bundles.experiments import MlflowExperiment
 from databricks.bundles.jobs import Job, TaskDict
 
-PROJECT = Path(__file__).resolve().parents[1]
+# The project's root: this file is src/<package>/targets/databricks/train_job.py in the checkout the bundle is
+# deployed from (`make setup` installs the package editable into databricks.yml's venv_path).
+PROJECT = Path(__file__).resolve().parents[4]
 # Uploaded by the bundle's `sync` (databricks.yml); data paths in it are relative to it.
 CONFIG = "${workspace.file_path}/config.yaml"
 ENVIRONMENT = "project"
@@ -32,7 +34,7 @@ def dev_experiment_name() -> str:
 
 
 def stage_task(target: str, stage: str, after: str | None = None, *extra: str) -> TaskDict:
-    # prod records into config.yaml's experiment; dev into its own (--experiment, ops/databricks_job.py).
+    # prod records into config.yaml's experiment; dev into its own (--experiment, job.py).
     experiment = [] if target == "prod" else ["--experiment", dev_experiment_name()]
     return {
         "task_key": stage,

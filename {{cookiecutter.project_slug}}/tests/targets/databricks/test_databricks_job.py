@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }} import lineage
 from {{ cookiecutter.package_name }}.cli import main as cli_main
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.ops import databricks_job
+from {{ cookiecutter.package_name }}.targets.databricks import job as databricks_job
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

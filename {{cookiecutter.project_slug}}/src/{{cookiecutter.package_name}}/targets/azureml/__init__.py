@@ -1,7 +1,7 @@
 """The Azure ML endpoint's traffic as the deploy workflow moves it (.github/workflows/_deploy-azureml.yml).
 
 `azureml-slot` names the idle slot the new version goes to; `azureml-traffic --stage canary|full|rollback`
-reads the endpoint's traffic map, plans the next one (ops/traffic.py), sets it with
+reads the endpoint's traffic map, plans the next one (traffic.py), sets it with
 `az ml online-endpoint update --traffic` and reads it back: the command fails unless the endpoint
 reports exactly the planned map. The canary saves the map it found (--state), which the rollback restores.
 The Azure CLI does the talking (the runner has it, azure/login signs it in), so the project needs no
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckFailed, UsageError
+from ...errors import CheckFailed, UsageError
 from . import traffic
 
 

@@ -4,9 +4,9 @@
 # smoke test, before it takes traffic); else every PROBE_INTERVAL until SECONDS have passed, each
 # round also through the endpoint's traffic split (the health window after the canary). Any answer
 # other than 2xx fails it (exit 1), with the status and body.
-#   deploy/azureml/probe.sh ENDPOINT DEPLOYMENT [SECONDS]
+#   probe.sh ENDPOINT DEPLOYMENT [SECONDS]
 # Needs `az` signed in (azure/login) with the ml extension, and the endpoint's auth_mode aml_token.
-# Environment: SMOKE_REQUEST (default deploy/smoke-request.json), PROBE_INTERVAL (default 10 s).
+# Environment: SMOKE_REQUEST (default ../smoke-request.json, every deploy target's), PROBE_INTERVAL (default 10 s).
 set -euo pipefail
 
 endpoint=${1:?usage: probe.sh ENDPOINT DEPLOYMENT [SECONDS]}

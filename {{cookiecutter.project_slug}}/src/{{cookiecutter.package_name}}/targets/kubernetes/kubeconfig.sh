@@ -27,7 +27,7 @@ elif [ -n "${CLUSTER_SERVER:-}" ]; then
   rm -f "$ca_file"
 else
   echo "::error::no cluster credentials: add the environment secret KUBECONFIG, or the environment" \
-    "variables CLUSTER_SERVER and CLUSTER_CA for OIDC (see deploy/README.md)" >&2
+    "variables CLUSTER_SERVER and CLUSTER_CA for OIDC (see README.md beside this script)" >&2
   exit 2
 fi
 echo "KUBECONFIG=$path" >> "${GITHUB_ENV:-/dev/null}"

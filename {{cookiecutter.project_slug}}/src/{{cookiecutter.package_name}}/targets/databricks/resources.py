@@ -1,4 +1,8 @@
-"""The bundle's resources in Python: `databricks bundle deploy` calls `load_resources` (databricks.yml)."""
+"""The bundle's resources in Python: `databricks bundle deploy` calls `load_resources` (databricks.yml names it).
+
+It imports databricks-bundles, which only the training workflow installs (_train-databricks.yml): nothing in
+the package imports this module.
+"""
 
 from databricks.bundles.core import Bundle, Resources
 

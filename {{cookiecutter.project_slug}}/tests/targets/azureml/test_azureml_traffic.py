@@ -1,5 +1,5 @@
-"""Blue/green on Azure ML: the traffic plans (ops/traffic.py), and the commands the deploy workflow
-runs (ops/azureml.py) against a stand-in `az` that keeps one endpoint's state in a JSON file."""
+"""Blue/green on Azure ML: the traffic plans (targets/azureml/traffic.py), and the commands the deploy workflow
+runs (its __init__.py) against a stand-in `az` that keeps one endpoint's state in a JSON file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.ops.traffic import checked, idle_slot, plan
+from {{ cookiecutter.package_name }}.targets.azureml.traffic import checked, idle_slot, plan
 
 BOTH = {"blue", "green"}
 

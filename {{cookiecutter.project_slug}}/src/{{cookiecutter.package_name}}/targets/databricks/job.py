@@ -1,6 +1,6 @@
 """Training on Databricks: what each task of the bundle's job runs, and the run id read back by GitHub.
 
-The job (resources/train_job.py) runs validate -> train -> evaluate -> explain as wheel tasks whose entry point is
+The job (train_job.py here) runs validate -> train -> evaluate -> explain as wheel tasks whose entry point is
 `main` here: the project's CLI, with the commit and ref GitHub built from. After `train`, the MLflow
 run id leaves the task twice: as the task value `run_id` for `evaluate` and `explain`, and as a `run_id=<id>` line
 on stdout. `databricks bundle run --output json` returns each task's stdout, and `databricks-run-id`
@@ -18,9 +18,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import lineage, tracking
-from ..errors import UsageError
-from . import github_ci
+from ... import lineage, tracking
+from ...errors import UsageError
+from ...ops import github_ci
 
 RUN_LINE = re.compile(r"^run_id=([0-9a-f]{32})$", re.MULTILINE)
 TRAIN_TASK = "train"
@@ -29,7 +29,7 @@ TRAIN_TASK = "train"
 def main(argv: list[str] | None = None) -> None:
     """A task of the Databricks job: `[--git-sha SHA] [--git-ref REF] [--experiment NAME] <command> [args]`,
     exit code as the CLI's."""
-    from ..cli import main as cli_main
+    from ...cli import main as cli_main
 
     parser = argparse.ArgumentParser(prog="databricks-task")
     parser.add_argument("--git-sha", default="unknown")

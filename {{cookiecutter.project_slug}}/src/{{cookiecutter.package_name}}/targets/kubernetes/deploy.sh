@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy one kustomize overlay and prove it serves, or put the previous version back.
-#   deploy/deploy.sh OVERLAY NAMESPACE        e.g. deploy/deploy.sh deploy/k8s/overlays/staging {{ cookiecutter.project_slug }}-staging
+#   deploy.sh OVERLAY NAMESPACE        e.g. (from the project root, as the deploy action runs it)
+#   src/{{ cookiecutter.package_name }}/targets/kubernetes/deploy.sh src/{{ cookiecutter.package_name }}/targets/kubernetes/k8s/overlays/staging {{ cookiecutter.project_slug }}-staging
 # Steps: refuse an overlay whose image is still the placeholder, kubectl apply -k, wait for the
 # rollout, smoke-test through a port-forward to the Service (the built-in server: GET /ready and POST
 # /predict; Triton: GET /v2/health/ready and POST /v2/models/MODEL_NAME/infer, KServe v2). Any
@@ -8,7 +9,7 @@
 # nothing to go back to) scale the Deployment to 0 so no broken pods stay up; then exit 1.
 # Environment: KUBECONFIG (cluster credentials), ROLLOUT_TIMEOUT (default 300s), SERVER (builtin or
 # triton, config.yaml's serve.server; default builtin), MODEL_NAME (Triton's model, default the project's
-# name), SMOKE_REQUEST (default deploy/smoke-request.json, or smoke-request-v2.json for Triton),
+# name), SMOKE_REQUEST (default ../smoke-request.json, every target's, or smoke-request-v2.json here for Triton),
 # LOCAL_PORT (default 18080).
 set -euo pipefail
 
@@ -18,7 +19,7 @@ name={{ cookiecutter.project_slug }}
 timeout=${ROLLOUT_TIMEOUT:-300s}
 server=${SERVER:-builtin}
 case "$server" in
-  builtin) ready_path=/ready predict_path=/predict default_request=smoke-request.json ;;
+  builtin) ready_path=/ready predict_path=/predict default_request=../smoke-request.json ;;
   triton)
     ready_path=/v2/health/ready
     predict_path=/v2/models/${MODEL_NAME:-$name}/infer

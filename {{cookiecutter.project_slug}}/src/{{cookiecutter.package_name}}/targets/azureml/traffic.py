@@ -4,14 +4,14 @@ A release deploys the new model to the endpoint's idle slot (`blue` or `green`: 
 traffic), smoke-tests it directly, then moves traffic in stages: `canary` (a small share), `full`
 (all of it), or `rollback` (back to the map found before the canary). Each function takes the map
 the endpoint reports and returns the map to set; anything that does not add up raises UsageError
-naming it, before the endpoint is touched. ops/azureml.py reads and writes the maps with `az`.
+naming it, before the endpoint is touched. __init__.py here reads and writes the maps with `az`.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 SLOTS = ("blue", "green")
 STAGES = ("canary", "full", "rollback")
