@@ -10,9 +10,9 @@ rm -rf scratch/credit-model
 cd scratch/credit-model
 git init --quiet && git add -A && git -c user.name=demo -c user.email=demo@localhost commit --quiet -m "Baked from the template"
 # The baked project runs with .venv-demo: the versions its own requirements.lock pins, installed once.
-# The stages as the project's own PIPELINE lists them (what `make pipeline` runs, in order).
+# The stages as the project's family lists them (its PIPELINE: what `make pipeline` runs, in order).
 stages=$(PYTHONPATH=src "$root/.venv-demo/bin/python" -c \
-  "from credit_model.stages import PIPELINE; print(' -> '.join(stage.name for stage in PIPELINE))")
+  "from credit_model.family import stage_list; print(' -> '.join(stage.name for stage in stage_list()))")
 echo "--> make pipeline ($stages)"
 start=$(date +%s%N)
 make pipeline PYTHON="env PYTHONPATH=src MLFLOW_DISABLE_TELEMETRY=true $root/.venv-demo/bin/python"

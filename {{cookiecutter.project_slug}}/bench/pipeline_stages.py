@@ -36,6 +36,8 @@ STARTUP, WALL, CPU = "start-up", "process wall", "process CPU"
 DRIVER = """
 import importlib, json, sys, time
 
+measures, package, command = sys.argv[1], sys.argv[2], sys.argv[3:]
+
 def timed(run):
     def measured(self, config, run_id=None):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -43,13 +45,15 @@ def timed(run):
             return run(self, config, run_id)
         finally:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            with open(sys.argv[1], "a") as out:
+            with open(measures, "a") as out:
                 out.write(json.dumps(dict(stage=self.name, wall=wall, cpu=cpu)) + "\\n")
     return measured
 
-stages = importlib.import_module(sys.argv[2] + ".stages")
+stages = importlib.import_module(package + ".stages")
 stages.Stage.run = timed(stages.Stage.run)
-sys.exit(importlib.import_module(sys.argv[2] + ".cli").main(sys.argv[3:]))
+cli = importlib.import_module(package + ".cli")
+sys.argv = [package, *command]
+sys.exit(cli.main())  # no arguments given: main() runs as `python -m` runs it (cli.skip_collection_at_exit)
 """
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import sqlite3
 import tempfile
 from contextlib import closing
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -124,11 +126,39 @@ def create_embedded_store(database: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+# Embedded stores another process is creating (start_creating_store), which `connect` waits for.
+_being_created: dict[Path, BaseProcess] = {}
+
+
+def start_creating_store(config: Config) -> None:
+    """Create a missing embedded store in another process, while this one goes on with other work.
+
+    Creating it (MLflow's migrations, create_embedded_store) takes one to two seconds of CPU, which
+    the pipeline would otherwise spend waiting before train records its first run; `validate` runs
+    meanwhile, on the other core. `connect` waits for it. A spawned process, not a forked one: forking
+    a process that has loaded threaded libraries is unsafe, and macOS spawns anyway.
+    """
+    database = config.root / "mlflow.db"
+    if tracking_uri(config) != embedded_uri(config) or database.exists() or database in _being_created:
+        return
+    process = multiprocessing.get_context("spawn").Process(
+        target=create_embedded_store, args=(database,), name=f"create {database.name}"
+    )
+    try:
+        process.start()
+    except OSError as error:  # no process to spare: `connect` creates it here, as without this
+        log.debug("could not start creating %s in another process: %s", database, error)
+        return
+    _being_created[database] = process
+
+
 def connect(config: Config) -> MlflowClient:
     uri = tracking_uri(config)
     managed_tracking.check(uri)
     if uri == embedded_uri(config):
         database = config.root / "mlflow.db"
+        if (creating := _being_created.pop(database, None)) is not None:
+            creating.join()  # when it failed, the store is still missing and is created below, its error shown here
         if not database.exists():
             log.info("creating the tracking store %s", database)
             create_embedded_store(database)

@@ -86,7 +86,10 @@ def pipeline() -> tuple[Stage, ...]:
 
 def run_pipeline(config: Config) -> list[StageResult]:
     """All stages in order in one process; the run train starts passes to the rest."""
+    from .. import tracking  # imports MLflow: only when stages run
+
     stages = pipeline()
+    tracking.start_creating_store(config)  # made in another process while the first stages run
     started = time.perf_counter()
     results: list[StageResult] = []
     run_id = None
