@@ -11,8 +11,8 @@ import numpy as np
 
 from ... import lineage
 from ...stages import StageResult
-from .. import episodes, policy
 from ..config import Config
+from ..pure import episodes, policy
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import numpy as np
 from ... import lineage
 from ...stages import StageResult
 from ...stages import export as core_export
-from .. import episodes, onnx_policy, policy
 from ..config import Config
+from ..pure import episodes, onnx_policy, policy
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ import mlflow
 
 from ... import lineage, tracking
 from ...stages import StageResult
-from .. import policy, store
 from ..config import Config
+from ..dataio import store
+from ..training import ppo
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def run(config: Config, run_id: str | None = None) -> Trained:
 
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = Path(folder) / "checkpoint"
-            weights = policy.train(settings, record, checkpoint)
-            # For resuming training where you trust the store; no stage loads it (rl/policy.py).
+            weights = ppo.train(settings, record, checkpoint)
+            # For resuming training where you trust the store; no stage loads it (rl/pure/policy.py).
             mlflow.log_artifacts(str(checkpoint), lineage.RL_CHECKPOINT_FOLDER)
         model_uri = store.log_policy(weights)
         mlflow.set_tags(
