@@ -13,8 +13,8 @@ import mlflow
 from ... import lineage
 from ...stages import StageResult
 from ..config import Config
-from ..dataio import data
-from ..pure import fairness, metrics, plots, predictions
+from ..dataio import data, plots
+from ..pure import fairness, metrics, predictions
 from .context import attach
 
 log = logging.getLogger(__name__)
