@@ -1,5 +1,6 @@
 """Each bake's own import-graph check (tests/core/test_import_graph.py there): it passes as generated and
-fails, naming the import, when the core imports a family or two modules come to import each other."""
+fails, naming the import, when the core imports a family or two modules come to import each other. And its
+pure/ check (tests/core/test_pure_layout.py): a family's pure/ modules reach nothing outside the process."""
 
 from __future__ import annotations
 
@@ -38,5 +39,33 @@ def test_the_generated_check_fails_on_a_forbidden_import(baked, tmp_path, module
     path = project / "src" / PACKAGE / module
     path.write_text(path.read_text() + f"\n{added}\n")
     result = run(project, *CHECK, check=False)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert named in result.stdout, result.stdout[-3000:]
+
+
+PURE_CHECK = (*CHECK[:-1], "tests/core/test_pure_layout.py")
+
+
+@pytest.mark.parametrize("options", [{}, RL], ids=["tabular", "reinforcement"])
+def test_the_generated_pure_folder_check_passes(baked, options):
+    result = run(baked(**options), *PURE_CHECK)
+    assert "3 passed" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("module", "added", "named"),
+    [
+        # A pure module logging to the tracking server: I/O where the path says there is none.
+        ("tabular/pure/metrics.py", "import mlflow  # noqa: F401", "tabular.pure.metrics imports mlflow"),
+        # A pure module reading through dataio at run time (a type alone belongs under TYPE_CHECKING).
+        ("tabular/pure/fairness.py", "from ..dataio import data  # noqa: F401", "imports tabular.dataio.data"),
+    ],
+    ids=["library", "dataio"],
+)
+def test_the_generated_pure_folder_check_fails_on_io(baked, tmp_path, module, added, named):
+    project = shutil.copytree(baked(), tmp_path / SLUG)
+    path = project / "src" / PACKAGE / module
+    path.write_text(path.read_text() + f"\n{added}\n")
+    result = run(project, *PURE_CHECK, check=False)
     assert result.returncode == 1, result.stdout[-3000:]
     assert named in result.stdout, result.stdout[-3000:]

@@ -47,15 +47,15 @@ WHOLE_SYSTEM_TIER = "sklearn"
 TABULAR_TESTS = "tests/tabular"  # FRAMEWORK_FREE's tests are there, in the bake
 FRAMEWORK_FREE = {
     "test_serving.py": "serves contract_model.py's model (scikit-learn, built without the framework)",
-    "test_failures.py::test_corrupted_data_fails_validation_naming_columns": "validate stops it before train",
-    "test_failures.py::test_gate_out_of_reach_fails_and_registers_nothing": "a threshold no model reaches",
-    "test_failures.py::test_failed_gate_is_never_registered": "thresholds no model reaches",
-    "test_failures.py::test_onnx_changed_after_export_is_refused": "bytes appended to the stored file",
-    "test_failures.py::test_a_file_swapped_between_export_and_register_is_refused": "the file replaced",
-    "test_failures.py::test_a_rewritten_digest_tag_alone_is_refused": "a tag rewritten",
-    "test_failures.py::test_a_run_is_registered_only_from_the_ref_it_was_trained_on": "the git ref",
-    "test_failures.py::test_a_changed_data_file_stops_the_stages_after_train": "the data file's digest",
-    "test_import_model.py::test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
+    "stages/test_failures.py::test_corrupted_data_fails_validation_naming_columns": "validate stops it before train",
+    "stages/test_failures.py::test_gate_out_of_reach_fails_and_registers_nothing": "a threshold no model reaches",
+    "stages/test_failures.py::test_failed_gate_is_never_registered": "thresholds no model reaches",
+    "stages/test_failures.py::test_onnx_changed_after_export_is_refused": "bytes appended to the stored file",
+    "stages/test_failures.py::test_a_file_swapped_between_export_and_register_is_refused": "the file replaced",
+    "stages/test_failures.py::test_a_rewritten_digest_tag_alone_is_refused": "a tag rewritten",
+    "stages/test_failures.py::test_a_run_is_registered_only_from_the_ref_it_was_trained_on": "the git ref",
+    "stages/test_failures.py::test_a_changed_data_file_stops_the_stages_after_train": "the data file's digest",
+    "commands/test_import_model.py::test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
         "an ONNX file made by scikit-learn, imported: the bake's framework is never used"
     ),
 }

@@ -13,7 +13,7 @@ from ..errors import UsageError
 
 
 class Reinforcement(Strict):
-    """The environment, what `validate` holds it to, and PPO's budget (RLlib, rl/policy.py)."""
+    """The environment, what `validate` holds it to, and PPO's budget (RLlib: rl/pure/policy.py, rl/training/ppo.py)."""
 
     environment: str = Field(
         "CartPole-v1", description="a Gymnasium id, or `package.module:ClassName` for your own gymnasium.Env"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...stages.context import AttachedRun, attach_run
-from .. import store
 from ..config import Config
+from ..dataio import store
 
 
 @dataclass(frozen=True)

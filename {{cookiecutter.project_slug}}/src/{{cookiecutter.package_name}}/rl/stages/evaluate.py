@@ -9,8 +9,8 @@ import numpy as np
 
 from ... import lineage
 from ...stages.evaluate import Evaluated, record
-from .. import episodes, policy
 from ..config import Config
+from ..pure import episodes, policy
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import numpy as np
 
 from ... import lineage
 from ...stages.export import Exported, Parity, conclude
-from .. import episodes, onnx_policy, policy
 from ..config import Config
+from ..pure import episodes, onnx_policy, policy
 from .context import attach
 
 

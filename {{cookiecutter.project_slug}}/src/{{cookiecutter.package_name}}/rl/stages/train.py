@@ -11,8 +11,9 @@ import mlflow
 
 from ... import lineage, tracking
 from ...stages.train import Trained, finish, open_run, record_origin
-from .. import policy, store
 from ..config import Config
+from ..dataio import store
+from ..training import ppo
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def run(config: Config, run_id: str | None = None) -> Trained:
 
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = Path(folder) / "checkpoint"
-            weights = policy.train(settings, record, checkpoint)
-            # For resuming training where you trust the store; no stage loads it (rl/policy.py).
+            weights = ppo.train(settings, record, checkpoint)
+            # For resuming training where you trust the store; no stage loads it (rl/pure/policy.py).
             mlflow.log_artifacts(str(checkpoint), lineage.RL_CHECKPOINT_FOLDER)
         trained = finish(config, active.info, store.log_policy(weights), list(range(settings.actions)))
     log.info(

@@ -10,8 +10,8 @@ from pathlib import Path
 from ... import lineage
 from ...errors import CheckFailed
 from ...stages import StageResult
-from .. import environment
 from ..config import Config
+from ..pure import environment
 
 log = logging.getLogger(__name__)
 

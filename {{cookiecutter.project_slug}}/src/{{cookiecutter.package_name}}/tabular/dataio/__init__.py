@@ -1,1 +1,1 @@
-"""What the tabular family reads and writes: tables, sample data, ONNX model files."""
+"""What the tabular family reads and writes: tables, sample data, ONNX model files, plots."""

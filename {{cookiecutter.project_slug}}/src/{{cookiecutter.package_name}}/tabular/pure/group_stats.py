@@ -13,14 +13,16 @@ them (missing or undeclared values) are counted together as OTHER.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ...errors import UsageError
 from ..config import Config
-from ..dataio.data import Schema
+
+if TYPE_CHECKING:  # the schema's type only: pure/ imports nothing that reads or writes
+    from ..dataio.data import Schema
 
 OTHER = "(other)"
 

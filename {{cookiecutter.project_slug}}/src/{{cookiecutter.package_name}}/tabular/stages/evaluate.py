@@ -11,8 +11,8 @@ import mlflow
 from ... import lineage
 from ...stages.evaluate import Evaluated, record
 from ..config import Config
-from ..dataio import data
-from ..pure import fairness, metrics, plots, predictions
+from ..dataio import data, plots
+from ..pure import fairness, metrics, predictions
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import mlflow
 from ... import lineage
 from ...stages import StageResult
 from ..config import Config
-from ..dataio import data
-from ..pure import attributions, plots
+from ..dataio import data, plots
+from ..pure import attributions
 from .context import attach
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from ..serving import contract
+from ...serving import contract
 
 OPSET = 17
 

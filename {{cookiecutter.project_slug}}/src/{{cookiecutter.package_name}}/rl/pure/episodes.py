@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..config import Reinforcement
 from . import environment
-from .config import Reinforcement
 
 Act = Callable[[np.ndarray], np.ndarray]  # observations (n, size) -> actions (n,)
 

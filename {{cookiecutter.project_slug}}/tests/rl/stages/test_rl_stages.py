@@ -1,4 +1,5 @@
-"""The reinforcement-learning pipeline end to end: PPO trained once (module scope), then each stage's promise."""
+"""The reinforcement-learning stages through the CLI: PPO trained once (module scope), then each stage's promise;
+and what validate refuses before anything trains."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import lineage
 from {{ cookiecutter.package_name }}.config import load
-from {{ cookiecutter.package_name }}.rl import episodes, onnx_policy
+from {{ cookiecutter.package_name }}.rl.pure import episodes, onnx_policy
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.settings import Settings
 

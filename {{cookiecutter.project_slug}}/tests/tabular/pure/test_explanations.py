@@ -1,4 +1,5 @@
-"""Explanations without a run: folding one-hot values onto their column, the model-agnostic estimator, the gate checks.
+"""Explanations without a run: folding one-hot values onto their column, the model-agnostic estimator
+(the gate on them: tests/tabular/test_gate_checks.py).
 
 The estimator is checked against what Shapley values must be for a model whose answer is known: for
 an additive model f(x) = sum_c g_c(x_c), a column's value against background rows B is exactly
@@ -7,21 +8,13 @@ g_c(x_c) - mean over B of g_c, whatever the orders drawn.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from {{ cookiecutter.package_name }} import lineage
-from {{ cookiecutter.package_name }}.config import Tracking
-from {{ cookiecutter.package_name }}.tabular.config import Config, Data, Explain, ImportanceGate, Model
-from {{ cookiecutter.package_name }}.tabular.dataio.data import Column, Schema
-from {{ cookiecutter.package_name }}.tabular.gate_checks import importance_checks
 from {{ cookiecutter.package_name }}.tabular.pure import attributions
 from {{ cookiecutter.package_name }}.tabular.pure.attributions import Attributions
 from {{ cookiecutter.package_name }}.tabular.pure.predictions import ClassPredictions, ValuePredictions
@@ -97,54 +90,3 @@ def test_model_agnostic_values_add_up_to_each_classs_probability_with_interactio
     explained = permutation_shapley(interacting, TABLE.iloc[:6], TABLE.iloc[6:], ["a", "b", "c"], orders=3, seed=1)
     assert explained.values.shape == (6, 3, 3) and len(explained.outputs) == 3
     np.testing.assert_allclose(explained.explained, interacting(TABLE.iloc[:6]).probabilities, atol=1e-9)
-
-
-def explain_config(**gate) -> Config:
-    return Config(
-        task="binary",
-        data=Data(path=Path("t.csv"), target="y", sensitive_features=["sex", "region"]),
-        model=Model(framework="sklearn"),
-        explain=Explain(gate=ImportanceGate(**gate)),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
-
-
-SCHEMA = Schema(
-    task="binary",
-    target="y",
-    columns={"income": Column(type="number"), "sex": Column(type="string"), "work-class": Column(type="string")},
-    sensitive=["sex", "region"],
-)
-LOGGED = {"importance.income": 0.5, "importance.sex": 0.3125, "importance.work_class": 0.1875}
-
-
-def test_no_importance_checks_while_the_gate_is_off():
-    assert importance_checks(explain_config(), LOGGED, SCHEMA) == []
-
-
-@pytest.mark.parametrize(("k", "passed"), [(1, True), (2, False)])
-def test_a_sensitive_feature_among_the_top_k_fails(k, passed):
-    checks = importance_checks(explain_config(forbidden_top_k=k), LOGGED, SCHEMA)
-    sex, region = checks  # region is no model input: nothing to rank, it passes
-    assert (sex.value, sex.passed) == (0.3125, passed)
-    assert sex.threshold == f"not in the top {k} (ranks 2 of 3)"
-    assert region.passed and region.value is None
-
-
-def test_a_share_bound_reads_the_column_through_its_input_name_and_is_inclusive():
-    bounds = {"work-class": 0.1875, "sex": 0.25, "no_such_column": 0.5}
-    work_class, sex, unknown = importance_checks(explain_config(max_share=bounds), LOGGED, SCHEMA)
-    assert (work_class.value, work_class.passed) == (0.1875, True)
-    assert (sex.value, sex.passed) == (0.3125, False)
-    assert not unknown.passed and "not a feature column" in unknown.threshold
-
-
-def test_an_importance_gate_on_a_run_that_was_not_explained_fails_and_says_why():
-    (check,) = importance_checks(explain_config(max_share={"sex": 0.5}), {}, SCHEMA)
-    assert not check.passed and "run `explain`" in check.threshold
-    assert lineage.importance_metric("work_class") == "importance.work_class"
-
-
-def test_a_share_bound_outside_zero_to_one_is_refused():
-    with pytest.raises(ValueError, match="fraction of total importance"):
-        ImportanceGate(max_share={"sex": 5})

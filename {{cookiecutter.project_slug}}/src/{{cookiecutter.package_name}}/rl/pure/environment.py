@@ -9,8 +9,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..errors import UsageError
-from .config import Reinforcement
+from ...errors import UsageError
+from ..config import Reinforcement
 
 
 def creator(settings: Reinforcement) -> Any:

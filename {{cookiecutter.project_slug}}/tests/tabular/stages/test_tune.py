@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.tabular.pure import metrics
 from {{ cookiecutter.package_name }}.tabular.stages import tune
 from {{ cookiecutter.package_name }}.tabular.training import tuned, tuning
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 # A quick model of this project's framework: the trial's mechanics are under test, not the model's quality.
 QUICK = {"sklearn": {"max_iter": 5}, "ebm": {"max_rounds": 5, "interactions": 0}}.get(
     configuration.load(PROJECT / "config.yaml").model.framework, {"epochs": 1}

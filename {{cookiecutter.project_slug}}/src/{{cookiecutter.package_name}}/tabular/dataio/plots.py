@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
 
 from ..config import Task  # noqa: E402
-from .predictions import Predictions, ValuePredictions  # noqa: E402
+from ..pure.predictions import Predictions, ValuePredictions  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -14,9 +14,9 @@ from typing import Any
 import mlflow
 import torch
 
-from ..errors import UntrustedModel
-from . import policy
-from .config import Reinforcement
+from ...errors import UntrustedModel
+from ..config import Reinforcement
+from ..pure import policy
 
 WEIGHTS = "policy.pt"
 

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.tabular.commands import init_config
 from {{ cookiecutter.package_name }}.tabular.dataio import data
 from {{ cookiecutter.package_name }}.tabular.stages import validate
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 ROWS = 80  # validate wants at least 50
 
 

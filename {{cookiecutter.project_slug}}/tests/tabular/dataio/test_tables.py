@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.tabular import config as configuration
 from {{ cookiecutter.package_name }}.tabular.config import Csv
 from {{ cookiecutter.package_name }}.tabular.dataio import data
 
-PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+PROJECT_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
 ONNX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the ONNX IR's rule for names: C identifiers
 
 

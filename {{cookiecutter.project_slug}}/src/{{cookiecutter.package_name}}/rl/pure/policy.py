@@ -1,4 +1,4 @@
-"""PPO through RLlib (new API stack), and the trained policy as tensors that can be stored and trusted.
+"""PPO's settings for RLlib (new API stack), and the trained policy as tensors that can be stored and trusted.
 
 What leaves training is the RLlib module's state dict: tensors only, read back with torch's
 `weights_only` unpickler into a module built from the config (`module`), never RLlib's pickled
@@ -8,20 +8,15 @@ stage loads it (README, "Reinforcement learning").
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..config import Reinforcement
 from . import environment
-from .config import Reinforcement
 
-log = logging.getLogger(__name__)
 # RLlib probes for TensorFlow when imported; this project trains with torch only.
 os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
 
@@ -45,46 +40,6 @@ def ppo_config(settings: Reinforcement) -> Any:
         .rl_module(model_config={"fcnet_hiddens": list(settings.hidden), "fcnet_activation": "tanh"})
         .debugging(seed=settings.seed)
     )
-
-
-@contextmanager
-def local_ray() -> Iterator[None]:
-    """A Ray runtime for this process only (one CPU, no dashboard), shut down however training ends."""
-    import ray
-
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def train(
-    settings: Reinforcement, on_iteration: Callable[[int, dict[str, float]], None], checkpoint: Path
-) -> dict[str, torch.Tensor]:
-    """PPO for `settings.iterations` iterations; returns the policy's weights and saves the checkpoint."""
-    with local_ray():
-        algorithm = ppo_config(settings).build_algo()
-        try:
-            for iteration in range(settings.iterations):
-                result = algorithm.train()
-                runners = result.get("env_runners", {})
-                scores = {
-                    name: float(runners[key])
-                    for name, key in (
-                        ("episode_return_mean", "episode_return_mean"),
-                        ("episode_return_min", "episode_return_min"),
-                        ("episode_return_max", "episode_return_max"),
-                        ("episode_len_mean", "episode_len_mean"),
-                    )
-                    if runners.get(key) is not None and np.isfinite(runners[key])
-                }
-                on_iteration(iteration, scores)
-            algorithm.save_to_path(str(checkpoint))
-            weights = algorithm.get_module().state_dict()
-        finally:
-            algorithm.stop()
-    return {name: value.detach().clone() for name, value in weights.items()}
 
 
 def module(settings: Reinforcement, weights: dict[str, torch.Tensor]) -> Any:
