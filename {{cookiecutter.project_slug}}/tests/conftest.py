@@ -43,8 +43,12 @@ class Workspace:
         return MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
 
 
-def make_workspace(folder: Path) -> Workspace:
+def make_workspace(folder: Path, store: Path | None = None) -> Workspace:
+    """A copy of the project's config and data in `folder`; with `store` (the `empty_store` fixture's file), the
+    workspace's MLflow store starts as a copy of it instead of being made, migrations and all, by the first stage."""
     shutil.copy(PROJECT / "config.yaml", folder / "config.yaml")
+    if store is not None:
+        shutil.copy(store, folder / "mlflow.db")
     if (PROJECT / "data").is_dir():  # a reinforcement-learning project has no table: its environment is its data
         shutil.copytree(PROJECT / "data", folder / "data")
     return Workspace(folder)
@@ -80,7 +84,8 @@ def _fresh_tracking_settings():
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Path:
     """A new MLflow SQLite file, its tables made once: MLflow's migrations take seconds per new store, so a test
-    that fills a store of its own starts from a copy of this one."""
+    that fills a store of its own starts from a copy of this one (never from this file itself). Made by MLflow's
+    own client: core/test_tracking_store.py compares the store tracking.py makes with it."""
     database = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
     uri = f"sqlite:///{database}"
     MlflowClient(uri, registry_uri=uri).search_registered_models()
@@ -88,23 +93,23 @@ def empty_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def workspace(tmp_path) -> Workspace:
-    return make_workspace(tmp_path)
+def workspace(tmp_path, empty_store) -> Workspace:
+    return make_workspace(tmp_path, empty_store)
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory) -> Workspace:
+def pipeline_run(tmp_path_factory, empty_store) -> Workspace:
     """One full pipeline on the bundled data, shared by the tests that only read its results."""
-    space = make_workspace(tmp_path_factory.mktemp("pipeline"))
+    space = make_workspace(tmp_path_factory.mktemp("pipeline"), empty_store)
     _forget_tracking_settings()
     assert space.cli("pipeline") == 0
     return space
 
 
 @pytest.fixture(scope="module")
-def evaluated_run(tmp_path_factory) -> Workspace:
+def evaluated_run(tmp_path_factory, empty_store) -> Workspace:
     """validate, train and evaluate once, for tests that judge, export, register and serve that one run."""
-    space = make_workspace(tmp_path_factory.mktemp("evaluated"))
+    space = make_workspace(tmp_path_factory.mktemp("evaluated"), empty_store)
     _forget_tracking_settings()
     for stage in ("validate", "train", "evaluate"):
         assert space.cli(stage) == 0, stage

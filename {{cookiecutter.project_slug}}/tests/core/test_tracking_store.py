@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -22,13 +23,11 @@ def contents(database: Path) -> tuple[list, list, list]:
     return schema, revision, experiments
 
 
-def test_a_new_store_is_the_one_mlflow_makes_and_nothing_else_is_left(tmp_path):
-    (tmp_path / "ours").mkdir()
-    ours = tmp_path / "ours" / "mlflow.db"
+def test_a_new_store_is_the_one_mlflow_makes_and_nothing_else_is_left(tmp_path, empty_store):
+    ours = tmp_path / "mlflow.db"
     tracking.create_embedded_store(ours)
-    theirs = tmp_path / "mlflow.db"
-    MlflowClient(f"sqlite:///{theirs}").search_experiments()  # MLflow's own migrations, a sync each
-    assert contents(ours) == contents(theirs)
+    # The conftest's empty store is MLflow's own: its client ran the migrations, a sync each.
+    assert contents(ours) == contents(empty_store)
     assert [path.name for path in ours.parent.iterdir()] == ["mlflow.db"]  # no side file left behind
     with closing(sqlite3.connect(ours)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # SQLite's default, as MLflow leaves it
@@ -38,9 +37,9 @@ def test_a_new_store_is_the_one_mlflow_makes_and_nothing_else_is_left(tmp_path):
     assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
 
 
-def test_a_store_another_process_made_meanwhile_is_kept(tmp_path):
+def test_a_store_another_process_made_meanwhile_is_kept(tmp_path, empty_store):
     database = tmp_path / "mlflow.db"
-    tracking.create_embedded_store(database)
+    shutil.copy(empty_store, database)  # the other process's store, made by MLflow itself
     client = MlflowClient(f"sqlite:///{database}")
     kept = client.create_experiment("made first")
     tracking.create_embedded_store(database)  # as a second process would, having seen no store

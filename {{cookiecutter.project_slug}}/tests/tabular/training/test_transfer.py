@@ -84,9 +84,12 @@ def trusted_tags() -> dict[str, str]:
     }
 
 
-def test_only_a_version_a_release_would_ship_is_a_base_unless_opted_out(tmp_path, monkeypatch):
+def test_only_a_version_a_release_would_ship_is_a_base_unless_opted_out(tmp_path, monkeypatch, empty_store):
+    import shutil
+
     from mlflow.tracking import MlflowClient
 
+    shutil.copy(empty_store, tmp_path / "mlflow.db")  # made once per session: migrations take seconds
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     client = MlflowClient(store, registry_uri=store)
