@@ -1,6 +1,6 @@
 """A model trained outside the project, brought in with `import-model`, answers from the project's own server.
 
-The generated project's tests (tests/tabular/test_import_model.py there) check the run, its tags, the gate,
+The generated project's tests (tests/tabular/commands/test_import_model.py there) check the run, its tags, the gate,
 parity and register, and every kind of refusal; this one runs the CLI as a user does and ends at
 /predict on the real server, whose answer must be the imported model's own.
 """
