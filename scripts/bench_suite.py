@@ -6,7 +6,8 @@
     .venv/bin/python scripts/bench_suite.py --report FILE   # the report of an earlier run's FILE only
 
 It runs `bash scripts/test.sh` with `--timings FILE` (tests/suite_timing.py records each test's setup,
-call and teardown seconds, and the CPU seconds spent meanwhile), then prints the wall time, each file's total and the slowest tests. A test's
+call and teardown seconds, and the CPU seconds spent meanwhile), then
+prints the wall time, each file's total and the slowest tests. A test's
 seconds include the fixtures it set up first (a bake, a pipeline run, a server, act's tool cache), so
 compare the same tests across runs, on an idle machine. With two workers the files' totals add up to
 about twice the wall time.
@@ -59,7 +60,9 @@ def report(document: dict, slowest: int) -> str:
         lines.append(f"{seconds:8.1f}  {cpu_seconds:7.1f}  {len(entries):5d}  {file}")
     lines += ["", f"the {slowest} slowest tests:", f"{'seconds':>8}  {'CPU-s':>7}  worker  test"]
     for test, entry in sorted(tests.items(), key=lambda item: -item[1]["seconds"])[:slowest]:
-        lines.append(f"{entry['seconds']:8.1f}  {entry.get('cpu_seconds', 0.0):7.1f}  {entry['worker'] or '-':>6}  {test}")
+        lines.append(
+            f"{entry['seconds']:8.1f}  {entry.get('cpu_seconds', 0.0):7.1f}  {entry['worker'] or '-':>6}  {test}"
+        )
     return "\n".join(lines)
 
 

@@ -62,6 +62,8 @@ def test_a_frameworks_defaults_are_written_as_yaml_that_reads_back_the_same():
     read = yaml.safe_load(written)
     assert read["model"]["params"] == declared
     assert read["model"]["init_from"] is None and read["tune"]["space"] == {}
+
+
 TEMPLATE_TARGETS = SOURCE / "targets"
 
 
