@@ -120,7 +120,7 @@ def test_softmax_and_identity_links_match_onnxruntime(baked, task):
     # --noconftest: the file needs none of the suite's fixtures, and its conftest imports MLflow.
     test = "tests/tabular/test_encrypted.py"
     result = run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", test)
-    assert "2 passed" in result.stdout, result.stdout
+    assert "3 passed" in result.stdout, result.stdout
 
 
 def test_encrypted_endpoint_refuses_a_model_that_is_not_linear(project_with_model, tmp_path):

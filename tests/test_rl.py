@@ -61,10 +61,15 @@ def test_an_rl_project_keeps_no_tabular_code(baked):
         "__init__.py",
         "checks.py",
         "context.py",
+        "evaluate.py",
         "export.py",
         "gate.py",
         "register.py",
+        "train.py",
     ]
+    # Encrypted inference (linear tabular models) is the tabular family's: no module of it in the server.
+    assert sorted(path.name for path in (package / "serving").glob("*.py") if "encrypt" in path.name) == []
+    assert not (package / "serving" / "linear.py").exists()
     assert "ray[rllib]~=2.60.0" in (project / "pyproject.toml").read_text()
     # What its CI lint job runs, mypy aside: mypy follows Ray's sources (over 2 minutes cold), run by hand.
     for command in (
