@@ -55,7 +55,8 @@ FRAMEWORK_FREE = {
     "stages/test_failures.py::test_a_rewritten_digest_tag_alone_is_refused": "a tag rewritten",
     "stages/test_failures.py::test_a_run_is_registered_only_from_the_ref_it_was_trained_on": "the git ref",
     "stages/test_failures.py::test_a_changed_data_file_stops_the_stages_after_train": "the data file's digest",
-    "commands/test_import_model.py::test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
+    "commands/test_import_model.py::"
+    "test_an_onnx_model_trained_elsewhere_goes_through_evaluate_gate_export_and_register": (
         "an ONNX file made by scikit-learn, imported: the bake's framework is never used"
     ),
 }
