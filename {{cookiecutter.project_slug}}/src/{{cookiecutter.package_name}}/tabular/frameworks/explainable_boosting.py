@@ -45,10 +45,12 @@ DEFAULTS: dict[str, Any] = {"outer_bags": 2, "interactions": 5, "n_jobs": 1}
 # shows them. Plain literals: the project generator reads them without importing this module
 # (frameworks.declared). The search space is the networks' (as the template has always written it).
 PARAMS = {"outer_bags": 2, "interactions": 5}
+# The boosting's own knobs (InterpretML's names): how fast it learns, how many leaves a tree of one term
+# has, and how few rows a leaf may hold.
 TUNE_SPACE = {
-    "learning_rate": {"type": "loguniform", "low": 0.0005, "high": 0.01},
-    "dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
-    "hidden_units": {"type": "choice", "values": [[64, 32], [128, 64]]},
+    "learning_rate": {"type": "loguniform", "low": 0.005, "high": 0.05},
+    "max_leaves": {"type": "int", "low": 2, "high": 4},
+    "min_samples_leaf": {"type": "int", "low": 2, "high": 8},
 }
 
 
