@@ -26,7 +26,9 @@ digest() {
 }
 
 # venv_for [--lock-pip] VENV FILE...: create VENV if missing; succeed when the FILEs changed since its last
-# install. --lock-pip: leave the new venv's pip as it is (the lock installed next brings its own).
+# install. --lock-pip: the first FILE is a lock that pins pip: the venv is made without ensurepip's pip (it
+# would install and byte-compile one, seconds, only to have it replaced) and gets the lock's pip from the
+# pip python3 has (22.3+: --python), else from ensurepip.
 venv_for() {
   local upgrade_pip=yes
   if [ "$1" = --lock-pip ]; then
@@ -37,9 +39,13 @@ venv_for() {
   shift
   if [ ! -x "$venv/bin/python" ]; then
     echo "--> creating $venv"
-    python3 -m venv "$venv"
     if [ "$upgrade_pip" = yes ]; then
+      python3 -m venv "$venv"
       "$venv/bin/python" -m pip install --quiet --upgrade pip
+    else
+      python3 -m venv --without-pip "$venv"
+      python3 -m pip --python "$venv/bin/python" install --quiet --no-deps "$(grep '^pip==' "$1")" 2>/dev/null \
+        || "$venv/bin/python" -m ensurepip --default-pip
     fi
   fi
   [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$(digest "$@")" ]

@@ -173,7 +173,14 @@ def test_ci_and_setup_install_from_the_lock(baked, options):
     assert "true) make setup ;;" in install["run"] and "false) make install PYTHON=python ;;" in install["run"]
     makefile = (project / "Makefile").read_text()
     setup = makefile.split("\nsetup:", 1)[1].split("\n\n", 1)[0]
-    assert setup.splitlines()[1:] == ["\tpython3 -m venv .venv", "\t$(MAKE) --no-print-directory install"]
+    # .venv without ensurepip's pip, then only the lock's pip (python3's pip, else ensurepip) before `make install`.
+    assert setup.splitlines()[1:] == [
+        "\tpython3 -m venv --without-pip .venv",
+        "\tpython3 -m pip --python .venv/bin/python install --quiet --no-deps $$(grep '^pip==' requirements.lock)"
+        " 2>/dev/null \\",
+        "\t\t|| .venv/bin/python -m ensurepip --default-pip",
+        "\t$(MAKE) --no-print-directory install",
+    ]
     install = makefile.split("\ninstall:", 1)[1].split("\n\n", 1)[0]
     # The lock as it is (it pins the whole closure): nothing resolved, then checked.
     assert "-m pip install --no-deps --no-compile -r requirements.lock" in install

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from {{ cookiecutter.package_name }} import config as configuration
 from {{ cookiecutter.package_name }} import tracking
 
 
@@ -45,3 +47,20 @@ def test_a_store_another_process_made_meanwhile_is_kept(tmp_path, empty_store):
     tracking.create_embedded_store(database)  # as a second process would, having seen no store
     assert client.get_experiment(kept).name == "made first"
     assert [path.name for path in tmp_path.iterdir()] == ["mlflow.db"]
+
+
+def test_the_pipeline_store_made_in_another_process_is_waited_for_and_is_the_same(workspace, tmp_path):
+    config = configuration.load(workspace.config)
+    database = workspace.root / "mlflow.db"
+    tracking.start_creating_store(config)
+    creating = tracking._being_created[database]
+    assert creating.pid != os.getpid()
+    client = tracking.connect(config)  # waits for that process instead of making a second store
+    assert creating.exitcode == 0 and database not in tracking._being_created
+    (tmp_path / "ours").mkdir()
+    tracking.create_embedded_store(tmp_path / "ours" / "mlflow.db")
+    assert contents(database) == contents(tmp_path / "ours" / "mlflow.db")
+    assert [path.name for path in workspace.root.iterdir() if path.name.startswith(".mlflow.db")] == []
+    client.create_experiment("recorded after the wait")
+    tracking.start_creating_store(config)  # the store exists: nothing is started
+    assert database not in tracking._being_created
