@@ -64,14 +64,17 @@ def test_the_window_from_the_command_line():
             window.parse(last, since, until, now)
 
 
-def test_the_reference_store_survives_connecting_to_the_tracking_store(workspace, monkeypatch, tmp_path):
+def test_the_reference_store_survives_connecting_to_the_tracking_store(workspace, monkeypatch, tmp_path, empty_store):
     """A run kept in the embedded store still reads the team's registry (a branch's gate, the monitor
     job): MLflow's set_registry_uri exports $MLFLOW_REGISTRY_URI, which must not replace the caller's."""
+    import shutil
+
     import mlflow
 
     from {{ cookiecutter.package_name }} import tracking
     from {{ cookiecutter.package_name }}.tabular import config as configuration
 
+    shutil.copy(empty_store, tmp_path / "team.db")  # the team's registry exists: a client would make it otherwise
     team = f"sqlite:///{tmp_path / 'team.db'}"
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", team)
     settings = configuration.load(workspace.config)

@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }} import tracking
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.tabular import config as configuration
+
+
+def copy_of(space, folder):
+    """A copy of a workspace whose stages ran once for the module: a test changes its copy, never the original.
+    Its store is pointed at the copy's own artifacts first, as every stage's connect does, so that a client
+    used before any stage (the swapping process below) writes into the copy too."""
+    shutil.copytree(space.root, folder)
+    copied = type(space)(folder)
+    assert tracking.relocate_embedded_store(configuration.load(copied.config))  # the store did move
+    return copied
+
+
+@pytest.fixture
+def evaluated(evaluated_run, tmp_path):
+    """validate, train and evaluate done on the project's own config (the module's one training)."""
+    return copy_of(evaluated_run, tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def exported_run(evaluated_run, tmp_path_factory):
+    space = copy_of(evaluated_run, tmp_path_factory.mktemp("exported") / "project")
+    for stage in ("gate", "export"):
+        assert space.cli(stage) == 0, stage
+    return space
+
+
+@pytest.fixture
+def exported(exported_run, tmp_path):
+    """validate, train, evaluate, gate and export done on the project's own config."""
+    return copy_of(exported_run, tmp_path / "project")
 
 
 @pytest.mark.system
@@ -48,14 +80,13 @@ def test_stage_without_a_run_says_so(workspace, capsys):
 
 
 @pytest.mark.system
-def test_gate_out_of_reach_fails_and_registers_nothing(workspace, capsys):
+def test_gate_out_of_reach_fails_and_registers_nothing(evaluated, capsys):
+    workspace = evaluated  # validate, train and evaluate passed; only `gate` reads the thresholds changed here
     settings = configuration.load(workspace.config)
     metric = next(iter(settings.gate.thresholds))
     lower_better = settings.gate.thresholds[metric].max is not None
     out_of_reach = {"max": -1.0} if lower_better else {"min": 10.0}
     workspace.edit_config(lambda c: c["gate"]["thresholds"].update({metric: out_of_reach}))
-    for stage in ("validate", "train", "evaluate"):
-        assert workspace.cli(stage) == 0
     assert workspace.cli("gate") == 1
     assert "nothing was registered" in capsys.readouterr().err
     client = workspace.client()
@@ -121,12 +152,11 @@ def test_failed_parity_is_never_registered(workspace, capsys):
 
 
 @pytest.mark.system
-def test_failed_gate_is_never_registered(workspace, capsys):
+def test_failed_gate_is_never_registered(evaluated, capsys):
+    workspace = evaluated  # validate, train and evaluate passed; only `gate` reads the thresholds changed here
     workspace.edit_config(
         lambda c: c["gate"].update(thresholds={name: {"min": 10.0, "max": -10.0} for name in c["gate"]["thresholds"]})
     )
-    for stage in ("validate", "train", "evaluate"):
-        assert workspace.cli(stage) == 0
     assert workspace.cli("gate") == 1
     assert workspace.cli("export") == 0  # export alone proves nothing about the gate
     assert workspace.cli("register") == 1
@@ -135,12 +165,11 @@ def test_failed_gate_is_never_registered(workspace, capsys):
 
 
 @pytest.mark.system
-def test_a_model_failing_fairness_alone_is_never_registered(workspace, capsys):
+def test_a_model_failing_fairness_alone_is_never_registered(evaluated, capsys):
     """The data checks and every metric threshold pass; the fairness thresholds alone fail the model: set to half
     the disparity that Fairlearn measured for it (evaluate's metrics), a gap between groups still there. The gate
     names those checks only, and `register` refuses the run."""
-    for stage in ("validate", "train", "evaluate"):
-        assert workspace.cli(stage) == 0
+    workspace = evaluated  # validate, train and evaluate passed on the project's own config
     settings = configuration.load(workspace.config)
     run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
     observed = workspace.client().get_run(run_id).data.metrics
@@ -162,9 +191,8 @@ def test_a_model_failing_fairness_alone_is_never_registered(workspace, capsys):
 
 
 @pytest.mark.system
-def test_onnx_changed_after_export_is_refused(workspace, capsys):
-    for stage in ("validate", "train", "evaluate", "gate", "export"):
-        assert workspace.cli(stage) == 0
+def test_onnx_changed_after_export_is_refused(exported, capsys):
+    workspace = exported  # validate, train, evaluate, gate and export passed
     (stored,) = (workspace.root / "mlruns").rglob("onnx/model.onnx")
     stored.write_bytes(stored.read_bytes() + b"tampered")
     assert workspace.cli("register") == 1
@@ -187,11 +215,10 @@ client.set_tag(run_id, "gate.verdict", "passed")
 
 
 @pytest.mark.system
-def test_a_file_swapped_between_export_and_register_is_refused(workspace, capsys):
+def test_a_file_swapped_between_export_and_register_is_refused(exported, capsys):
     """register holds the stored file and its tag to the digest export's CI job published (a job output),
     so a file and tags rewritten consistently by someone else are refused."""
-    for stage in ("validate", "train", "evaluate", "gate", "export"):
-        assert workspace.cli(stage) == 0
+    workspace = exported  # validate, train, evaluate, gate and export passed
     capsys.readouterr()
     assert main(["onnx-digest", "--model", str(workspace.outputs / "model.onnx")]) == 0  # export's CI step
     published = capsys.readouterr().out.strip().removeprefix("onnx_sha256=")
@@ -218,9 +245,8 @@ def test_a_file_swapped_between_export_and_register_is_refused(workspace, capsys
 
 
 @pytest.mark.system
-def test_a_rewritten_digest_tag_alone_is_refused(workspace, capsys):
-    for stage in ("validate", "train", "evaluate", "gate", "export"):
-        assert workspace.cli(stage) == 0
+def test_a_rewritten_digest_tag_alone_is_refused(exported, capsys):
+    workspace = exported  # validate, train, evaluate, gate and export passed
     published = hashlib.sha256((workspace.outputs / "model.onnx").read_bytes()).hexdigest()
     run_id = json.loads((workspace.outputs / "run.json").read_text())["run_id"]
     workspace.client().set_tag(run_id, "onnx.sha256", "0" * 64)
