@@ -97,6 +97,13 @@ def workspace(tmp_path, empty_store) -> Workspace:
     return make_workspace(tmp_path, empty_store)
 
 
+@pytest.fixture
+def new_workspace(tmp_path) -> Workspace:
+    """A workspace with no MLflow store yet, as a new project is: its first stage makes the store."""
+    (tmp_path / "project").mkdir()
+    return make_workspace(tmp_path / "project")
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, empty_store) -> Workspace:
     """One full pipeline on the bundled data, shared by the tests that only read its results."""

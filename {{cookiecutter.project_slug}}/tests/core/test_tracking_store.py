@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -49,7 +49,8 @@ def test_a_store_another_process_made_meanwhile_is_kept(tmp_path, empty_store):
     assert [path.name for path in tmp_path.iterdir()] == ["mlflow.db"]
 
 
-def test_the_pipeline_store_made_in_another_process_is_waited_for_and_is_the_same(workspace, tmp_path):
+def test_the_pipeline_store_made_in_another_process_is_waited_for_and_is_the_same(new_workspace, tmp_path):
+    workspace = new_workspace
     config = configuration.load(workspace.config)
     database = workspace.root / "mlflow.db"
     tracking.start_creating_store(config)
