@@ -9,4 +9,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-packages.sh
 bash scripts/setup-venv.sh
 export MLFLOW_DISABLE_TELEMETRY=true
+# GitHub's runners and users' shells let Python cache bytecode. Some machines turn it off (this one did); a
+# bake's venv, installed --no-compile as `make setup` and CI install it, would then compile every module it
+# imports again in every process: each act job, each server and each CLI call of a bake's own suite.
+unset PYTHONDONTWRITEBYTECODE
 exec .venv/bin/python -m pytest tests -n "${TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
