@@ -8,22 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.config import Gate, Threshold, Tracking
 from {{ cookiecutter.package_name }}.tabular import config as configuration
-from {{ cookiecutter.package_name }}.tabular.config import Config, Data, Model, Privacy
+
+from unit_configs import group_config
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def settings(framework="pytorch", thresholds=None, columns=None, **privacy) -> Config:
-    return Config(
-        task="binary",
-        data=Data(path=Path("table.csv"), target="y", sensitive_features=["group"], columns=columns or {}),
-        model=Model(framework=framework),
-        gate=Gate(thresholds={name: Threshold(**bound) for name, bound in (thresholds or {}).items()}),
-        privacy=Privacy(**privacy),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -37,8 +26,8 @@ def test_the_shipped_config_has_privacy_off():
 @pytest.mark.parametrize("framework", ["sklearn", "keras"])
 def test_dp_training_on_another_framework_is_refused_naming_the_fix(framework):
     with pytest.raises(ValidationError, match=f"pytorch framework only, not {framework}; set privacy.enabled: false"):
-        settings(framework=framework, enabled=True)
-    assert settings(framework=framework, report_epsilon=1.0).privacy.report_epsilon == 1.0  # every framework
+        group_config(framework=framework, enabled=True)
+    assert group_config(framework=framework, report_epsilon=1.0).privacy.report_epsilon == 1.0  # every framework
 
 
 @pytest.mark.parametrize(
@@ -47,4 +36,4 @@ def test_dp_training_on_another_framework_is_refused_naming_the_fix(framework):
 )
 def test_privacy_settings_out_of_range_or_misspelt_are_refused(bad):
     with pytest.raises(ValidationError):
-        settings(**bad)
+        group_config(**bad)

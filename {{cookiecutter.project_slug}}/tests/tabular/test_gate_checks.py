@@ -8,53 +8,43 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }} import lineage
-from {{ cookiecutter.package_name }}.config import Gate, Threshold, Tracking
+from {{ cookiecutter.package_name }}.config import Tracking
 from {{ cookiecutter.package_name }}.stages import gate
 from {{ cookiecutter.package_name }}.tabular import gate_checks
-from {{ cookiecutter.package_name }}.tabular.config import Column, Config, Data, Explain, ImportanceGate, Model, Privacy
+from {{ cookiecutter.package_name }}.tabular.config import Column, Config, Data, Explain, ImportanceGate, Model
 from {{ cookiecutter.package_name }}.tabular.dataio.data import Schema
 from {{ cookiecutter.package_name }}.tabular.gate_checks import importance_checks
 
-
-def settings(framework="pytorch", thresholds=None, columns=None, **privacy) -> Config:
-    return Config(
-        task="binary",
-        data=Data(path=Path("table.csv"), target="y", sensitive_features=["group"], columns=columns or {}),
-        model=Model(framework=framework),
-        gate=Gate(thresholds={name: Threshold(**bound) for name, bound in (thresholds or {}).items()}),
-        privacy=Privacy(**privacy),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
-
+from unit_configs import group_config
 
 # --- privacy: the budget a model spent ---------------------------------------------------------------
 
 
 def test_a_model_trained_without_dp_fails_when_the_config_requires_it():
-    checks = gate_checks.privacy_checks(settings(enabled=True), {"test.accuracy": 0.9})
+    checks = gate_checks.privacy_checks(group_config(enabled=True), {"test.accuracy": 0.9})
     assert [(c.name, c.passed) for c in checks] == [("privacy.epsilon", False), ("privacy.delta", False)]
     assert all("trained without differential privacy" in c.threshold for c in checks)
 
 
 @pytest.mark.parametrize(("epsilon", "passed"), [(2.5, True), (3.0, True), (3.25, False)])
 def test_spent_epsilon_is_held_to_the_target(epsilon, passed):
-    checks = gate_checks.privacy_checks(settings(enabled=True), {"privacy.epsilon": epsilon, "privacy.delta": 1e-5})
+    checks = gate_checks.privacy_checks(group_config(enabled=True), {"privacy.epsilon": epsilon, "privacy.delta": 1e-5})
     assert [(c.name, c.passed) for c in checks] == [("privacy.epsilon", passed), ("privacy.delta", True)]
     assert checks[0].threshold == "<= 3 (privacy.target_epsilon, privacy.enabled)"
 
 
 def test_a_gate_threshold_on_epsilon_replaces_the_target_and_works_without_privacy_on():
-    strict = settings(enabled=True, thresholds={"privacy.epsilon": {"max": 1.0}})
+    strict = group_config(enabled=True, thresholds={"privacy.epsilon": {"max": 1.0}})
     assert [c.name for c in gate_checks.privacy_checks(strict, {})] == ["privacy.delta"]
     [check] = gate.threshold_checks(strict, {"privacy.epsilon": 2.5}, {})
     assert not check.passed and check.threshold == "<= 1"
-    [missing] = gate.threshold_checks(settings(thresholds={"privacy.epsilon": {"max": 1.0}}), {}, {})
+    [missing] = gate.threshold_checks(group_config(thresholds={"privacy.epsilon": {"max": 1.0}}), {}, {})
     assert not missing.passed and "trained without differential privacy" in missing.threshold
-    assert gate_checks.privacy_checks(settings(), {}) == []  # privacy off, no threshold: nothing to check
+    assert gate_checks.privacy_checks(group_config(), {}) == []  # privacy off, no threshold: nothing to check
 
 
 def test_the_report_shows_a_small_delta_in_significant_digits():
-    strict = settings(enabled=True, thresholds={"privacy.epsilon": {"max": 9}})
+    strict = group_config(enabled=True, thresholds={"privacy.epsilon": {"max": 9}})
     [check] = gate_checks.privacy_checks(strict, {"privacy.delta": 1e-5})
     assert "| privacy.delta | 1e-05 |" in gate.render([check], True, "run", None, "units")
 

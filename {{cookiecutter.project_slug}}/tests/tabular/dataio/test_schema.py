@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Gate, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.tabular.config import Column, Config, Data, Model
+from {{ cookiecutter.package_name }}.tabular.config import Column
 from {{ cookiecutter.package_name }}.tabular.dataio import data
 
-
-def config(thresholds=None, no_regression=(), tolerance=0.0625, **data_fields) -> Config:
-    fields = {"path": Path("table.csv"), "target": "y"} | data_fields
-    return Config(
-        task="binary",
-        data=Data(**fields),
-        model=Model(framework="sklearn"),
-        gate=Gate(
-            thresholds={name: Threshold(**bound) for name, bound in (thresholds or {}).items()},
-            no_regression=list(no_regression),
-            regression_tolerance=tolerance,
-        ),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
-
+from unit_configs import gate_config
 
 # --- data: the schema the model is trained on -----------------------------------------------------
 
@@ -45,7 +28,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_columns_are_inferred_in_file_order_without_the_target():
-    schema = data.schema(config(), frame())
+    schema = data.schema(gate_config(), frame())
     assert schema.features == ["age", "city", "member", "score"]
     assert schema.numeric == ["age", "score"]
     assert schema.categorical == ["city", "member"]  # booleans are categories, not numbers
@@ -56,19 +39,19 @@ def test_columns_are_inferred_in_file_order_without_the_target():
 
 def test_configured_features_and_declared_columns_win_over_inference():
     declared = {"age": Column(type="string", values=["30", "40", "50"])}
-    schema = data.schema(config(features=["score", "age"], columns=declared), frame())
+    schema = data.schema(gate_config(features=["score", "age"], columns=declared), frame())
     assert schema.features == ["score", "age"]
     assert schema.columns["age"] == declared["age"]
 
 
 def test_a_declared_column_missing_from_the_file_is_left_to_validation():
     declared = {"income": Column(type="number", min=0)}
-    schema = data.schema(config(features=["age", "income"], columns=declared), frame())
+    schema = data.schema(gate_config(features=["age", "income"], columns=declared), frame())
     assert schema.columns["income"] == declared["income"]
 
 
 def test_sensitive_features_absent_from_the_file_are_dropped():
-    schema = data.schema(config(sensitive_features=["city", "sex"]), frame())
+    schema = data.schema(gate_config(sensitive_features=["city", "sex"]), frame())
     assert schema.sensitive == ["city"]
 
 
@@ -82,4 +65,4 @@ def test_sensitive_features_absent_from_the_file_are_dropped():
 )
 def test_schema_errors_name_the_setting_to_change(fields, message):
     with pytest.raises(UsageError, match=message):
-        data.schema(config(**fields), frame())
+        data.schema(gate_config(**fields), frame())

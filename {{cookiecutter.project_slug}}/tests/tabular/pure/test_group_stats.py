@@ -3,29 +3,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Gate, Threshold, Tracking
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.tabular.config import Column, Config, Data, Model, Privacy
+from {{ cookiecutter.package_name }}.tabular.config import Column
 from {{ cookiecutter.package_name }}.tabular.dataio.data import Schema
 from {{ cookiecutter.package_name }}.tabular.pure import group_stats
 
-
-def settings(framework="pytorch", thresholds=None, columns=None, **privacy) -> Config:
-    return Config(
-        task="binary",
-        data=Data(path=Path("table.csv"), target="y", sensitive_features=["group"], columns=columns or {}),
-        model=Model(framework=framework),
-        gate=Gate(thresholds={name: Threshold(**bound) for name, bound in (thresholds or {}).items()}),
-        privacy=Privacy(**privacy),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
-
+from unit_configs import group_config
 
 # --- OpenDP group statistics --------------------------------------------------------------------------
 
@@ -41,7 +28,7 @@ def table() -> pd.DataFrame:
 
 
 def test_group_statistics_are_noisy_counts_near_the_exact_ones_within_the_budget():
-    released = group_stats.release(settings(columns=GROUPS, report_epsilon=2.0), table(), SCHEMA)
+    released = group_stats.release(group_config(columns=GROUPS, report_epsilon=2.0), table(), SCHEMA)
     feature = released["features"]["group"]
     assert released["epsilon"] == feature["epsilon"] == 2.0 and feature["noise_scale"] == pytest.approx(0.5)
     groups = feature["groups"]
@@ -56,4 +43,4 @@ def test_group_statistics_are_noisy_counts_near_the_exact_ones_within_the_budget
 
 def test_group_statistics_need_declared_values():
     with pytest.raises(UsageError, match=r"data.columns.group.values is not declared"):
-        group_stats.release(settings(columns={"y": GROUPS["y"]}, report_epsilon=1.0), table(), SCHEMA)
+        group_stats.release(group_config(columns={"y": GROUPS["y"]}, report_epsilon=1.0), table(), SCHEMA)

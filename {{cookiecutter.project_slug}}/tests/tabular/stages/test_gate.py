@@ -7,32 +7,15 @@ means exactly, not within rounding.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Gate, Threshold, Tracking
 from {{ cookiecutter.package_name }}.stages import gate
-from {{ cookiecutter.package_name }}.tabular.config import Config, Data, Model
 from {{ cookiecutter.package_name }}.tabular.pure import metrics
+
+from unit_configs import gate_config
 
 RUN = "0123456789abcdef0123456789abcdef"
 DIGEST = "ab" * 32
-
-
-def config(thresholds=None, no_regression=(), tolerance=0.0625, **data_fields) -> Config:
-    fields = {"path": Path("table.csv"), "target": "y"} | data_fields
-    return Config(
-        task="binary",
-        data=Data(**fields),
-        model=Model(framework="sklearn"),
-        gate=Gate(
-            thresholds={name: Threshold(**bound) for name, bound in (thresholds or {}).items()},
-            no_regression=list(no_regression),
-            regression_tolerance=tolerance,
-        ),
-        tracking=Tracking(experiment="units", model_name="units"),
-    )
 
 
 # --- gate: thresholds ------------------------------------------------------------------------------
@@ -53,20 +36,20 @@ def config(thresholds=None, no_regression=(), tolerance=0.0625, **data_fields) -
     ],
 )
 def test_threshold_bounds(bound, value, passed, text):
-    [check] = gate.threshold_checks(config({"test.f1": bound}), {"test.f1": value}, {})
+    [check] = gate.threshold_checks(gate_config({"test.f1": bound}), {"test.f1": value}, {})
     assert (check.name, check.value, check.passed, check.threshold) == ("test.f1", value, passed, text)
     assert check.champion is None
 
 
 def test_a_threshold_on_a_metric_the_run_did_not_log_fails_and_says_so():
-    [check] = gate.threshold_checks(config({"test.roc_auc": {"min": 0.5}}), {"test.f1": 0.9}, {})
+    [check] = gate.threshold_checks(gate_config({"test.roc_auc": {"min": 0.5}}), {"test.f1": 0.9}, {})
     assert not check.passed and check.value is None
     assert check.threshold == ">= 0.5 (metric not logged by this run)"
 
 
 def test_threshold_checks_carry_the_champion_value_for_the_report():
     checks = gate.threshold_checks(
-        config({"test.f1": {"min": 0.5}, "test.recall": {"min": 0.5}}),
+        gate_config({"test.f1": {"min": 0.5}, "test.recall": {"min": 0.5}}),
         {"test.f1": 0.75, "test.recall": 0.75},
         {"test.f1": 0.8125},
     )
@@ -77,12 +60,12 @@ def test_threshold_checks_carry_the_champion_value_for_the_report():
 
 
 def test_no_champion_means_no_regression_checks():
-    assert gate.regression_checks(config(no_regression=["test.f1"]), {"test.f1": 0.1}, {}) == []
+    assert gate.regression_checks(gate_config(no_regression=["test.f1"]), {"test.f1": 0.1}, {}) == []
 
 
 def test_a_metric_the_champion_never_logged_is_not_compared():
     checks = gate.regression_checks(
-        config(no_regression=["test.f1", "test.recall"]), {"test.f1": 0.75, "test.recall": 0.1}, {"test.f1": 0.75}
+        gate_config(no_regression=["test.f1", "test.recall"]), {"test.f1": 0.75, "test.recall": 0.1}, {"test.f1": 0.75}
     )
     assert [c.name for c in checks] == ["test.f1 vs champion"]
 
@@ -106,7 +89,7 @@ def test_a_metric_the_champion_never_logged_is_not_compared():
     ],
 )
 def test_regression_tolerance_and_direction(metric, champion, value, passed):
-    [check] = gate.regression_checks(config(no_regression=[metric]), {metric: value}, {metric: champion})
+    [check] = gate.regression_checks(gate_config(no_regression=[metric]), {metric: value}, {metric: champion})
     assert check.passed is passed
     assert (check.value, check.champion) == (value, champion)
     sign = "<=" if metrics.lower_is_better(metric) else ">="
@@ -115,17 +98,17 @@ def test_regression_tolerance_and_direction(metric, champion, value, passed):
 
 def test_zero_tolerance_admits_an_equal_value_only():
     checks = gate.regression_checks(
-        config(no_regression=["test.f1"], tolerance=0.0), {"test.f1": 0.75}, {"test.f1": 0.75}
+        gate_config(no_regression=["test.f1"], tolerance=0.0), {"test.f1": 0.75}, {"test.f1": 0.75}
     )
     assert checks[0].passed
     checks = gate.regression_checks(
-        config(no_regression=["test.f1"], tolerance=0.0), {"test.f1": 0.7499}, {"test.f1": 0.75}
+        gate_config(no_regression=["test.f1"], tolerance=0.0), {"test.f1": 0.7499}, {"test.f1": 0.75}
     )
     assert not checks[0].passed
 
 
 def test_a_metric_the_champion_has_but_this_run_lacks_fails():
-    [check] = gate.regression_checks(config(no_regression=["test.f1"]), {}, {"test.f1": 0.75})
+    [check] = gate.regression_checks(gate_config(no_regression=["test.f1"]), {}, {"test.f1": 0.75})
     assert not check.passed and check.value is None and check.champion == 0.75
 
 
