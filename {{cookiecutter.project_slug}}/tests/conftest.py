@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -78,6 +79,10 @@ def _embedded_store():
 def _fresh_tracking_settings():
     _forget_tracking_settings()
     yield
+    # MLflow starts a run of its own when something logs outside one (a framework's epoch metrics, called by
+    # a unit test without the stage around it) and keeps it active: the next test's start_run would refuse.
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
     _forget_tracking_settings()
 
 
