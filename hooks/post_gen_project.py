@@ -60,9 +60,9 @@ FAMILIES = {
     "rl": (f"src/{PACKAGE}/rl", "tests/rl"),
 }
 # Where a framework's modules may be (frameworks/__init__.py's MODULES names them), and their tests
-# (tests/tabular/test_frameworks/test_<module>.py), which go with them. The folder's name sorts after
-# test_encrypted.py, as tests/tabular/conftest.py orders them too: TenSEAL crashes the process (SIGSEGV) when it first runs after Opacus
-# and torch were loaded in it, so the encrypted tests must run before DP-SGD's (as on main).
+# (tests/tabular/test_frameworks/test_<module>.py), which go with them. The bake's tests/tabular/conftest.py
+# runs the encrypted tests first: TenSEAL crashes the process (SIGSEGV) when it first runs after Opacus, torch
+# or TensorFlow were loaded in it.
 FRAMEWORK_FOLDERS = (f"src/{PACKAGE}/tabular/frameworks", f"src/{PACKAGE}/tabular/training")
 FRAMEWORK_TESTS = "tests/tabular/test_frameworks"
 
