@@ -5,6 +5,7 @@ pure/ check (tests/core/test_pure_layout.py): a family's pure/ modules reach not
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,12 +36,17 @@ def test_the_generated_import_graph_check_passes(baked, options):
     ids=["core-imports-family", "cycle"],
 )
 def test_the_generated_check_fails_on_a_forbidden_import(baked, tmp_path, module, added, named):
-    project = shutil.copytree(baked(), tmp_path / SLUG)
+    assert named in failure_after_adding(baked(), tmp_path, module, added, CHECK)
+
+
+def failure_after_adding(baked: Path, tmp_path: Path, module: str, added: str, check: tuple[str, ...]) -> str:
+    """The bake's check run on a copy of the bake where `module` got the line `added`: it must fail; its output."""
+    project = shutil.copytree(baked, tmp_path / SLUG)
     path = project / "src" / PACKAGE / module
     path.write_text(path.read_text() + f"\n{added}\n")
-    result = run(project, *CHECK, check=False)
+    result = run(project, *check, check=False)
     assert result.returncode == 1, result.stdout[-3000:]
-    assert named in result.stdout, result.stdout[-3000:]
+    return result.stdout[-3000:]
 
 
 PURE_CHECK = (*CHECK[:-1], "tests/core/test_pure_layout.py")
@@ -63,9 +69,4 @@ def test_the_generated_pure_folder_check_passes(baked, options):
     ids=["library", "dataio"],
 )
 def test_the_generated_pure_folder_check_fails_on_io(baked, tmp_path, module, added, named):
-    project = shutil.copytree(baked(), tmp_path / SLUG)
-    path = project / "src" / PACKAGE / module
-    path.write_text(path.read_text() + f"\n{added}\n")
-    result = run(project, *PURE_CHECK, check=False)
-    assert result.returncode == 1, result.stdout[-3000:]
-    assert named in result.stdout, result.stdout[-3000:]
+    assert named in failure_after_adding(baked(), tmp_path, module, added, PURE_CHECK)
