@@ -72,10 +72,27 @@ def test_bundle_resources_load_as_the_cli_loads_them(project, tmp_path):
         for attached in ("evaluate", "explain"):
             assert tasks[attached].python_wheel_task.parameters[-2:] == ["--run-id", "{{tasks.train.values.run_id}}"]
         assert job.max_concurrent_runs == 1  # the tasks share the synced folder's outputs/
+        (environment,) = job.environments
+        assert environment.spec.dependencies == ["-r ${workspace.file_path}/requirements.lock", "dist/*.whl"]
         # Development mode would prefix a declared experiment's name: declared in prod only, as config.yaml names it.
         declared = [item["name"] for item in resources.get("experiments", {}).values()]
         assert declared == ([experiment] if target == "prod" else [])
     assert experiment == f"/Shared/{SLUG}"
+
+
+def test_the_job_runs_the_familys_stages_and_finds_cpu_torch_on_its_index(baked, tmp_path):
+    """The tasks are the project's family's stages before gate (reinforcement learning explains nothing), and
+    a lock pinning PyTorch's CPU build gets the one index that has it."""
+    from databricks.bundles.jobs import Job
+
+    project = baked(task="reinforcement", framework="pytorch", train_on="databricks")
+    code, bundle, diagnostics = load_bundle(project, "prod", tmp_path)
+    assert (code, diagnostics) == (0, []), diagnostics
+    job = Job.from_dict(bundle["resources"]["jobs"]["train"])
+    assert [task.task_key for task in job.tasks] == ["validate", "train", "evaluate"]
+    assert job.description == "validate -> train -> evaluate; started by _train-databricks.yml"
+    (environment,) = job.environments
+    assert environment.spec.dependencies[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
 def test_a_misspelt_key_fails_with_the_librarys_message(project, tmp_path):

@@ -14,12 +14,17 @@ import yaml
 from databricks.bundles.experiments import MlflowExperiment
 from databricks.bundles.jobs import Job, TaskDict
 
+from ... import family
+from ...stages import Stage
+
 # The project's root: this file is src/<package>/targets/databricks/train_job.py in the checkout the bundle is
 # deployed from (`make setup` installs the package editable into databricks.yml's venv_path).
 PROJECT = Path(__file__).resolve().parents[4]
 # Uploaded by the bundle's `sync` (databricks.yml); data paths in it are relative to it.
 CONFIG = "${workspace.file_path}/config.yaml"
 ENVIRONMENT = "project"
+# The run id the `train` task sets as a task value (job.py's hand_on), as Databricks resolves it in a parameter.
+TRAIN_RUN_ID = "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"
 
 
 def experiment_name() -> str:
@@ -59,23 +64,42 @@ def stage_task(target: str, stage: str, after: str | None = None, *extra: str) -
     }
 
 
+def job_stages() -> list[Stage]:
+    """The family's stages before gate, as _train.yml runs them. Train continues the run that a stage before
+    it opened (tune, when tune.enabled), so of the stages that open the run only the last is a task."""
+    stages = list(family.stage_list())
+    before_gate = stages[: [stage.name for stage in stages].index("gate")]
+    openers = [stage for stage in before_gate if stage.needs == "validate"]  # own(..., opens_run=True)
+    return [stage for stage in before_gate if stage not in openers or stage is openers[-1]]
+
+
+def job_tasks(target: str) -> list[TaskDict]:
+    """One task per stage, each after the one before; the stages after train attach to train's run."""
+    stages = job_stages()
+    tasks: list[TaskDict] = []
+    for before, stage in zip([None, *stages[:-1]], stages, strict=True):
+        attach = ["--run-id", TRAIN_RUN_ID] if stage.attaches else []
+        tasks.append(stage_task(target, stage.name, before.name if before else None, *attach))
+    return tasks
+
+
+def torch_index() -> list[str]:
+    """A lock pinning PyTorch's CPU build (`torch==X+cpu`) needs PyTorch's index, the only one that has it."""
+    pins = (PROJECT / "requirements.lock").read_text().split()
+    cpu_torch = any(pin.startswith("torch==") and pin.endswith("+cpu") for pin in pins)
+    return ["--extra-index-url https://download.pytorch.org/whl/cpu"] if cpu_torch else []
+
+
 def train_job(target: str) -> Job:
     return Job.from_dict(
         {
             "name": "{{ cookiecutter.project_slug }}-train",
-            "description": "validate -> train -> evaluate -> explain; started by _train-databricks.yml",
+            "description": " -> ".join(stage.name for stage in job_stages()) + "; started by _train-databricks.yml",
             "parameters": [
                 {"name": "git_sha", "default": "unknown"},
                 {"name": "git_ref", "default": "local"},
             ],
-            "tasks": [
-                stage_task(target, "validate"),
-                stage_task(target, "train", "validate"),
-                stage_task(target, "evaluate", "train", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
-{%- if cookiecutter.task != "reinforcement" %}
-                stage_task(target, "explain", "evaluate", "--run-id", "{% raw %}{{tasks.train.values.run_id}}{% endraw %}"),
-{%- endif %}
-            ],
+            "tasks": [*job_tasks(target)],  # a list of its own: the library types it wider than list[TaskDict]
             # Serverless: the lock's exact versions, then the project's wheel built by the bundle.
             "environments": [
                 {
@@ -83,10 +107,7 @@ def train_job(target: str) -> Job:
                     "spec": {
                         "environment_version": "4",
                         "dependencies": [
-{%- if cookiecutter.framework in ("pytorch", "keras") %}
-                            # The lock pins PyTorch's CPU build, which only PyTorch's index has.
-                            "--extra-index-url https://download.pytorch.org/whl/cpu",
-{%- endif %}
+                            *torch_index(),
                             "-r ${workspace.file_path}/requirements.lock",
                             "dist/*.whl",
                         ],
