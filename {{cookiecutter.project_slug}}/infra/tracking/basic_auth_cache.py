@@ -1,20 +1,23 @@
 """MLflow's basic-auth check, with the credentials it has verified remembered in this process.
 
 The auth config (bootstrap.py auth-config) names `authenticate_request_basic_auth_cached` as
-MLflow's `authorization_function`; compose puts this folder on the server's PYTHONPATH.
+MLflow's `authorization_function`; the image keeps this file in /opt/tracking (Dockerfile), on the
+server's PYTHONPATH (compose.yaml).
 
-Why: MLflow checks the password against its stored hash (werkzeug's scrypt, slow on purpose) on
-every request, and a training pipeline makes hundreds of requests: one CI run kept the server busy
-at ~0.1 CPU-second per request. Remembering a credential once verified is what the auth caches of
-nginx and Apache do. MLflow's own cache (`auth_cache_ttl_seconds`) is left off: it forgets a
-changed password only on the worker that served the change, the others accept the old one until
-a TTL expires.
+Why: MLflow checks the password against its stored hash (werkzeug's scrypt, ~0.1 CPU-second, slow
+on purpose) on every request, and again each time it needs the user's name while answering one
+(the admin check, the permission checks): measured at ~0.4 CPU-second per request, for a training
+pipeline that makes hundreds of them. Remembering a credential once verified is what the auth
+caches of nginx and Apache do. MLflow's own cache (`auth_cache_ttl_seconds`) stays off: it forgets
+a changed password only on the worker that served the change (compose runs four), the others accept
+the old one until a TTL expires.
 
 Why it is safe:
 - A credential is remembered as a keyed hash (HMAC-SHA256, a random key made at each start and
-  kept only in memory) of the user name, the password and the user's stored password hash and
-  admin flag. Every request reads that row again (one small query, no password hashing), so a
-  new password, a deleted user or a changed admin flag misses the cache at once, on every worker.
+  kept only in memory) of the user name, the password, and the user's stored password hash and
+  admin flag (MLflow refuses an old default password on admins only). Every check reads that row
+  again (one small query, no password hashing), so a new password, a deleted user or a changed
+  admin flag misses the cache at once, on every worker.
 - Only what MLflow's own check accepted is remembered; a refusal is never remembered, so every
   wrong password costs the attacker the full slow hash.
 - At most MAX_ENTRIES credentials, the least recently used dropped first.
