@@ -5,11 +5,15 @@ stores, host, port and worker count swapped for local ones), its auth config wri
 `infra/tracking/bootstrap.py auth-config` as the container does, and users, experiment, model and
 grants made by the same bootstrap the compose stack runs. Then real clients try, with each user's
 credentials: MlflowClient, and the project's own commands (`pipeline`, `promote`, `download-onnx`).
+The server's cache of verified credentials (`infra/tracking/basic_auth_cache.py`) is checked the same
+way: what it saves, and that a changed password, a deleted user or a wrong password is refused at once.
 SQLite stands in for PostgreSQL here; test_team_tracking.py covers PostgreSQL.
 """
 
 from __future__ import annotations
 
+import base64
+import configparser
 import importlib.util
 import os
 import shlex
@@ -17,6 +21,7 @@ import shutil
 import string
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -78,6 +83,8 @@ class Stack:
             "MLFLOW_ALLOWED_HOSTS": PUBLIC_HOST,
             "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
             "MLFLOW_ARTIFACTS_DESTINATION": str(folder / "artifacts"),
+            # compose: /opt/tracking, where the image keeps this folder's basic_auth_cache.py.
+            "PYTHONPATH": str(project / "infra" / "tracking"),
         }
 
     def bootstrap_env(self) -> dict[str, str]:
@@ -133,6 +140,8 @@ class Stack:
 
     def stop(self) -> None:
         if self.process is not None:
+            if self.process.poll() is None:
+                print(f"\nmlflow server (basic-auth): {server_cpu_seconds(self):.1f} CPU-s in all")
             stop(self.process)
 
     def credentials(self, user: tuple[str, str] | None) -> dict[str, str]:
@@ -144,6 +153,22 @@ class Stack:
     def cli(self, *args: str, user: tuple[str, str] | None, check: bool = True) -> subprocess.CompletedProcess:
         """The project's own command, as a CI job on main holding `user`'s credentials runs it."""
         return cli(self.project, *args, check=check, GITHUB_REF="refs/heads/main", **self.credentials(user))
+
+
+def server_cpu_seconds(stack: Stack) -> float:
+    """CPU seconds used so far by the server: the `mlflow` command and its uvicorn processes, which
+    `start` put in a process group of their own (Linux /proc)."""
+    assert stack.process is not None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name may hold spaces
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == stack.process.pid:  # process group
+            total += int(fields[11]) + int(fields[12])  # user + system time
+    return total / tick
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +351,104 @@ def test_auth_config_file_is_private_and_holds_no_user_password(stack):
     text = config.read_text()
     assert "default_permission = READ" in text
     assert all(secret not in text for secret in (ADMIN[1], READER[1], WRITER[1], RUNNER[1]))
+
+
+# --- The server's cache of verified credentials (infra/tracking/basic_auth_cache.py) ---------------
+
+API = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def basic(user: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+
+
+def answer(stack: Stack, user: tuple[str, str]) -> int:
+    return http_status(f"{stack.uri}{API}", Authorization=basic(user))
+
+
+def admin_client(stack: Stack, monkeypatch):
+    import mlflow.server
+
+    as_user(stack, ADMIN, monkeypatch)
+    return mlflow.server.get_app_client("basic-auth", tracking_uri=stack.uri)
+
+
+def another_server_store(stack: Stack):
+    """MLflow's auth store on the server's database, opened from this process: what another worker
+    of the same server (compose runs several) or another replica sees and changes."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(stack.env["MLFLOW_AUTH_DATABASE_URI"])
+    return store
+
+
+def test_a_verified_password_is_not_hashed_again_on_every_request(stack):
+    """MLflow hashes the password (scrypt, slow on purpose) on every request; the server remembers a
+    credential it verified, so repeated requests cost it far less CPU than a hash check each."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    stored = generate_password_hash(READER[1])  # werkzeug's default method, the one MLflow stores
+    began = time.process_time()
+    assert check_password_hash(stored, READER[1])
+    one_check = time.process_time() - began
+    assert answer(stack, READER) == 200  # verified now if not before
+    requests = 30
+    spent = server_cpu_seconds(stack)
+    for _ in range(requests):
+        assert answer(stack, READER) == 200
+    spent = server_cpu_seconds(stack) - spent
+    assert spent < requests * one_check / 2, (
+        f"{requests} requests cost the server {spent:.2f} CPU-s; one password hash check costs {one_check:.3f} s"
+    )
+
+
+def test_a_changed_password_refuses_the_old_one_at_once(stack, monkeypatch):
+    auth = admin_client(stack, monkeypatch)
+    old, new = ("cache-rotated", "first-password-0123"), ("cache-rotated", "second-password-0123")
+    auth.create_user(*old)
+    assert answer(stack, old) == answer(stack, old) == 200  # verified, then remembered
+    auth.update_user_password(*new)
+    assert answer(stack, old) == 401
+    assert answer(stack, new) == answer(stack, new) == 200
+    # Changed elsewhere (another worker, another replica): this worker never saw the change.
+    another_server_store(stack).update_user(old[0], password=old[1])
+    assert answer(stack, new) == 401
+    assert answer(stack, old) == 200
+
+
+def test_a_deleted_or_unknown_user_is_refused(stack, monkeypatch):
+    auth = admin_client(stack, monkeypatch)
+    for user, delete in (
+        (("cache-deleted", "deleted-password-0123"), auth.delete_user),
+        (("cache-deleted-elsewhere", "deleted-password-0123"), another_server_store(stack).delete_user),
+    ):
+        auth.create_user(*user)
+        assert answer(stack, user) == answer(stack, user) == 200
+        delete(user[0])
+        assert answer(stack, user) == 401, user
+    assert answer(stack, ("cache-never-created", "unknown-password-0123")) == 401
+
+
+def test_a_wrong_password_for_a_remembered_user_is_refused(stack):
+    assert answer(stack, WRITER) == answer(stack, WRITER) == 200
+    for wrong in ("", WRITER[1][:-1], WRITER[1] + "x", WRITER[1].upper(), READER[1]):
+        assert answer(stack, (WRITER[0], wrong)) == 401, wrong
+    assert answer(stack, (READER[0], WRITER[1])) == 401  # another user's password
+    assert answer(stack, WRITER) == 200  # a refusal forgets nothing that was right
+
+
+def test_the_container_imports_the_authorization_function_tested_here(stack):
+    """The auth config names a function of basic_auth_cache.py; compose's PYTHONPATH is the folder
+    where the Dockerfile copies that file, as this test's server had infra/tracking on its path."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(stack.env["MLFLOW_AUTH_CONFIG_PATH"])
+    module, function = config["mlflow"]["authorization_function"].split(":")
+    tracking = stack.project / "infra" / "tracking"
+    spec = importlib.util.spec_from_file_location(module, tracking / f"{module}.py")
+    assert spec is not None and spec.loader is not None, f"no {module}.py in infra/tracking"
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    assert callable(getattr(loaded, function))
+    folder = yaml.safe_load((tracking / "compose.yaml").read_text())["services"]["mlflow"]["environment"]["PYTHONPATH"]
+    assert f"COPY {module}.py {folder}/{module}.py" in (tracking / "Dockerfile").read_text()

@@ -32,6 +32,9 @@ from pathlib import Path
 DEFAULT_PERMISSION = "READ"
 WRITER_PERMISSION = "EDIT"
 MIN_PASSWORD = 12  # MLflow refuses shorter passwords
+# MLflow's own basic-auth check, with the credentials it verified remembered (basic_auth_cache.py:
+# MLflow hashes the password on every request otherwise). compose puts that module on the PYTHONPATH.
+AUTHORIZATION_FUNCTION = "basic_auth_cache:authenticate_request_basic_auth_cached"
 
 
 class SetupError(Exception):
@@ -66,7 +69,7 @@ def write_auth_config(path: Path) -> None:
         "[mlflow]\n"
         f"default_permission = {DEFAULT_PERMISSION}\n"
         f"database_uri = {database}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"authorization_function = {AUTHORIZATION_FUNCTION}\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
