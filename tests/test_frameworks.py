@@ -112,7 +112,8 @@ def only_the_frameworks_own_modules_were_baked(project: Path, framework: str) ->
     own = set(framework_modules()[framework])
     for module in {module for modules in framework_modules().values() for module in modules}:
         baked_module = project / "src" / PACKAGE / framework_module(module).relative_to(SOURCE)
-        assert baked_module.is_file() == (module in own), f"{baked_module}: baked for {framework}?"
+        kept = module in own
+        assert baked_module.is_file() == kept, f"{baked_module}: {'missing' if kept else 'left'} in a {framework} bake"
 
 
 def loss_curves_agree_in_mlflow_and_tensorboard_and_decrease(project: Path, first: str, tmp_path: Path) -> None:
