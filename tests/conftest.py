@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,29 +98,49 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(project: Path, *args: str, check: bool = True, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python that runs a bake's code and the environment it runs in. By default the template's shared venv,
+    the bake's src/ first on PYTHONPATH (project_env); test_user_install passes the bake's own .venv and a user's
+    environment, to check a project installed as users install it with the same code as the shared venv's tests."""
+
+    executable: str = sys.executable
+    env: dict[str, str] | None = None  # None: project_env(project)
+
+    def environment(self, project: Path, **extra: str) -> dict[str, str]:
+        return project_env(project, **extra) if self.env is None else {**self.env, **extra}
+
+
+SHARED = Interpreter()
+
+
+def run(
+    project: Path, *args: str, check: bool = True, timeout: float = 900, python: Interpreter = SHARED, **env: str
+) -> subprocess.CompletedProcess:
     """`python <args>` inside the baked project, with its package importable."""
     result = subprocess.run(
-        [sys.executable, *args],
+        [python.executable, *args],
         cwd=project,
-        env=project_env(project, **env),
+        env=python.environment(project, **env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"`python {' '.join(args)}` in {project} exited {result.returncode}\n"
+            f"`{python.executable} {' '.join(args)}` in {project} exited {result.returncode}\n"
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-6000:]}"
         )
     return result
 
 
-def cli(project: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    return run(project, "-m", PACKAGE, *args, check=check, **env)
+def cli(
+    project: Path, *args: str, check: bool = True, python: Interpreter = SHARED, **env: str
+) -> subprocess.CompletedProcess:
+    return run(project, "-m", PACKAGE, *args, check=check, python=python, **env)
 
 
-def held_out_rows(project: Path, run_id: str, folder: Path) -> Path:
+def held_out_rows(project: Path, run_id: str, folder: Path, python: Interpreter = SHARED) -> Path:
     """A run's test rows as its later stages get them (re-derived from the data file and checked against
     the digest the run logged: the run holds no rows), written to Parquet for a test to read."""
     path = folder / f"held-out-{run_id}.parquet"
@@ -129,7 +150,7 @@ def held_out_rows(project: Path, run_id: str, folder: Path) -> Path:
         f"rows = data.held_out(settings, client.get_run({run_id!r}).data.params, {run_id!r}); "
         f"rows.to_parquet({str(path)!r}, index=False)"
     )
-    run(project, "-c", code)
+    run(project, "-c", code, python=python)
     return path
 
 

@@ -1,8 +1,9 @@
 """The explain stage on real runs: its artifacts in the user's column names, and the importance gate.
 
 The default project's pipeline (conftest's `project_with_model`) is explained with shap's TreeExplainer;
-the networks' whole-chain runs in test_frameworks.py check their (model-agnostic) explanations with
-`explained_run` below. The numbers are checked against the exported model itself, not only for shape.
+the whole-chain checks of test_frameworks.py (run there and, for the binary chains, in test_user_install.py)
+check the networks' and the EBM's (model-agnostic) explanations with `explained_run` below. The numbers are
+checked against the exported model itself, not only for shape.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""One list of frameworks; PyTorch and Keras 3 (torch and TensorFlow backends) projects through the whole chain
-to ONNX, like sklearn's."""
+"""One list of frameworks; PyTorch, Keras 3 (torch and TensorFlow backends) and EBM projects through the whole
+chain to ONNX on a table as users' tables come (make_awkward), checked by the_whole_chain_holds.
+
+The binary chains run in each bake's own venv, installed as a user installs it (test_user_install.py); the
+regression and multiclass chains run here, in the template's shared venv."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import ast
 import json
 import re
 import shutil
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -21,13 +23,15 @@ from mlflow.tracking import MlflowClient
 from conftest import (
     FRAMEWORKS,
     PACKAGE,
+    SHARED,
     SLUG,
+    SOURCE,
     TEMPLATE,
+    Interpreter,
     cli,
     framework_module,
     framework_modules,
     held_out_rows,
-    project_env,
     run,
 )
 from processes import free_port, start, stop, wait_for_http
@@ -71,40 +75,64 @@ def run_id(project) -> str:
     return json.loads((project / "outputs" / "run.json").read_text())["run_id"]
 
 
-@pytest.mark.parametrize(
-    ("framework", "task"),
-    [
-        ("pytorch", "binary"),
-        ("keras", "binary"),
-        ("tensorflow", "binary"),
-        ("pytorch", "regression"),
-        ("ebm", "binary"),
-        ("keras", "multiclass"),
-    ],
-)
+@pytest.mark.parametrize(("framework", "task"), [("pytorch", "regression"), ("keras", "multiclass")])
 def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
+    """The other tasks' chains, in the shared venv. Every framework's binary chain but sklearn's runs in its
+    bake's own venv, on the same awkward table and with the same checks: test_user_install.py."""
     project = shutil.copytree(baked(framework=framework, task=task), tmp_path / SLUG)
-    others = {module for modules in framework_modules().values() for module in modules} - set(
-        framework_modules()[framework]
-    )
-    assert not any((project / "src" / PACKAGE / "frameworks" / f"{name}.py").exists() for name in others)
     make_awkward(project, task)
     cli(project, "pipeline")
+    the_whole_chain_holds(project, framework, task, tmp_path)
 
+
+def the_whole_chain_holds(
+    project: Path, framework: str, task: str, tmp_path: Path, python: Interpreter = SHARED
+) -> None:
+    """What one `pipeline` run on make_awkward's table must show. `python` runs the project's own code here (the
+    held-out rows, the native model, the server, the retraining): the shared venv's, or the bake's own .venv
+    (test_user_install.py)."""
+    only_the_frameworks_own_modules_were_baked(project, framework)
     first = run_id(project)
     metrics = store(project).get_run(first).data.metrics
-    if framework in NETWORKS:  # the networks' training curves, in MLflow and in TensorBoard's event files
-        assert "epoch.train_loss" in metrics and "epoch.best" in metrics
-        curves = tensorboard_losses(store(project), first, tmp_path / "tensorboard")
-        for run_name, metric in (("loss_train", "epoch.train_loss"), ("loss_valid", "epoch.valid_loss")):
-            steps, losses = zip(*curves[run_name], strict=True)
-            history = store(project).get_metric_history(first, metric)
-            assert list(steps) == list(range(len(history))) and len(steps) >= 2, f"{run_name}: epochs {steps}"
-            assert list(losses) == pytest.approx([m.value for m in history], rel=1e-5), run_name
-        train_loss = [loss for _, loss in curves["loss_train"]]
-        valid_loss = [loss for _, loss in curves["loss_valid"]]
-        assert train_loss[-1] < train_loss[0] and min(valid_loss) < valid_loss[0], curves
-    # Explained over the user's own (awkward) column names, the categories masked as whole columns.
+    if framework in NETWORKS:
+        loss_curves_agree_in_mlflow_and_tensorboard_and_decrease(project, first, tmp_path)
+    explained_by_the_users_column_names(project, first, framework, tmp_path)
+    test_rows = held_out_rows(project, first, tmp_path, python)
+    schema, output = onnx_matches_the_native_model(project, test_rows, task, python)
+    assert metrics["export.parity_max_abs_diff"] <= 1e-4  # what the export stage measured itself
+    if framework == "ebm":
+        served_as_onnxruntime(project, pd.read_parquet(test_rows), schema, output, tmp_path, python)
+        explained_by_the_users_columns(project, test_rows, schema, python)
+    if task == "binary":
+        the_same_seed_gives_the_same_numbers(project, first, metrics, python)
+
+
+def only_the_frameworks_own_modules_were_baked(project: Path, framework: str) -> None:
+    """The hook kept this framework's modules (frameworks.MODULES) and deleted every other framework's."""
+    own = set(framework_modules()[framework])
+    for module in {module for modules in framework_modules().values() for module in modules}:
+        baked_module = project / "src" / PACKAGE / framework_module(module).relative_to(SOURCE)
+        kept = module in own
+        assert baked_module.is_file() == kept, f"{baked_module}: {'missing' if kept else 'left'} in a {framework} bake"
+
+
+def loss_curves_agree_in_mlflow_and_tensorboard_and_decrease(project: Path, first: str, tmp_path: Path) -> None:
+    """The networks' training curves, in MLflow and in TensorBoard's event files: the same epochs and losses."""
+    metrics = store(project).get_run(first).data.metrics
+    assert "epoch.train_loss" in metrics and "epoch.best" in metrics
+    curves = tensorboard_losses(store(project), first, tmp_path / "tensorboard")
+    for run_name, metric in (("loss_train", "epoch.train_loss"), ("loss_valid", "epoch.valid_loss")):
+        steps, losses = zip(*curves[run_name], strict=True)
+        history = store(project).get_metric_history(first, metric)
+        assert list(steps) == list(range(len(history))) and len(steps) >= 2, f"{run_name}: epochs {steps}"
+        assert list(losses) == pytest.approx([m.value for m in history], rel=1e-5), run_name
+    train_loss = [loss for _, loss in curves["loss_train"]]
+    valid_loss = [loss for _, loss in curves["loss_valid"]]
+    assert train_loss[-1] < train_loss[0] and min(valid_loss) < valid_loss[0], curves
+
+
+def explained_by_the_users_column_names(project: Path, first: str, framework: str, tmp_path: Path) -> None:
+    """Explained over the user's own (awkward) column names, the categories masked as whole columns."""
     importance, _ = explained_run(store(project), first, tmp_path / "explained")
     assert importance["method"].startswith("permutation SHAP") and "income/month" in importance["features"]
     own = tmp_path / "explained" / "explain" / "model_importance.json"
@@ -112,10 +140,12 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
     if framework == "ebm":
         assert json.loads(own.read_text())["features"].keys() == importance["features"].keys()
 
-    # The exported file takes the raw columns, by the input names its schema maps them to, and
-    # matches the native model on held-out rows (missing values included).
+
+def onnx_matches_the_native_model(project: Path, test_rows: Path, task: str, python: Interpreter) -> tuple[dict, list]:
+    """The exported file takes the raw columns, by the input names its schema maps them to, and matches the
+    native model (run by `python`) on the held-out rows, missing values included. Returns the file's schema and
+    onnxruntime's outputs."""
     session = ort.InferenceSession(str(project / "outputs" / "model.onnx"))
-    test_rows = held_out_rows(project, first, tmp_path)
     rows = pd.read_parquet(test_rows)
     schema = json.loads(session.get_modelmeta().custom_metadata_map["mlops.schema"])
     assert {f["name"]: f["input"] for f in schema["features"]}["loan amount"] == "loan_amount"
@@ -130,23 +160,23 @@ def test_framework_runs_the_whole_chain(tmp_path, baked, framework, task):
         for f in schema["features"]
     }
     output = session.run(None, feeds)
-    native = run(project, "-c", NATIVE, test_rows).stdout
+    native = run(project, "-c", NATIVE, str(test_rows), python=python).stdout
     expected = np.asarray(json.loads(native))
     exported = output[1] if task != "regression" else output[0].reshape(-1)
     assert np.max(np.abs(exported - expected)) <= 1e-4
-    assert metrics["export.parity_max_abs_diff"] <= 1e-4
-    if framework == "ebm":
-        served_as_onnxruntime(project, rows, schema, output, tmp_path)
-        explained_by_the_users_columns(project, test_rows, schema)
+    return schema, output
 
-    if task == "binary":  # the same seed again: the same numbers, to the last digit
-        cli(project, "train")
-        cli(project, "evaluate")
-        again = store(project).get_run(run_id(project)).data.metrics
-        assert run_id(project) != first
-        assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == {
-            k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))
-        }
+
+def the_same_seed_gives_the_same_numbers(project: Path, first: str, metrics: dict, python: Interpreter) -> None:
+    """`train` and `evaluate` again with the same seed: a new run, the same test and fairness metrics to the last
+    digit."""
+    cli(project, "train", python=python)
+    cli(project, "evaluate", python=python)
+    again = store(project).get_run(run_id(project)).data.metrics
+    assert run_id(project) != first
+    assert {k: v for k, v in again.items() if k.startswith(("test.", "fairness."))} == {
+        k: v for k, v in metrics.items() if k.startswith(("test.", "fairness."))
+    }
 
 
 # The frameworks that train a network epoch by epoch and write TensorBoard event files.
@@ -172,14 +202,16 @@ def tensorboard_losses(client: MlflowClient, run: str, folder) -> dict[str, list
     return curves
 
 
-def served_as_onnxruntime(project, rows: pd.DataFrame, schema: dict, direct: list, tmp_path) -> None:
-    """The project's real server on the exported file answers the held-out rows, sent by the table's
-    own column names with nulls for the missing values, exactly as onnxruntime did in-process."""
+def served_as_onnxruntime(
+    project: Path, rows: pd.DataFrame, schema: dict, direct: list, tmp_path: Path, python: Interpreter
+) -> None:
+    """The project's real server (run by `python`) on the exported file answers the held-out rows, sent by the
+    table's own column names with nulls for the missing values, exactly as onnxruntime did in-process."""
     records = json.loads(rows[[f["name"] for f in schema["features"]]].to_json(orient="records"))
     assert any(record["Purpose"] is None for record in records)
     port, log = free_port(), tmp_path / "server.log"
-    command = [sys.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
-    process = start([*command, "--port", str(port)], log, env=project_env(project), cwd=project)
+    command = [python.executable, "-m", f"{PACKAGE}.serving", "--model", str(project / "outputs" / "model.onnx")]
+    process = start([*command, "--port", str(port)], log, env=python.environment(project), cwd=project)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=60, process=process, log=log)
         request = urllib.request.Request(
@@ -195,9 +227,10 @@ def served_as_onnxruntime(project, rows: pd.DataFrame, schema: dict, direct: lis
     np.testing.assert_allclose(answer["probabilities"], direct[1], atol=1e-6)
 
 
-def explained_by_the_users_columns(project, test_rows: str, schema: dict) -> None:
-    """The EBM's own global explanation: one share per column of the user's table, pairs included."""
-    shares = json.loads(run(project, "-c", IMPORTANCE, test_rows).stdout)
+def explained_by_the_users_columns(project: Path, test_rows: Path, schema: dict, python: Interpreter) -> None:
+    """The EBM's own global explanation (computed by `python`): one share per column of the user's table, pairs
+    included."""
+    shares = json.loads(run(project, "-c", IMPORTANCE, str(test_rows), python=python).stdout)
     columns = [f["name"] for f in schema["features"]]
     assert list(shares["folded"]) == columns  # "loan amount", "income/month", ...: the table's names
     assert abs(sum(shares["folded"].values()) - 1) < 1e-9 and min(shares["folded"].values()) > 0

@@ -1,5 +1,8 @@
 """Every lock installed as a user installs it: a fresh bake, `make setup` (its own .venv from its own
-requirements.lock), `make pipeline`, then the test steps of the bake's own CI job, in that venv.
+requirements.lock), the test steps of the bake's own CI job, then `make pipeline`, in that venv. For every
+framework but sklearn the pipeline runs on a table as users' tables come (test_frameworks.make_awkward), and
+test_frameworks.the_whole_chain_holds checks what it made, with this venv's python running the project's code:
+the binary whole chain, run once per framework, here.
 
 The rest of the template's tests run bakes with the template's shared venv, which holds every framework's
 packages at once; this is where a package missing from one framework's lock shows (a `framework=tensorflow`
@@ -26,14 +29,15 @@ import yaml
 from packaging.utils import canonicalize_name
 
 import wheelhouse
-from conftest import FRAMEWORKS, SLUG, TEMPLATE, bake
+from conftest import FRAMEWORKS, SLUG, TEMPLATE, Interpreter, bake
+from test_frameworks import make_awkward, the_whole_chain_holds
 from test_lock_imports import locked
 
 # Every framework on the default task, and reinforcement learning (its own lock, RLlib).
 INSTALLS = [{"framework": framework} for framework in FRAMEWORKS] + [{"task": "reinforcement", "framework": "pytorch"}]
 # The bakes whose system tier (`make test-system`: whole pipelines, the real server) runs here too, as it
 # did in the shared venv before; every bake runs `make test` (its quick tier, its coverage floor), and
-# Keras on torch and the EBM go through the whole chain in test_frameworks.py.
+# Keras on torch and the EBM go through the whole chain below (WHOLE_CHAIN).
 SYSTEM_TIER = {"sklearn", "pytorch", "tensorflow"}
 # The one bake whose whole system tier runs. The others leave out the system tests below, whose verdict never
 # depends on the framework: they serve a model the framework did not make, or train one only to have a run
@@ -44,6 +48,14 @@ SYSTEM_TIER = {"sklearn", "pytorch", "tensorflow"}
 # parity, loading its logged files safely, the store moving), and in test_failures.py and
 # test_import_model.py the tests whose outcome the framework decides.
 WHOLE_SYSTEM_TIER = "sklearn"
+# The frameworks whose `make pipeline` runs on make_awkward's table (names with spaces, slashes and dots, missing
+# values), then faces test_frameworks.py's whole-chain checks: TensorBoard's curves, the explanation by the user's
+# columns, ONNX against the native model on held-out rows, the EBM's server and own explanation, the same metrics
+# from a second training. sklearn's runs on the table and config.yaml as baked, the README's first run exactly:
+# its chain on a user's awkward table is test_own_data.py's, its parity and explanation its own system tier's, and
+# the checks above made for networks (TensorBoard, permutation SHAP) do not apply to its trees.
+WHOLE_CHAIN = set(FRAMEWORKS) - {"sklearn"}
+TASK = "binary"  # cookiecutter.json's default task: INSTALLS' frameworks are baked with it
 TABULAR_TESTS = "tests/tabular"  # FRAMEWORK_FREE's tests are there, in the bake
 FRAMEWORK_FREE = {
     "test_serving.py": "serves contract_model.py's model (scikit-learn, built without the framework)",
@@ -81,10 +93,25 @@ def user_env(wheels: Path) -> dict[str, str]:
     return {**env, **wheelhouse.install_env(wheels)}
 
 
+class Clock:
+    """Wall seconds since it was made, and the CPU seconds of the child processes waited for meanwhile (wall time
+    alone moves with the machine's load, CPU seconds far less)."""
+
+    def __init__(self) -> None:
+        self.started, self.before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def wall(self) -> float:
+        return time.monotonic() - self.started
+
+    def spent(self) -> str:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (self.before.ru_utime + self.before.ru_stime)
+        return f"{self.wall():.0f} s ({cpu:.0f} CPU-s)"
+
+
 def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, str]:
-    """Run `command` in `project`; return its result and what it spent: wall seconds, and the CPU seconds of
-    the processes it waited for (wall time alone moves with the machine's load, CPU seconds far less)."""
-    started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run `command` in `project`; return its result and what it spent (Clock)."""
+    clock = Clock()
     result = subprocess.run(
         ["bash", "-eo", "pipefail", "-c", command],
         cwd=project,
@@ -93,13 +120,11 @@ def sh(command: str, project: Path, env: dict[str, str], timeout: float) -> tupl
         text=True,
         timeout=timeout,
     )
-    elapsed, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, (
-        f"`{command}` in {project} exited {result.returncode} after {elapsed:.0f} s\n"
+        f"`{command}` in {project} exited {result.returncode} after {clock.wall():.0f} s\n"
         f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
     )
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return result, f"{elapsed:.0f} s ({cpu:.0f} CPU-s)"
+    return result, clock.spent()
 
 
 def ci_test_steps(project: Path) -> tuple[dict[str, str], list[str]]:
@@ -134,10 +159,10 @@ def test_a_fresh_bake_installs_runs_and_passes_its_ci_tests_in_its_own_venv(tmp_
     ).stdout.split()
     assert {canonicalize_name(name) for name in listed} == locked(project) | {canonicalize_name(SLUG)}
 
-    result, times["make pipeline"] = sh("make pipeline", project, env, timeout=1200)
-    assert "pipeline done" in result.stderr
-
+    # CI's test steps on the project as baked, as CI runs them on a fresh checkout (the bake's tests copy its
+    # config.yaml and data/ into their own workspaces: they need the bundled ones, and leave them as they were).
     # CI's `python` is the interpreter the project was installed into: here, .venv's.
+    baked_inputs = pipeline_inputs(project)
     ci_env, steps = ci_test_steps(project)
     assert steps, "the bake's ci.yml runs no test step"
     if options.get("task") == "reinforcement" or options["framework"] not in SYSTEM_TIER:
@@ -150,7 +175,25 @@ def test_a_fresh_bake_installs_runs_and_passes_its_ci_tests_in_its_own_venv(tmp_
         result, times[f"CI test step {number + 1}"] = sh(step, project, this_env, timeout=1800)
         summary = result.stdout.strip().splitlines()[-1]
         assert re.search(r"\d+ passed", summary) and " failed" not in summary and " error" not in summary, summary
+    assert pipeline_inputs(project) == baked_inputs, "the bake's tests changed its config.yaml or data/"
+
+    # The user's pipeline, on their own kind of table where WHOLE_CHAIN says, then the whole chain checked.
+    whole_chain = "task" not in options and options["framework"] in WHOLE_CHAIN
+    if whole_chain:
+        make_awkward(project, TASK)
+    result, times["make pipeline"] = sh("make pipeline", project, env, timeout=1200)
+    assert "pipeline done" in result.stderr
+    if whole_chain:
+        clock = Clock()
+        the_whole_chain_holds(project, options["framework"], TASK, tmp_path, Interpreter(str(venv_python), env))
+        times["whole-chain checks"] = clock.spent()
     print(f"{options}: " + ", ".join(f"{name} {spent}" for name, spent in times.items()))
+
+
+def pipeline_inputs(project: Path) -> dict[str, bytes]:
+    """The bytes of what a pipeline reads: config.yaml and every file under data/ (absent for reinforcement)."""
+    files = [project / "config.yaml", *sorted(path for path in (project / "data").rglob("*") if path.is_file())]
+    return {str(path.relative_to(project)): path.read_bytes() for path in files}
 
 
 def framework_free_left_out(project: Path) -> str:
