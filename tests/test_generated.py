@@ -48,6 +48,19 @@ def test_ci_runs_the_makefiles_test_tiers(baked):
     assert ci_test_steps(baked()) == ["make test PYTHON=python", "make test-system PYTHON=python"]
 
 
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_each_tasks_quick_tier_meets_its_floor_as_ci_runs_it(tmp_path, baked, task):
+    """CI's `make test` on a fresh bake of the tasks test_user_install.py does not install (they share the binary
+    task's lock): it passes, coverage included, with the floor pyproject.toml sets for the task."""
+    project = shutil.copytree(baked(task=task), tmp_path / SLUG)
+    result = shell(project, ci_test_steps(project)[0], PYTEST_ADDOPTS="-p no:cacheprovider")
+    assert result.returncode == 0, result.stdout[-4000:]
+    reached = re.search(r"Required test coverage of ([\d.]+)% reached\. Total coverage: ([\d.]+)%", result.stdout)
+    assert reached, result.stdout[-4000:]
+    floor = re.search(r"(?m)^fail_under = (.*)$", (project / "pyproject.toml").read_text())[1]
+    assert float(reached[1]) == float(floor) and float(reached[2]) >= float(floor)
+
+
 def set_floor(project: Path, floor: float) -> None:
     path = project / "pyproject.toml"
     text, found = re.subn(r"(?m)^fail_under = .*$", f"fail_under = {floor:.2f}", path.read_text())

@@ -92,6 +92,7 @@ HEAVY_FIRST = (
     "podman",
     "mypy",
     "test_frameworks.py::test_framework_runs_the_whole_chain",
+    "test_generated.py::test_each_tasks_quick_tier_meets_its_floor_as_ci_runs_it",
     "test_tracking_auth.py",
     "test_request_log.py",
     "test_serialisation.py-tensorflow",
