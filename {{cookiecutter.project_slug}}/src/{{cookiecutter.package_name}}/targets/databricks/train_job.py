@@ -1,8 +1,9 @@
-"""The training job: validate -> train -> evaluate -> explain, a wheel task per stage, as `_train.yml` runs them.
+"""The training job: the family's stages before gate (job_stages; tabular: validate -> train -> evaluate ->
+explain), a wheel task per stage, as `_train.yml` runs them.
 
 Each task is the project's own CLI from its wheel (entry point `{{ cookiecutter.project_slug }}-databricks-task`,
 job.py). `train` starts the MLflow run in this workspace's tracking and hands its id on
-twice: as the task value `run_id`, which `evaluate` and `explain` attach to, and as a `run_id=<id>` line in its
+twice: as the task value `run_id`, which the stages after it attach to, and as a `run_id=<id>` line in its
 output, which `databricks bundle run --output json` returns to the GitHub workflow for gate and export.
 """
 
